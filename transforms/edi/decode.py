@@ -1,0 +1,67 @@
+"""Turn bytes (whole or in chunks) into text chunks: UTF-8 (BOM or not), else latin-1.
+
+Partners write EDI in ASCII, UTF-8 (with or without a BOM) or a Windows code page. Decoding
+before tokenizing is what makes multi-byte terminators (`…` is 3 bytes, `Ö` 2) single
+characters, so the ISA's fixed character positions hold. UTF-8 is tried first; from the first
+chunk that is not valid UTF-8 on, the rest of the file is read as latin-1, which maps every byte
+to one character and so never fails (the tokenizer then sees each byte as written).
+
+Example:
+    >>> list(decode_chunks([b"\\xef\\xbb\\xbfISA", b"*\\xc3", b"\\x96"]))
+    ['ISA', '*', '\u00d6']
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+__all__ = ["CHUNK_SIZE", "decode_chunks", "read_chunks"]
+
+# 1 MiB: large enough that per-chunk overhead vanishes next to str.split, small enough that two
+# chunks (the buffer plus the next read) keep memory flat for any file size.
+CHUNK_SIZE = 1 << 20
+_BOM = codecs.BOM_UTF8
+
+
+def read_chunks(fileobj: BinaryIO, *, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Yield `chunk_size` byte blocks from a binary file object until it is exhausted."""
+    while True:
+        block = fileobj.read(chunk_size)
+        if not block:
+            return
+        yield block
+
+
+def decode_chunks(blocks: Iterable[bytes]) -> Iterator[str]:
+    """Decode byte blocks to text: a leading BOM is dropped, UTF-8 first, latin-1 fallback."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    fallback = False
+    first = True
+    for block in blocks:
+        if first and block:
+            first = False
+            if block.startswith(_BOM):
+                block = block[len(_BOM) :]
+            elif len(block) < len(_BOM) and _BOM.startswith(block):
+                # a BOM split over tiny blocks: keep it for the decoder, which yields \ufeff
+                pass
+        if fallback:
+            yield block.decode("latin-1")
+            continue
+        pending, _ = decoder.getstate()
+        try:
+            text = decoder.decode(block)
+        except UnicodeDecodeError:
+            fallback = True
+            text = (pending + block).decode("latin-1")
+        if text:
+            yield text.lstrip("\ufeff") if text.startswith("\ufeff") else text
+    if not fallback:
+        try:
+            tail = decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            tail = decoder.getstate()[0].decode("latin-1")
+        if tail:
+            yield tail

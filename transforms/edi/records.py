@@ -1,0 +1,52 @@
+"""The parse-edi record and error dicts (DESIGN.md §3) and the helpers that build them.
+
+Every record dict has the same keys (`RECORD_FIELDS`), the ones that do not apply set to None,
+so JSON Lines output and Arrow conversion see one schema. Mappings start from one `base` dict
+per transaction (file, standard, set, control, header location / dates) and copy it per record:
+copying a small dict is cheaper than building one key by key, and that is the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from transforms.edi.errors import Problem
+
+__all__ = ["ERROR_FIELDS", "RECORD_FIELDS", "RECORD_KINDS", "base_record", "error_dict"]
+
+RECORD_KINDS = ("position", "in_transit", "movement")
+RECORD_FIELDS = (
+    "kind", "file", "standard", "set", "control", "segment",
+    "item_id", "item_id_qualifier", "item_ids", "qty", "uom", "qty_type",
+    "location", "from_location", "to_location", "shipment_id", "event_type", "reference",
+    "as_of", "occurred_at", "shipped_at", "expected_at",
+)
+ERROR_FIELDS = ("kind", "file", "code", "message", "control", "segment")
+
+_EMPTY = dict.fromkeys(RECORD_FIELDS)
+
+
+def base_record(
+    kind: str, *, file: str, standard: str, set_id: str, control: Mapping[str, str | None]
+) -> dict:
+    """Return a record dict with the per-transaction fields set and every other field None."""
+    rec = _EMPTY.copy()
+    rec["kind"] = kind
+    rec["file"] = file
+    rec["standard"] = standard
+    rec["set"] = set_id
+    rec["control"] = dict(control)
+    return rec
+
+
+def error_dict(problem: Problem, *, file: str, control: Mapping[str, str | None] | None) -> dict:
+    """Turn a `Problem` into the parse-edi error dict."""
+    return {
+        "kind": "error",
+        "file": file,
+        "code": problem.code,
+        "message": problem.message,
+        "control": dict(control) if control else {"interchange": None, "group": None,
+                                                   "transaction": None},
+        "segment": problem.segment,
+    }
