@@ -1,0 +1,387 @@
+"""Canonical identifiers, locations, units and timestamps, as columnar polars kernels.
+
+Every source speaks its own ids: ERP material numbers, UPC-12 in one feed and GTIN-14 in
+another, case GTINs, store item numbers, per-system location codes. This module maps them all to
+the canonical (sku, location, eaches) of DESIGN.md §5 through the crosswalks, and sends each row it
+cannot map to quarantine with a reason code instead of guessing.
+
+The functions here are pure (DataFrame in, DataFrame out) so Beam DoFns call them on one
+`pyarrow.Table` batch at a time and tests call them directly.
+
+Example:
+    >>> gtin14_or_none("036000291452")
+    '00036000291452'
+    >>> gtin14_or_none("036000291453") is None   # bad check digit
+    True
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections.abc import Iterable
+
+import fsspec
+import polars as pl
+
+__all__ = [
+    "ID_TYPES",
+    "UOM_EACH",
+    "Crosswalks",
+    "CrosswalkError",
+    "apply_uom",
+    "gtin14_or_none",
+    "load_crosswalks",
+    "load_items",
+    "map_locations",
+    "map_skus",
+    "normalize_gtin_expr",
+    "parse_timestamps",
+    "quarantine_rows",
+]
+
+ID_TYPES = ("gtin", "erp_material", "vendor_part", "buyer_part", "store_item", "marketplace_sku", "sku")
+
+# Unit codes that mean "one of the identified item". PC/PCE/UN/C62 are the X12 / EDIFACT / UN-ECE
+# spellings partners really send for a piece.
+UOM_EACH = frozenset({"EA", "EACH", "PC", "PCE", "UN", "UNIT", "C62", "EU", "EN", "PCS", ""})
+# Case-like units: their size is the SKU's case pack from the crosswalk (the largest units_per_id
+# of its ids), unless the id itself already names the case (units_per_id > 1).
+UOM_CASE = frozenset({"CA", "CS", "CT", "CTN", "PK", "PKG", "BX", "CASE", "PACK"})
+UOM_FIXED = {"DZ": 12, "DZN": 12, "GR": 144, "GRO": 144, "PR": 2, "PAI": 2}
+
+# GTIN check digit weights for the 13 data digits of a GTIN-14, left to right.
+_GTIN_WEIGHTS = [3 if i % 2 == 0 else 1 for i in range(13)]
+
+
+class CrosswalkError(ValueError):
+    """A crosswalk that cannot be trusted: names the file and the conflicting lines."""
+
+
+def gtin14_or_none(value: str) -> str | None:
+    """Normalize a GTIN-8/12/13/14 to GTIN-14, or None when it is not a valid GTIN."""
+    v = value.strip()
+    if len(v) not in (8, 12, 13, 14) or not v.isdigit():
+        return None
+    v = v.zfill(14)
+    total = sum(int(d) * w for d, w in zip(v[:13], _GTIN_WEIGHTS))
+    return v if (10 - total % 10) % 10 == int(v[13]) else None
+
+
+def normalize_gtin_expr(col: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Vectorized GTIN normalization: (gtin14 or null, is_valid) expressions over `col`."""
+    s = col.cast(pl.String).str.strip_chars()
+    shape_ok = s.str.contains(r"^(\d{8}|\d{12}|\d{13}|\d{14})$").fill_null(False)
+    padded = s.str.zfill(14)
+    total = pl.sum_horizontal(
+        [padded.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(_GTIN_WEIGHTS)]
+    )
+    check = padded.str.slice(13, 1).cast(pl.Int32, strict=False)
+    valid = shape_ok & (((10 - total % 10) % 10) == check).fill_null(False)
+    return pl.when(valid).then(padded).otherwise(None), valid
+
+
+@dataclasses.dataclass(frozen=True)
+class Crosswalks:
+    """The id and location crosswalks, loaded and validated once.
+
+    Attributes:
+      sku: id_type, id_value (normalized), sku, units_per_id.
+      packs: sku, case_pack (largest units_per_id among the sku's ids).
+      location: system, source_location, location, location_type.
+    """
+
+    sku: pl.DataFrame
+    packs: pl.DataFrame
+    location: pl.DataFrame
+
+    def location_types(self) -> pl.DataFrame:
+        return self.location.select("location", "location_type").unique("location", keep="first")
+
+
+def _read_csv_rows(uri: str, required: Iterable[str]) -> list[tuple[int, dict[str, str]]]:
+    try:
+        with fsspec.open(uri, "rt", encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise CrosswalkError(f"{uri}: file not found") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
+    if missing:
+        raise CrosswalkError(f"{uri}: line 1: missing column(s) {', '.join(missing)}")
+    # DictReader's line_num counts physical lines, so quoted newlines keep numbers honest.
+    return [(reader.line_num, row) for row in reader]
+
+
+def load_crosswalks(sku_uri: str, location_uri: str) -> Crosswalks:
+    """Load both crosswalks, normalizing GTINs and refusing ambiguous rows.
+
+    Raises:
+      CrosswalkError: an id mapped to two SKUs (naming both lines), a bad GTIN, an unknown id
+        type, a non-positive units_per_id, or a location code mapped twice.
+    """
+    rows = _read_csv_rows(sku_uri, ("id_type", "id_value", "sku", "units_per_id"))
+    seen: dict[tuple[str, str], tuple[int, str, int]] = {}
+    out = []
+    for line, row in rows:
+        id_type = (row["id_type"] or "").strip()
+        raw_value = (row["id_value"] or "").strip()
+        sku = (row["sku"] or "").strip()
+        if id_type not in ID_TYPES:
+            raise CrosswalkError(
+                f"{sku_uri}: line {line}: field id_type: unknown id type {id_type!r}; "
+                f"expected one of {', '.join(ID_TYPES)}"
+            )
+        if not raw_value or not sku:
+            raise CrosswalkError(f"{sku_uri}: line {line}: id_value and sku must not be empty")
+        value = raw_value
+        if id_type == "gtin":
+            value = gtin14_or_none(raw_value) or ""
+            if not value:
+                raise CrosswalkError(
+                    f"{sku_uri}: line {line}: field id_value: {raw_value!r} is not a valid GTIN "
+                    "(8, 12, 13 or 14 digits with a correct check digit)"
+                )
+        try:
+            units = int(row["units_per_id"] or 1)
+        except ValueError:
+            raise CrosswalkError(
+                f"{sku_uri}: line {line}: field units_per_id: {row['units_per_id']!r} is not a whole number"
+            ) from None
+        if units <= 0:
+            raise CrosswalkError(f"{sku_uri}: line {line}: field units_per_id must be > 0")
+        key = (id_type, value)
+        if key in seen:
+            first_line, first_sku, first_units = seen[key]
+            if (first_sku, first_units) != (sku, units):
+                raise CrosswalkError(
+                    f"{sku_uri}: {id_type} {raw_value!r} is mapped twice: line {first_line} -> "
+                    f"{first_sku} x{first_units}, line {line} -> {sku} x{units}"
+                )
+            continue
+        seen[key] = (line, sku, units)
+        out.append((id_type, value, sku, units))
+    sku_df = pl.DataFrame(
+        out, schema={"id_type": pl.String, "id_value": pl.String, "sku": pl.String, "units_per_id": pl.Int64},
+        orient="row",
+    )
+    packs = sku_df.group_by("sku").agg(pl.col("units_per_id").max().alias("case_pack"))
+
+    lrows = _read_csv_rows(location_uri, ("system", "source_location", "location", "location_type"))
+    lseen: dict[tuple[str, str], tuple[int, str]] = {}
+    lout = []
+    for line, row in lrows:
+        system = (row["system"] or "").strip()
+        src = (row["source_location"] or "").strip()
+        loc = (row["location"] or "").strip()
+        ltype = (row["location_type"] or "").strip()
+        if not system or not src or not loc:
+            raise CrosswalkError(
+                f"{location_uri}: line {line}: system, source_location and location must not be empty"
+            )
+        key = (system, src)
+        if key in lseen and lseen[key][1] != loc:
+            raise CrosswalkError(
+                f"{location_uri}: {system} location {src!r} is mapped twice: line {lseen[key][0]} -> "
+                f"{lseen[key][1]}, line {line} -> {loc}"
+            )
+        if key not in lseen:
+            lseen[key] = (line, loc)
+            lout.append((system, src, loc, ltype))
+    loc_df = pl.DataFrame(
+        lout,
+        schema={"system": pl.String, "source_location": pl.String, "location": pl.String, "location_type": pl.String},
+        orient="row",
+    )
+    return Crosswalks(sku=sku_df, packs=packs, location=loc_df)
+
+
+def quarantine_rows(df: pl.DataFrame, code: str, reason: pl.Expr | str) -> pl.DataFrame:
+    """Select the quarantine columns (locator, reason_code, reason, raw) of rejected rows."""
+    reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
+    return df.select(
+        pl.col("_file").alias("file"),
+        pl.col("_locator").alias("locator"),
+        pl.lit(code).alias("reason_code"),
+        reason_expr.cast(pl.String).alias("reason"),
+        pl.col("_raw").alias("raw"),
+    )
+
+
+def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Map (id type, id value) to sku and units_per_id.
+
+    Rows whose GTIN fails its check digit are quarantined as `bad_check_digit`, ids that map to
+    nothing as `unmapped_sku`, missing ids as `missing_field`.
+
+    Returns:
+      (mapped rows with `sku` and `units_per_id` added, [quarantine frames]).
+    """
+    rejected = []
+    df = df.with_columns(pl.col(id_col).cast(pl.String).str.strip_chars().alias("_id"))
+    empty = df.filter(pl.col("_id").is_null() | (pl.col("_id") == ""))
+    if empty.height:
+        rejected.append(quarantine_rows(empty, "missing_field", f"field {id_col}: item id is empty"))
+        df = df.filter(pl.col("_id").is_not_null() & (pl.col("_id") != ""))
+    gtin, valid = normalize_gtin_expr(pl.col("_id"))
+    is_gtin = pl.col(type_col) == "gtin"
+    df = df.with_columns(
+        pl.when(is_gtin).then(gtin).otherwise(pl.col("_id")).alias("_id_norm"),
+        (is_gtin & ~valid).alias("_bad_gtin"),
+    )
+    bad = df.filter(pl.col("_bad_gtin"))
+    if bad.height:
+        rejected.append(
+            quarantine_rows(
+                bad, "bad_check_digit",
+                pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(id_col), pl.col("_id")),
+            )
+        )
+        df = df.filter(~pl.col("_bad_gtin"))
+    joined = df.join(
+        crosswalks.sku.rename({"id_type": type_col, "id_value": "_id_norm"}),
+        on=[type_col, "_id_norm"], how="left",
+    )
+    unmapped = joined.filter(pl.col("sku").is_null())
+    if unmapped.height:
+        rejected.append(
+            quarantine_rows(
+                unmapped, "unmapped_sku",
+                pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(id_col), pl.col(type_col), pl.col("_id")),
+            )
+        )
+    mapped = joined.filter(pl.col("sku").is_not_null()).drop("_id", "_id_norm", "_bad_gtin")
+    return mapped, rejected
+
+
+def map_locations(df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_col: str, out: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Map a per-system location code to the canonical location in column `out`.
+
+    Codes not in the crosswalk are quarantined as `unmapped_location`; a null code passes
+    through as null (callers decide whether a location is required).
+    """
+    lookup = crosswalks.location.select(
+        pl.col("system").alias(system_col),
+        pl.col("source_location").alias("_src_loc"),
+        pl.col("location").alias(out),
+    )
+    df = df.with_columns(pl.col(col).cast(pl.String).str.strip_chars().alias("_src_loc"))
+    if out in df.columns:  # also when out == col: the code lives on in _src_loc
+        df = df.drop(out)
+    joined = df.join(lookup, on=[system_col, "_src_loc"], how="left")
+    unmapped = joined.filter(pl.col(out).is_null() & pl.col("_src_loc").is_not_null())
+    rejected = []
+    if unmapped.height:
+        rejected.append(
+            quarantine_rows(
+                unmapped, "unmapped_location",
+                pl.format("field {}: {} location {} is not in the location crosswalk", pl.lit(col), pl.col(system_col), pl.col("_src_loc")),
+            )
+        )
+    kept = joined.filter(pl.col(out).is_not_null() | pl.col("_src_loc").is_null()).drop("_src_loc")
+    return kept, rejected
+
+
+def apply_uom(df: pl.DataFrame, crosswalks: Crosswalks, *, uom_col: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Add `units_per_uom`: eaches in one counted unit, from the unit code and the crosswalk.
+
+    - each codes (EA, PC, PCE ...): one of the identified item, so `units_per_id` eaches (a case
+      GTIN counted in EA counts cases);
+    - case codes (CA, CS, PK ...): the id's own units when it names a case (units_per_id > 1),
+      else the SKU's case pack;
+    - fixed codes: DZ = 12, GR = 144, PR = 2 (times units_per_id).
+    Anything else is quarantined as `unknown_uom`.
+    """
+    df = df.join(crosswalks.packs, on="sku", how="left").with_columns(
+        pl.col(uom_col).cast(pl.String).str.strip_chars().str.to_uppercase().fill_null("").alias("_uom")
+    )
+    fixed = pl.col("_uom").replace_strict(UOM_FIXED, default=None, return_dtype=pl.Int64)
+    factor = (
+        pl.when(pl.col("_uom").is_in(list(UOM_EACH))).then(pl.col("units_per_id"))
+        .when(pl.col("_uom").is_in(list(UOM_CASE))).then(
+            pl.when(pl.col("units_per_id") > 1).then(pl.col("units_per_id")).otherwise(pl.col("case_pack"))
+        )
+        .when(fixed.is_not_null()).then(fixed * pl.col("units_per_id"))
+        .otherwise(None)
+    )
+    df = df.with_columns(factor.alias("units_per_uom"))
+    bad = df.filter(pl.col("units_per_uom").is_null())
+    rejected = []
+    if bad.height:
+        rejected.append(
+            quarantine_rows(bad, "unknown_uom", pl.format("field {}: unit {} is not known", pl.lit(uom_col), pl.col("_uom")))
+        )
+    return df.filter(pl.col("units_per_uom").is_not_null()).drop("_uom", "case_pack"), rejected
+
+
+_OFFSET_RE = r"(Z|[+-]\d\d:?\d\d)$"
+_NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+_OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z")
+
+
+def parse_timestamps(col: pl.Expr, *, timezone: str, dtype: pl.DataType | None = None) -> pl.Expr:
+    """Parse ISO 8601 timestamps to UTC; those without an offset are in `timezone`.
+
+    Already-typed columns are accepted: naive datetimes are taken as local time, aware ones are
+    converted. Unparseable values become null (callers quarantine them).
+    """
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return col.dt.cast_time_unit("us").dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+        return col.dt.cast_time_unit("us").dt.convert_time_zone("UTC")
+    if isinstance(dtype, pl.Date):
+        return col.cast(pl.Datetime("us")).dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+    s = col.cast(pl.String).str.strip_chars()
+    has_offset = s.str.contains(_OFFSET_RE).fill_null(False)
+    with_offset = s.str.replace(r"Z$", "+00:00")
+    aware = pl.coalesce(
+        [with_offset.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _OFFSET_FORMATS]
+    )
+    naive = pl.coalesce([s.str.to_datetime(f, strict=False, time_unit="us") for f in _NAIVE_FORMATS])
+    local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+    return pl.when(has_offset).then(aware).otherwise(local)
+
+
+ITEM_COLUMNS = ("sku", "abc_class", "category", "unit_cost", "currency", "safety_stock")
+
+
+def load_items(uri: str) -> pl.DataFrame:
+    """Load the items master: sku, abc_class, category, unit_cost, currency, safety_stock.
+
+    Only `sku` is required; a missing optional column is null (safety_stock 0).
+
+    Raises:
+      CrosswalkError: no `sku` column, an empty or repeated sku, or a unit_cost / safety_stock
+        that is not a number, naming the file and line.
+    """
+    rows = _read_csv_rows(uri, ("sku",))
+    out: dict[str, list] = {c: [] for c in ITEM_COLUMNS}
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        sku = (row.get("sku") or "").strip()
+        if not sku:
+            raise CrosswalkError(f"{uri}: line {line}: field sku is empty")
+        if sku in seen:
+            raise CrosswalkError(f"{uri}: sku {sku!r} is listed twice: lines {seen[sku]} and {line}")
+        seen[sku] = line
+        cost = (row.get("unit_cost") or "").strip()
+        safety = (row.get("safety_stock") or "").strip()
+        try:
+            cost_v = float(cost) if cost else None
+        except ValueError:
+            raise CrosswalkError(f"{uri}: line {line}: field unit_cost: {cost!r} is not a number") from None
+        try:
+            safety_v = int(safety) if safety else 0
+        except ValueError:
+            raise CrosswalkError(f"{uri}: line {line}: field safety_stock: {safety!r} is not a whole number") from None
+        out["sku"].append(sku)
+        out["abc_class"].append((row.get("abc_class") or "").strip() or None)
+        out["category"].append((row.get("category") or "").strip() or None)
+        out["unit_cost"].append(cost_v)
+        out["currency"].append((row.get("currency") or "").strip() or None)
+        out["safety_stock"].append(safety_v)
+    return pl.DataFrame(
+        out,
+        schema={"sku": pl.String, "abc_class": pl.String, "category": pl.String, "unit_cost": pl.Float64, "currency": pl.String, "safety_stock": pl.Int64},
+    )

@@ -1,0 +1,598 @@
+"""Read source files into canonical records: positions, movements and in-transit.
+
+One function per source kind turns one input file into batches of canonical rows plus the rows it
+rejected, as polars frames:
+
+- `read_tabular`: ERP extracts, store counts and availability feeds (CSV / Parquet / JSON Lines)
+  through a column mapping;
+- `read_events`: stock events, one JSON object per line;
+- `canonical_from_edi`: the records `transforms.edi.parse_edi` extracts from an EDI file.
+
+Every function conserves its count: `read == written + quarantined` for each file, and a file
+that cannot be read at all becomes one quarantined record naming the file, never an exception.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Iterator
+
+import fsspec
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from schemas import IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
+from transforms.canonical import (
+    Crosswalks,
+    apply_uom,
+    map_locations,
+    map_skus,
+    parse_timestamps,
+    quarantine_rows,
+)
+
+__all__ = [
+    "EDI_QUALIFIERS",
+    "FileResult",
+    "SourceSpec",
+    "canonical_from_edi",
+    "read_events",
+    "read_tabular",
+]
+
+# Rows per batch handed downstream: big enough that per-batch overhead vanishes, small enough to
+# spread a large extract over workers.
+BATCH_ROWS = 200_000
+
+# DESIGN.md §5: default EDI qualifier -> crosswalk id type, overridable per source.
+EDI_QUALIFIERS = {
+    "UP": "gtin", "UK": "gtin", "EN": "gtin", "UA": "gtin", "UI": "gtin", "SRV": "gtin",
+    "VN": "vendor_part", "VP": "vendor_part", "VA": "vendor_part", "VC": "vendor_part",
+    "BP": "buyer_part", "IN": "buyer_part", "CB": "buyer_part",
+    "SK": "sku",
+}
+
+# Direction of each event type's quantity on on_hand (DESIGN.md §5). adjustment carries its own
+# sign; count is absolute; reservation / release move `reserved` only.
+EVENT_SIGN = {
+    "receipt": 1, "return": 1, "transfer_in": 1,
+    "sale": -1, "shipment": -1, "transfer_out": -1,
+    "adjustment": 1, "count": 1,
+}
+RESERVED_SIGN = {"reservation": 1, "release": -1}
+EVENT_TYPES = tuple(EVENT_SIGN) + tuple(RESERVED_SIGN)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    """What a reader needs to know of a configured source; picklable, no config objects."""
+
+    name: str
+    kind: str
+    system: str | None
+    format: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()  # source column -> canonical field
+    sku_id_type: str = "sku"
+    location_system: str | None = None
+    qualifiers: tuple[tuple[str, str], ...] = ()
+    timezone: str = "UTC"
+
+
+@dataclasses.dataclass
+class FileResult:
+    """Canonical output of one file (or one batch of it)."""
+
+    positions: pa.Table | None = None
+    movements: pa.Table | None = None
+    in_transit: pa.Table | None = None
+    quarantine: pa.Table | None = None
+    read: int = 0
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def _to_arrow(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Cast a polars frame with the schema's columns to that exact Arrow schema."""
+    table = df.select([f.name for f in schema]).to_arrow()
+    return table.cast(schema)
+
+
+def _quarantine_table(frames: list[pl.DataFrame], source: str) -> pa.Table:
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return _empty(QUARANTINE)
+    q = pl.concat(frames, how="vertical_relaxed").with_columns(
+        pl.lit("").alias("run_id"), pl.lit(source).alias("source")
+    )
+    return _to_arrow(q, QUARANTINE)
+
+
+def _file_rejected(spec: SourceSpec, uri: str, code: str, message: str, raw: str | None = None) -> FileResult:
+    row = pl.DataFrame(
+        {"_file": [uri], "_locator": ["file"], "_raw": [raw]},
+        schema={"_file": pl.String, "_locator": pl.String, "_raw": pl.String},
+    )
+    return FileResult(quarantine=_quarantine_table([quarantine_rows(row, code, message)], spec.name), read=1)
+
+
+def _raw_json(columns: list[str]) -> pl.Expr:
+    return pl.struct([pl.col(c).cast(pl.String) for c in columns]).struct.json_encode()
+
+
+def _read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
+    """Read a CSV as all-string columns; rows with the wrong field count are returned apart."""
+    bad: list[tuple[int | None, str]] = []
+
+    def on_invalid(row) -> str:
+        bad.append((row.number, row.text))
+        return "skip"
+
+    with fsspec.open(uri, "rb") as f:
+        data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    first_line = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    names = next(iter(csv.reader([first_line])), [])
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=16 << 20),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    # Physical line numbers: data starts on line 2; skipped rows take their own numbers.
+    bad_lines = np.array(sorted(n for n, _ in bad if n is not None), dtype=np.int64)
+    candidates = np.arange(2, 2 + df.height + len(bad), dtype=np.int64)
+    lines = np.setdiff1d(candidates, bad_lines, assume_unique=True)[: df.height]
+    df = df.with_columns(pl.Series("_line", lines, dtype=pl.Int64))
+    return df, bad
+
+
+def _read_jsonl_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
+    rows, lines, bad = [], [], []
+    with fsspec.open(uri, "rt", encoding="utf-8-sig", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                bad.append((n, line.rstrip("\n")))
+                continue
+            if not isinstance(obj, dict):
+                bad.append((n, line.rstrip("\n")))
+                continue
+            rows.append({k: None if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in obj.items()})
+            lines.append(n)
+    df = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    df = df.with_columns(pl.Series("_line", lines, dtype=pl.Int64)) if rows else pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})
+    return df, bad
+
+
+def _iter_parquet_frames(uri: str) -> Iterator[pl.DataFrame]:
+    with fsspec.open(uri, "rb") as f:
+        pf = pq.ParquetFile(f)
+        offset = 0
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS):
+            df = pl.from_arrow(batch)
+            assert isinstance(df, pl.DataFrame)
+            df = df.with_columns(pl.int_range(offset + 1, offset + 1 + df.height, dtype=pl.Int64).alias("_line"))
+            offset += df.height
+            yield df
+
+
+def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[FileResult]:
+    """Read one positions / availability file through its column mapping.
+
+    Yields one `FileResult` per batch. Rejections: `malformed_row` (wrong field count or not a
+    JSON object), `missing_column` (the mapping names a column the file lacks: every row),
+    `bad_quantity`, `bad_timestamp`, plus the canonical codes of `transforms.canonical`.
+    """
+    try:
+        if spec.format == "csv":
+            df, bad = _read_csv_frame(uri)
+            frames: Iterator[pl.DataFrame] = iter([df])
+            locator_word = "line"
+        elif spec.format == "jsonl":
+            df, bad = _read_jsonl_frame(uri)
+            frames = iter([df])
+            locator_word = "line"
+        elif spec.format == "parquet":
+            bad = []
+            frames = _iter_parquet_frames(uri)
+            locator_word = "row"
+        else:  # pragma: no cover - config validation rejects other formats
+            raise ValueError(f"unsupported format {spec.format!r}")
+        first = next(frames, None)
+    except (OSError, pa.ArrowException, UnicodeDecodeError, ValueError) as e:
+        yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: cannot read as {spec.format}: {e}")
+        return
+    if bad:
+        q = pl.DataFrame(
+            {"_file": [uri] * len(bad), "_locator": [f"line {n}" if n else "line ?" for n, _ in bad], "_raw": [t for _, t in bad]},
+            schema={"_file": pl.String, "_locator": pl.String, "_raw": pl.String},
+        )
+        yield FileResult(
+            quarantine=_quarantine_table([quarantine_rows(q, "malformed_row", "row has the wrong number of fields or is not a JSON object")], spec.name),
+            read=len(bad),
+        )
+    if first is None:
+        return
+    columns = dict(spec.columns)
+    present = set(first.columns)
+    missing = [c for c in columns if c not in present]
+
+    def batches() -> Iterator[pl.DataFrame]:
+        yield first
+        try:
+            yield from frames
+        except (OSError, pa.ArrowException) as e:  # a truncated file after some good row groups
+            raise _Truncated(str(e)) from None
+
+    try:
+        for df in batches():
+            if df.height == 0:
+                continue
+            src_cols = [c for c in df.columns if c != "_line"]
+            df = df.with_columns(
+                pl.lit(uri).alias("_file"),
+                pl.format(f"{locator_word} {{}}", pl.col("_line")).alias("_locator"),
+                _raw_json(src_cols).alias("_raw"),
+            )
+            if missing:
+                reason = f"{uri}: mapped column(s) {', '.join(missing)} missing from the file"
+                yield FileResult(quarantine=_quarantine_table([quarantine_rows(df, "missing_column", reason)], spec.name), read=df.height)
+                continue
+            yield _canonical_positions(df, spec, crosswalks, columns)
+    except _Truncated as e:
+        yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: file is truncated or corrupt after some rows: {e}")
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _canonical_positions(df: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswalks, columns: dict[str, str]) -> FileResult:
+    """Map one batch of renamed source rows to canonical positions (DESIGN.md §5)."""
+    read = df.height
+    dtypes = dict(df.schema)
+    exprs = [pl.col(src).alias(f"c_{dst}") for src, dst in columns.items()]
+    df = df.select("_file", "_locator", "_raw", *exprs)
+    for field in ("on_hand", "reserved", "available", "unit_cost", "uom_source"):
+        if f"c_{field}" not in df.columns:
+            df = df.with_columns(pl.lit(None, dtype=pl.String).alias(f"c_{field}"))
+    as_of_src = next((s for s, d in columns.items() if d == "as_of"), None)
+    rejected: list[pl.DataFrame] = []
+    qty_field = "available" if spec.kind == "availability" else "on_hand"
+
+    def number(name: str) -> pl.Expr:
+        return pl.col(f"c_{name}").cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+
+    df = df.with_columns(
+        number("on_hand").alias("_on_hand"),
+        number("reserved").alias("_reserved"),
+        number("available").alias("_available"),
+        number("unit_cost").alias("unit_cost"),
+        parse_timestamps(pl.col("c_as_of"), timezone=spec.timezone, dtype=dtypes.get(as_of_src)).alias("as_of")
+        if as_of_src else pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("as_of"),
+    )
+    qty = pl.col(f"_{qty_field}")
+    raw_qty = pl.col(f"c_{qty_field}")
+    bad_qty = qty.is_null() | (qty != qty.round(0)) | qty.is_infinite()
+    for name in ("reserved", "available") if qty_field == "on_hand" else ("reserved",):
+        col, raw = pl.col(f"_{name}"), pl.col(f"c_{name}")
+        bad_qty = bad_qty | (raw.is_not_null() & (raw.cast(pl.String).str.strip_chars() != "") & (col.is_null() | (col != col.round(0))))
+    bad = df.filter(bad_qty)
+    if bad.height:
+        rejected.append(
+            quarantine_rows(bad, "bad_quantity", pl.format("field {}: {} is not a whole number", pl.lit(qty_field), raw_qty.cast(pl.String).fill_null("(empty)")))
+        )
+        df = df.filter(~bad_qty)
+    bad = df.filter(pl.col("as_of").is_null())
+    if bad.height:
+        rejected.append(
+            quarantine_rows(bad, "bad_timestamp", pl.format("field as_of: {} is not an ISO 8601 timestamp", pl.col("c_as_of").cast(pl.String).fill_null("(empty)")))
+        )
+        df = df.filter(pl.col("as_of").is_not_null())
+    df = df.with_columns(pl.lit(spec.sku_id_type).alias("_id_type"), pl.lit(spec.location_system or spec.system).alias("_loc_system"))
+    df, rej = map_skus(df, crosswalks, id_col="c_sku", type_col="_id_type")
+    rejected += rej
+    df, rej = map_locations(df, crosswalks, col="c_location", system_col="_loc_system", out="location")
+    rejected += rej
+    missing_loc = df.filter(pl.col("location").is_null())
+    if missing_loc.height:
+        rejected.append(quarantine_rows(missing_loc, "missing_field", "field location: location is empty"))
+        df = df.filter(pl.col("location").is_not_null())
+    df = df.with_columns(pl.col("c_uom_source").cast(pl.String).fill_null("EA").alias("uom_source"))
+    df, rej = apply_uom(df, crosswalks, uom_col="uom_source")
+    rejected += rej
+    f = pl.col("units_per_uom")
+    df = df.with_columns(
+        pl.lit(spec.system).alias("system"),
+        pl.lit(spec.name).alias("source"),
+        pl.col("_file").alias("file"),
+        pl.col("_locator").alias("locator"),
+        (pl.col("_on_hand") * f).cast(pl.Int64).alias("on_hand"),
+        (pl.col("_reserved") * f).cast(pl.Int64).alias("reserved"),
+        (pl.col("_available") * f).cast(pl.Int64).alias("available"),
+        (pl.col("unit_cost") / f).alias("unit_cost"),
+    )
+    return FileResult(positions=_to_arrow(df, POSITION), quarantine=_quarantine_table(rejected, spec.name), read=read)
+
+
+_EVENT_FIELDS = ("event_id", "event_type", "occurred_at", "location", "qty")
+
+
+def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[FileResult]:
+    """Read one JSON Lines file of stock events into canonical movements (not yet de-duplicated).
+
+    Rejections: `malformed_event` (not JSON / not an object), `missing_field`,
+    `unknown_event_type`, `bad_quantity`, `bad_timestamp`, and the canonical id codes.
+    """
+    try:
+        f = fsspec.open(uri, "rb").open()
+    except OSError as e:
+        yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: cannot open: {e}")
+        return
+    cols: dict[str, list] = {k: [] for k in ("event_id", "event_type", "occurred_at", "system", "location", "id_type", "item_id", "qty", "uom", "reference", "counterparty_location", "_locator", "_raw")}
+    bad: list[tuple[int, str, str, str]] = []
+    n = 0
+    with f:
+        for n, line in enumerate(f, start=1):
+            text = line.decode("utf-8", errors="replace").strip()
+            if n == 1:
+                text = text.lstrip("\ufeff")
+            if not text:
+                continue
+            try:
+                ev = json.loads(text)
+            except ValueError as e:
+                bad.append((n, text, "malformed_event", f"line {n}: not valid JSON: {e}"))
+                continue
+            if not isinstance(ev, dict):
+                bad.append((n, text, "malformed_event", f"line {n}: an event must be a JSON object"))
+                continue
+            missing = [k for k in _EVENT_FIELDS if ev.get(k) in (None, "")]
+            item = ev.get("item")
+            if not isinstance(item, dict) or item.get("id") in (None, ""):
+                missing.append("item.id")
+            if missing:
+                bad.append((n, text, "missing_field", f"line {n}: field {', '.join(missing)} missing or empty"))
+                continue
+            cols["event_id"].append(str(ev["event_id"]))
+            cols["event_type"].append(str(ev["event_type"]))
+            cols["occurred_at"].append(str(ev["occurred_at"]))
+            cols["system"].append(None if ev.get("system") is None else str(ev["system"]))
+            cols["location"].append(str(ev["location"]))
+            cols["id_type"].append(str(item.get("id_type") or "sku"))
+            cols["item_id"].append(str(item["id"]))
+            q = ev["qty"]
+            cols["qty"].append(q if isinstance(q, (int, float)) and not isinstance(q, bool) else str(q))
+            cols["uom"].append(str(ev.get("uom") or "EA"))
+            cols["reference"].append(None if ev.get("reference") is None else str(ev["reference"]))
+            cp = ev.get("counterparty_location")
+            cols["counterparty_location"].append(None if cp is None else str(cp))
+            cols["_locator"].append(f"line {n}")
+            cols["_raw"].append(text)
+            if len(cols["event_id"]) >= BATCH_ROWS:
+                yield _canonical_events(cols, uri, spec, crosswalks)
+                cols = {k: [] for k in cols}
+    if bad:
+        q = pl.DataFrame(
+            {"_file": [uri] * len(bad), "_locator": [f"line {b[0]}" for b in bad], "_raw": [b[1] for b in bad], "_code": [b[2] for b in bad], "_reason": [b[3] for b in bad]},
+        )
+        frames = [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code")]
+        yield FileResult(quarantine=_quarantine_table(frames, spec.name), read=len(bad))
+    if cols["event_id"]:
+        yield _canonical_events(cols, uri, spec, crosswalks)
+
+
+def _canonical_events(cols: dict[str, list], uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
+    qty_raw = [str(q) for q in cols.pop("qty")]
+    df = pl.DataFrame(cols, schema={k: pl.String for k in cols}).with_columns(
+        pl.Series("_qty_raw", qty_raw, dtype=pl.String), pl.lit(uri).alias("_file")
+    )
+    read = df.height
+    rejected: list[pl.DataFrame] = []
+    df = df.with_columns(
+        pl.col("_qty_raw").cast(pl.Float64, strict=False).alias("_qty"),
+        parse_timestamps(pl.col("occurred_at"), timezone=spec.timezone).alias("_ts"),
+        pl.col("system").fill_null(spec.system or "").alias("system"),
+    )
+    bad = df.filter(~pl.col("event_type").is_in(list(EVENT_TYPES)))
+    if bad.height:
+        rejected.append(quarantine_rows(bad, "unknown_event_type", pl.format("field event_type: {} is not one of " + ", ".join(EVENT_TYPES), pl.col("event_type"))))
+        df = df.filter(pl.col("event_type").is_in(list(EVENT_TYPES)))
+    q = pl.col("_qty")
+    signed_ok = pl.col("event_type") == "adjustment"
+    bad_qty = q.is_null() | (q != q.round(0)) | q.is_infinite() | ((q < 0) & ~signed_ok)
+    bad = df.filter(bad_qty)
+    if bad.height:
+        rejected.append(quarantine_rows(bad, "bad_quantity", pl.format("field qty: {} is not a whole number (a magnitude, except for adjustment)", pl.col("_qty_raw"))))
+        df = df.filter(~bad_qty)
+    bad = df.filter(pl.col("_ts").is_null())
+    if bad.height:
+        rejected.append(quarantine_rows(bad, "bad_timestamp", pl.format("field occurred_at: {} is not an ISO 8601 timestamp", pl.col("occurred_at"))))
+        df = df.filter(pl.col("_ts").is_not_null())
+    df, rej = map_skus(df, crosswalks, id_col="item_id", type_col="id_type")
+    rejected += rej
+    df, rej = map_locations(df, crosswalks, col="location", system_col="system", out="location")
+    rejected += rej
+    df, rej = map_locations(df, crosswalks, col="counterparty_location", system_col="system", out="counterparty_location")
+    rejected += rej
+    df, rej = apply_uom(df, crosswalks, uom_col="uom")
+    rejected += rej
+    eaches = (pl.col("_qty") * pl.col("units_per_uom")).cast(pl.Int64)
+    sign = pl.col("event_type").replace_strict(EVENT_SIGN, default=0, return_dtype=pl.Int64)
+    rsign = pl.col("event_type").replace_strict(RESERVED_SIGN, default=0, return_dtype=pl.Int64)
+    df = df.with_columns(
+        (eaches * sign).alias("qty"),
+        (eaches * rsign).alias("reserved_delta"),
+        pl.col("_ts").alias("occurred_at"),
+        pl.lit(spec.name).alias("source"),
+        pl.col("_file").alias("file"),
+        pl.col("_locator").alias("locator"),
+    )
+    return FileResult(movements=_to_arrow(df, MOVEMENT), quarantine=_quarantine_table(rejected, spec.name), read=read)
+
+
+def _locator(rec: dict) -> str:
+    c = rec.get("control") or {}
+    parts = [f"segment {rec.get('segment')}"]
+    ids = [f"{k[:3].upper() if k != 'transaction' else 'ST'} {c[k]}" for k in ("interchange", "group", "transaction") if c.get(k)]
+    if ids:
+        parts.append("(" + " / ".join(ids).replace("INT", "ISA").replace("GRO", "GS") + ")")
+    return " ".join(parts)
+
+
+def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
+    """Map the dicts of `transforms.edi.parse_edi` to canonical records of the source's system.
+
+    Each record keeps all its item ids; the first (in file order) that the crosswalk knows wins.
+    Parser errors become quarantine rows with the parser's code. Locations are in the source
+    system's codes.
+    """
+    qualifiers = {**EDI_QUALIFIERS, **dict(spec.qualifiers)}
+    errors = [r for r in records if r.get("kind") == "error"]
+    recs = [r for r in records if r.get("kind") in ("position", "in_transit", "movement")]
+    rejected: list[pl.DataFrame] = []
+    if errors:
+        q = pl.DataFrame(
+            {
+                "_file": [uri] * len(errors),
+                "_locator": [_locator(e) for e in errors],
+                "_raw": [json.dumps(e, default=str) for e in errors],
+                "_code": [str(e.get("code") or "edi_error") for e in errors],
+                "_reason": [str(e.get("message") or "") for e in errors],
+            }
+        )
+        rejected += [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code", maintain_order=True)]
+    result = FileResult(read=len(records))
+    if not recs:
+        result.quarantine = _quarantine_table(rejected, spec.name)
+        return result
+    cand_rows = []
+    for i, r in enumerate(recs):
+        ids = r.get("item_ids") or ([{"qualifier": r.get("item_id_qualifier"), "id": r.get("item_id")}] if r.get("item_id") else [])
+        for j, it in enumerate(ids):
+            id_type = qualifiers.get(str(it.get("qualifier") or "").upper())
+            if id_type and it.get("id"):
+                cand_rows.append((i, j, id_type, str(it["id"])))
+    base = pl.DataFrame(
+        {
+            "_rec": list(range(len(recs))),
+            "_kind": [r["kind"] for r in recs],
+            "_file": [uri] * len(recs),
+            "_locator": [_locator(r) for r in recs],
+            "_raw": [json.dumps(r, default=str) for r in recs],
+            "_qty_raw": [None if r.get("qty") is None else str(r.get("qty")) for r in recs],
+            "uom": [str(r.get("uom") or "EA") for r in recs],
+            "qty_type": [r.get("qty_type") for r in recs],
+            "c_location": [r.get("location") for r in recs],
+            "c_from": [r.get("from_location") for r in recs],
+            "c_to": [r.get("to_location") for r in recs],
+            "shipment_id": [r.get("shipment_id") for r in recs],
+            "event_type": [r.get("event_type") for r in recs],
+            "reference": [r.get("reference") or r.get("shipment_id") for r in recs],
+            "_when": [r.get("as_of") or r.get("occurred_at") or r.get("shipped_at") for r in recs],
+            "_expected": [r.get("expected_at") for r in recs],
+            "_item": [r.get("item_id") for r in recs],
+        },
+        schema_overrides={k: pl.String for k in ("_qty_raw", "qty_type", "c_location", "c_from", "c_to", "shipment_id", "event_type", "reference", "_when", "_expected", "_item")},
+    )
+    cands = pl.DataFrame(cand_rows, schema={"_rec": pl.Int64, "_order": pl.Int64, "_id_type": pl.String, "_cid": pl.String}, orient="row")
+    # Candidate ids: map them all, keep the first that the crosswalk knows for each record.
+    tmp = cands.with_columns(pl.lit(uri).alias("_file"), pl.lit("").alias("_locator"), pl.lit("").alias("_raw"))
+    mapped, _ = map_skus(tmp, crosswalks, id_col="_cid", type_col="_id_type")
+    best = mapped.sort("_rec", "_order").unique("_rec", keep="first").select("_rec", "sku", "units_per_id")
+    df = base.with_columns(pl.col("_rec").cast(pl.Int64)).join(best, on="_rec", how="left")
+    unmapped = df.filter(pl.col("sku").is_null())
+    if unmapped.height:
+        rejected.append(quarantine_rows(unmapped, "unmapped_sku", pl.format("item {}: none of the record's item ids is in the sku crosswalk", pl.col("_item").fill_null("(none)"))))
+        df = df.filter(pl.col("sku").is_not_null())
+    df = df.with_columns(
+        pl.col("_qty_raw").cast(pl.Float64, strict=False).alias("_qty"),
+        parse_timestamps(pl.col("_when"), timezone=spec.timezone).alias("_ts"),
+        parse_timestamps(pl.col("_expected"), timezone=spec.timezone).alias("expected_at"),
+        pl.lit(spec.system).alias("_loc_system"),
+    )
+    q = pl.col("_qty")
+    bad_qty = q.is_null() | (q != q.round(0)) | ((q < 0) & (pl.col("event_type") != "adjustment"))
+    bad = df.filter(bad_qty)
+    if bad.height:
+        rejected.append(quarantine_rows(bad, "bad_quantity", pl.format("quantity {} is not a whole number", pl.col("_qty_raw").fill_null("(empty)"))))
+        df = df.filter(~bad_qty)
+    bad = df.filter(pl.col("_ts").is_null())
+    if bad.height:
+        rejected.append(quarantine_rows(bad, "bad_timestamp", "the record has no usable date / time"))
+        df = df.filter(pl.col("_ts").is_not_null())
+    df, rej = apply_uom(df, crosswalks, uom_col="uom")
+    rejected += rej
+    df = df.with_columns((pl.col("_qty") * pl.col("units_per_uom")).cast(pl.Int64).alias("_eaches"))
+    lineage = [pl.lit(spec.name).alias("source"), pl.col("_file").alias("file"), pl.col("_locator").alias("locator")]
+
+    pos = df.filter(pl.col("_kind") == "position")
+    if pos.height:
+        pos, rej = map_locations(pos, crosswalks, col="c_location", system_col="_loc_system", out="location")
+        rejected += rej
+        noloc = pos.filter(pl.col("location").is_null())
+        if noloc.height:
+            rejected.append(quarantine_rows(noloc, "missing_field", "the position has no warehouse location (N1 WH / SDQ / SCH / LOC)"))
+            pos = pos.filter(pl.col("location").is_not_null())
+        is_avail = pl.col("qty_type") == "available"
+        pos = pos.with_columns(
+            pl.lit(spec.system).alias("system"),
+            pl.col("_ts").alias("as_of"),
+            pl.when(~is_avail).then(pl.col("_eaches")).alias("on_hand"),
+            pl.lit(None, dtype=pl.Int64).alias("reserved"),
+            pl.when(is_avail).then(pl.col("_eaches")).alias("available"),
+            pl.col("uom").alias("uom_source"),
+            pl.lit(None, dtype=pl.Float64).alias("unit_cost"),
+            *lineage,
+        )
+        result.positions = _to_arrow(pos, POSITION)
+    its = df.filter(pl.col("_kind") == "in_transit")
+    if its.height:
+        its, rej = map_locations(its, crosswalks, col="c_from", system_col="_loc_system", out="from_location")
+        rejected += rej
+        its, rej = map_locations(its, crosswalks, col="c_to", system_col="_loc_system", out="to_location")
+        rejected += rej
+        noid = its.filter(pl.col("shipment_id").is_null())
+        if noid.height:
+            rejected.append(quarantine_rows(noid, "missing_field", "the shipment has no shipment id (BSN02 / BGM)"))
+            its = its.filter(pl.col("shipment_id").is_not_null())
+        its = its.with_columns(pl.col("_eaches").alias("qty"), pl.col("_ts").alias("shipped_at"), *lineage)
+        result.in_transit = _to_arrow(its, IN_TRANSIT)
+    mv = df.filter(pl.col("_kind") == "movement")
+    if mv.height:
+        mv, rej = map_locations(mv, crosswalks, col="c_location", system_col="_loc_system", out="location")
+        rejected += rej
+        bad = mv.filter(pl.col("location").is_null() | ~pl.col("event_type").is_in(list(EVENT_TYPES)))
+        if bad.height:
+            rejected.append(quarantine_rows(bad, "missing_field", "the movement has no location or no known event type"))
+            mv = mv.filter(pl.col("location").is_not_null() & pl.col("event_type").is_in(list(EVENT_TYPES)))
+        sign = pl.col("event_type").replace_strict(EVENT_SIGN, default=0, return_dtype=pl.Int64)
+        rsign = pl.col("event_type").replace_strict(RESERVED_SIGN, default=0, return_dtype=pl.Int64)
+        mv = mv.with_columns(
+            pl.format("{}#{}", pl.col("_file"), pl.col("_locator")).alias("event_id"),
+            pl.lit(spec.system).alias("system"),
+            (pl.col("_eaches") * sign).alias("qty"),
+            (pl.col("_eaches") * rsign).alias("reserved_delta"),
+            pl.col("_ts").alias("occurred_at"),
+            pl.lit(None, dtype=pl.String).alias("counterparty_location"),
+            *lineage,
+        )
+        result.movements = _to_arrow(mv, MOVEMENT)
+    result.quarantine = _quarantine_table(rejected, spec.name)
+    return result
