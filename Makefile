@@ -1,0 +1,38 @@
+# invrecon: `make run` and `make test` work on a fresh clone; each sets itself up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUN_DATE ?= 2026-11-30
+WORLD  := fixtures/world
+
+.PHONY: setup run test bench lint fixtures clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock setuptools==80.9.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## run the nightly job on the committed synthetic world (outputs under out/)
+run: setup
+	$(BIN)/invrecon batch --config $(WORLD)/config.yaml --run-date $(RUN_DATE) --output out
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/python -m compileall -q pipelines transforms schemas fixtures tests bench
+	$(BIN)/python -m pyflakes pipelines transforms schemas fixtures tests bench 2>/dev/null || true
+
+## regenerate the committed world (deterministic: same bytes every time)
+fixtures: setup
+	$(BIN)/invrecon fixtures --out $(WORLD) --skus 40 --locations 6 --days 1 --seed 7
+
+clean:
+	rm -rf out .pytest_cache
