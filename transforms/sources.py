@@ -41,6 +41,8 @@ __all__ = [
     "FileResult",
     "SourceSpec",
     "canonical_from_edi",
+    "canonical_events",
+    "parse_event",
     "read_events",
     "read_tabular",
 ]
@@ -332,6 +334,52 @@ def _canonical_positions(df: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswa
 
 
 _EVENT_FIELDS = ("event_id", "event_type", "occurred_at", "location", "qty")
+_EVENT_COLUMNS = ("event_id", "event_type", "occurred_at", "system", "location", "id_type", "item_id", "qty", "uom", "reference", "counterparty_location", "_locator", "_raw")
+
+
+def parse_event(text: str, *, locator: str) -> tuple[dict | None, tuple[str, str] | None]:
+    """Parse one stock event (a JSON object, DESIGN.md §5) into flat string fields.
+
+    Returns:
+      (fields, None) for a usable event, where fields has the keys `canonical_events` takes;
+      (None, (reason_code, reason)) for `malformed_event` or `missing_field`.
+
+    Example:
+        >>> fields, err = parse_event('{"event_id": "e1", "event_type": "sale", "occurred_at":'
+        ...     ' "2026-11-30T12:00:00-06:00", "location": "0001", "item": {"id_type": "sku",'
+        ...     ' "id": "A"}, "qty": 2}', locator="line 1")
+        >>> fields["item_id"], err
+        ('A', None)
+    """
+    try:
+        ev = json.loads(text)
+    except ValueError as e:
+        return None, ("malformed_event", f"{locator}: not valid JSON: {e}")
+    if not isinstance(ev, dict):
+        return None, ("malformed_event", f"{locator}: an event must be a JSON object")
+    missing = [k for k in _EVENT_FIELDS if ev.get(k) in (None, "")]
+    item = ev.get("item")
+    if not isinstance(item, dict) or item.get("id") in (None, ""):
+        missing.append("item.id")
+    if missing:
+        return None, ("missing_field", f"{locator}: field {', '.join(missing)} missing or empty")
+    q = ev["qty"]
+    cp = ev.get("counterparty_location")
+    return {
+        "event_id": str(ev["event_id"]),
+        "event_type": str(ev["event_type"]),
+        "occurred_at": str(ev["occurred_at"]),
+        "system": None if ev.get("system") is None else str(ev["system"]),
+        "location": str(ev["location"]),
+        "id_type": str(item.get("id_type") or "sku"),
+        "item_id": str(item["id"]),
+        "qty": str(q),
+        "uom": str(ev.get("uom") or "EA"),
+        "reference": None if ev.get("reference") is None else str(ev["reference"]),
+        "counterparty_location": None if cp is None else str(cp),
+        "_locator": locator,
+        "_raw": text,
+    }, None
 
 
 def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[FileResult]:
@@ -345,9 +393,8 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
     except OSError as e:
         yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: cannot open: {e}")
         return
-    cols: dict[str, list] = {k: [] for k in ("event_id", "event_type", "occurred_at", "system", "location", "id_type", "item_id", "qty", "uom", "reference", "counterparty_location", "_locator", "_raw")}
+    events: list[dict] = []
     bad: list[tuple[int, str, str, str]] = []
-    n = 0
     with f:
         for n, line in enumerate(f, start=1):
             text = line.decode("utf-8", errors="replace").strip()
@@ -355,54 +402,32 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
                 text = text.lstrip("\ufeff")
             if not text:
                 continue
-            try:
-                ev = json.loads(text)
-            except ValueError as e:
-                bad.append((n, text, "malformed_event", f"line {n}: not valid JSON: {e}"))
+            fields, err = parse_event(text, locator=f"line {n}")
+            if err:
+                bad.append((n, text, *err))
                 continue
-            if not isinstance(ev, dict):
-                bad.append((n, text, "malformed_event", f"line {n}: an event must be a JSON object"))
-                continue
-            missing = [k for k in _EVENT_FIELDS if ev.get(k) in (None, "")]
-            item = ev.get("item")
-            if not isinstance(item, dict) or item.get("id") in (None, ""):
-                missing.append("item.id")
-            if missing:
-                bad.append((n, text, "missing_field", f"line {n}: field {', '.join(missing)} missing or empty"))
-                continue
-            cols["event_id"].append(str(ev["event_id"]))
-            cols["event_type"].append(str(ev["event_type"]))
-            cols["occurred_at"].append(str(ev["occurred_at"]))
-            cols["system"].append(None if ev.get("system") is None else str(ev["system"]))
-            cols["location"].append(str(ev["location"]))
-            cols["id_type"].append(str(item.get("id_type") or "sku"))
-            cols["item_id"].append(str(item["id"]))
-            q = ev["qty"]
-            cols["qty"].append(q if isinstance(q, (int, float)) and not isinstance(q, bool) else str(q))
-            cols["uom"].append(str(ev.get("uom") or "EA"))
-            cols["reference"].append(None if ev.get("reference") is None else str(ev["reference"]))
-            cp = ev.get("counterparty_location")
-            cols["counterparty_location"].append(None if cp is None else str(cp))
-            cols["_locator"].append(f"line {n}")
-            cols["_raw"].append(text)
-            if len(cols["event_id"]) >= BATCH_ROWS:
-                yield _canonical_events(cols, uri, spec, crosswalks)
-                cols = {k: [] for k in cols}
+            events.append(fields)
+            if len(events) >= BATCH_ROWS:
+                yield canonical_events(events, uri=uri, spec=spec, crosswalks=crosswalks)
+                events = []
     if bad:
         q = pl.DataFrame(
             {"_file": [uri] * len(bad), "_locator": [f"line {b[0]}" for b in bad], "_raw": [b[1] for b in bad], "_code": [b[2] for b in bad], "_reason": [b[3] for b in bad]},
         )
-        frames = [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code")]
+        frames = [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code", maintain_order=True)]
         yield FileResult(quarantine=_quarantine_table(frames, spec.name), read=len(bad))
-    if cols["event_id"]:
-        yield _canonical_events(cols, uri, spec, crosswalks)
+    if events:
+        yield canonical_events(events, uri=uri, spec=spec, crosswalks=crosswalks)
 
 
-def _canonical_events(cols: dict[str, list], uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
-    qty_raw = [str(q) for q in cols.pop("qty")]
-    df = pl.DataFrame(cols, schema={k: pl.String for k in cols}).with_columns(
-        pl.Series("_qty_raw", qty_raw, dtype=pl.String), pl.lit(uri).alias("_file")
-    )
+def canonical_events(events: list[dict], *, uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
+    """Canonicalize parsed events (from `parse_event`) into movements, columnar.
+
+    The batch reads a file per call; the stream calls it on the events of a bundle.
+    """
+    df = pl.DataFrame(
+        {k: [e[k] for e in events] for k in _EVENT_COLUMNS}, schema={k: pl.String for k in _EVENT_COLUMNS}
+    ).rename({"qty": "_qty_raw"}).with_columns(pl.lit(uri).alias("_file"))
     read = df.height
     rejected: list[pl.DataFrame] = []
     df = df.with_columns(
