@@ -1,18 +1,410 @@
-"""EDIFACT tokenizer and envelopes (placeholder until the EDIFACT work lands)."""
+"""Stream a UN/EDIFACT file into segments and check its envelopes (UNB/UNG/UNH ... UNT/UNE/UNZ).
+
+* Delimiters come from UNA when present (component, element, decimal mark, release character,
+  repetition, terminator), else the syntax defaults ``:+.? '``. Each interchange may bring its
+  own UNA.
+* The release character escapes the next character (``?'`` is a literal apostrophe). Splitting
+  stays `str.split` on whole chunks; only segments that contain the release character take the
+  slow, character-aware path.
+* Segments are lists of elements, each a list of components, already unescaped:
+  ``LIN+1++4000862141404:SRS`` -> ``[['LIN'], ['1'], [''], ['4000862141404', 'SRS']]``.
+* Several interchanges per file are kept apart (pydifact merges them): every UNZ closes one,
+  UNH references must be unique within it (a repeat is a `duplicate_control` error), and UNT /
+  UNZ / UNE counts and references are checked (numerically when both are digits).
+
+Example:
+    >>> segs = [s for b in edifact_batches(["UNB+UNOA:3+A+B+240101:1200+1'UNZ+0+1'"])
+    ...         if isinstance(b, list) for s in b]
+    >>> [s[0][0] for s in segs]
+    ['UNB', 'UNZ']
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 
 from transforms.edi.errors import Problem
 from transforms.edi.records import error_dict
 
-__all__ = ["parse"]
+__all__ = [
+    "DEFAULT_DELIMITERS",
+    "EdifactDelimiters",
+    "Message",
+    "edifact_batches",
+    "parse",
+    "split_segment",
+    "walk",
+]
+
+_LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
 
 
-def parse(texts: Iterable[str], ctx) -> Iterator[dict]:
-    """Yield one error: EDIFACT is not mapped yet."""
-    for _ in texts:
-        pass
-    yield error_dict(Problem("unsupported_set", "EDIFACT is not mapped yet"), file=ctx.file,
-                     control=None)
+@dataclasses.dataclass(frozen=True, slots=True)
+class EdifactDelimiters:
+    """The service characters of one interchange (UNA, or the syntax defaults)."""
+
+    component: str = ":"
+    element: str = "+"
+    decimal: str = "."
+    release: str | None = "?"
+    repetition: str = " "
+    segment: str = "'"
+
+
+# ISO 9735 defaults when there is no UNA (level A/B syntax; repetition is reserved before v4).
+DEFAULT_DELIMITERS = EdifactDelimiters()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnaHeader:
+    """A UNA service string advice and the delimiters it sets."""
+
+    delimiters: EdifactDelimiters
+
+
+@dataclasses.dataclass(slots=True)
+class Message:
+    """A message (UNH ... UNT) whose envelope checks passed; `body` excludes UNH and UNT."""
+
+    type: str
+    header: list[list[str]]
+    control: dict[str, str | None]
+    start: int
+    body: list[list[list[str]]]
+    delimiters: EdifactDelimiters
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(slots=True)
+class RejectedMessage:
+    """A message whose envelope is broken: no records, only `problems`."""
+
+    type: str
+    control: dict[str, str | None]
+    start: int
+    problems: list[Problem]
+
+
+def _read_una(text: str) -> EdifactDelimiters | None:
+    """Delimiters from ``UNA:+.? '`` (the 6 characters after UNA), None if unusable."""
+    if len(text) < 9:
+        return None
+    comp, elem, dec, rel, rep, term = text[3:9]
+    if len({comp, elem, term}) < 3 or any(c.isascii() and c.isalnum() for c in (comp, elem, term)):
+        return None
+    return EdifactDelimiters(comp, elem, dec, None if rel == " " else rel, rep, term)
+
+
+def _split_released(text: str, term: str, rel: str | None) -> list[str]:
+    """Split `text` on `term` except where the release character escapes it."""
+    if not rel or rel not in text:
+        return text.split(term)
+    parts, start, i = [], 0, text.find(term)
+    while i >= 0:
+        n, j = 0, i - 1
+        while j >= start and text[j] == rel:
+            n, j = n + 1, j - 1
+        if n % 2 == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i = text.find(term, i + 1)
+    parts.append(text[start:])
+    return parts
+
+
+def split_segment(raw: str, d: EdifactDelimiters) -> list[list[str]]:
+    """Split one segment into elements and components, undoing release-character escapes.
+
+    Example:
+        >>> split_segment("FTX+ZZZ+++I?'ve a?:b", DEFAULT_DELIMITERS)
+        [['FTX'], ['ZZZ'], [''], [''], ["I've a:b"]]
+    """
+    rel = d.release
+    if not rel or rel not in raw:
+        comp = d.component
+        return [e.split(comp) for e in raw.split(d.element)]
+    elements: list[list[str]] = []
+    comps: list[str] = []
+    cur: list[str] = []
+    it = iter(raw)
+    for ch in it:
+        if ch == rel:
+            cur.append(next(it, ""))
+        elif ch == d.element:
+            comps.append("".join(cur))
+            elements.append(comps)
+            comps, cur = [], []
+        elif ch == d.component:
+            comps.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    comps.append("".join(cur))
+    elements.append(comps)
+    return elements
+
+
+def edifact_batches(
+    chunks: Iterable[str],
+) -> Iterator[list[list[list[str]]] | UnaHeader | Problem]:
+    """Yield `UnaHeader`s and batches of split segments; a batch never spans a UNZ."""
+    source = iter(chunks)
+    buf, eof = "", False
+    d: EdifactDelimiters | None = None
+
+    def read() -> None:
+        nonlocal buf, eof
+        for piece in source:
+            if piece:
+                buf += piece
+                return
+        eof = True
+
+    while True:
+        if d is None:
+            buf = buf.lstrip()
+            while not eof and len(buf) < 16:
+                read()
+                buf = buf.lstrip()
+            if not buf:
+                return
+            if buf.startswith("UNA"):
+                una = _read_una(buf)
+                if una is None:
+                    yield Problem("bad_una", f"UNA {buf[:9]!r} does not give usable delimiters")
+                    d = DEFAULT_DELIMITERS
+                else:
+                    d = una
+                    yield UnaHeader(una)
+                buf = buf[9:]
+            elif buf.startswith("UNB"):
+                d = DEFAULT_DELIMITERS
+            else:
+                yield Problem("junk", f"text that is not an interchange: {buf[:40]!r}")
+                while True:
+                    i = min((k for k in (buf.find("UNA"), buf.find("UNB")) if k >= 0), default=-1)
+                    if i >= 0:
+                        buf = buf[i:]
+                        break
+                    if eof:
+                        return
+                    buf = buf[-3:]
+                    read()
+                continue
+        if not eof:
+            read()
+        if not eof and d.segment not in buf:
+            continue
+        parts = _split_released(buf, d.segment, d.release)
+        tail = "" if eof else parts.pop()
+        batch = []
+        closed = False
+        for k, part in enumerate(parts):
+            s = part.strip(_LAYOUT_WHITESPACE)
+            if not s:
+                continue
+            seg = split_segment(s, d)
+            batch.append(seg)
+            if seg[0][0] == "UNZ":
+                rest = parts[k + 1 :] + ([] if eof else [tail])
+                buf = d.segment.join(rest)
+                closed = True
+                break
+        if not closed:
+            buf = tail
+        if batch:
+            yield batch
+        if closed:
+            d = None
+            continue
+        if eof:
+            return
+
+
+def _c(seg: list[list[str]], el: int, comp: int = 0) -> str:
+    if el < len(seg) and comp < len(seg[el]):
+        return seg[el][comp]
+    return ""
+
+
+def _same(a: str, b: str) -> bool:
+    a, b = a.strip(), b.strip()
+    if a.isdigit() and b.isdigit():
+        return int(a) == int(b)
+    return a == b
+
+
+class _Walker:
+    """Envelope state for `walk`."""
+
+    def __init__(self) -> None:
+        self.pos = 0
+        self.d = DEFAULT_DELIMITERS
+        self.unb: list[list[str]] | None = None
+        self.unb_pos = 0
+        self.unb_units = 0
+        self.refs: set[str] = set()
+        self.ung: list[list[str]] | None = None
+        self.ung_pos = 0
+        self.ung_msgs = 0
+        self.msg: Message | None = None
+
+    def control(self, ref: str | None = None) -> dict[str, str | None]:
+        return {
+            "interchange": _c(self.unb, 5) if self.unb else None,
+            "group": _c(self.ung, 5) if self.ung else None,
+            "transaction": ref,
+        }
+
+    def err(self, code: str, message: str, pos: int | None, ctl: dict | None = None) -> Problem:
+        ctl = ctl or (self.msg.control if self.msg else self.control())
+        return Problem(code, message, segment=pos, control=ctl)
+
+    def close_msg(self, why: str) -> Iterator[object]:
+        m = self.msg
+        if m is None:
+            return
+        self.msg = None
+        yield RejectedMessage(m.type, m.control, m.start, [self.err(
+            "missing_trailer", f"UNH {m.control['transaction']!r} at segment {m.start} has no UNT "
+            f"({why})", m.start, m.control)])
+
+    def close_group(self, why: str) -> Iterator[object]:
+        yield from self.close_msg(why)
+        if self.ung is not None:
+            yield self.err("missing_trailer", f"UNG at segment {self.ung_pos} has no UNE ({why})",
+                           self.ung_pos)
+            self.ung = None
+
+    def close_interchange(self, why: str) -> Iterator[object]:
+        yield from self.close_group(why)
+        if self.unb is not None:
+            yield self.err("missing_trailer", f"UNB at segment {self.unb_pos} has no UNZ ({why})",
+                           self.unb_pos)
+            self.unb = None
+
+    def on_segment(self, seg: list[list[str]]) -> Iterator[object]:
+        tag, pos = seg[0][0], self.pos
+        if tag == "UNB":
+            yield from self.close_interchange(f"a new UNB starts at segment {pos}")
+            self.unb, self.unb_pos, self.unb_units, self.refs = seg, pos, 0, set()
+            if not _c(seg, 5):
+                yield self.err("bad_header", f"UNB at segment {pos} has no control reference", pos)
+        elif tag == "UNG":
+            yield from self.close_group(f"a new UNG starts at segment {pos}")
+            self.ung, self.ung_pos, self.ung_msgs = seg, pos, 0
+            self.unb_units += 1
+        elif tag == "UNH":
+            yield from self.close_msg(f"a new UNH starts at segment {pos}")
+            ref = _c(seg, 1)
+            problems = []
+            if self.unb is None:
+                yield self.err("missing_header", f"UNH at segment {pos} is outside an interchange",
+                               pos)
+            if self.ung is None:
+                self.unb_units += 1
+            else:
+                self.ung_msgs += 1
+            ctl = self.control(ref)
+            if ref in self.refs:
+                problems.append(self.err("duplicate_control", f"UNH reference {ref!r} at segment "
+                                         f"{pos} repeats within interchange "
+                                         f"{ctl['interchange']!r}", pos, ctl))
+            self.refs.add(ref)
+            self.msg = Message(_c(seg, 2), seg, ctl, pos, [], self.d, problems)
+        elif tag == "UNT":
+            m = self.msg
+            if m is None:
+                yield self.err("missing_header", f"UNT at segment {pos} has no UNH", pos)
+                return
+            problems = list(m.problems)
+            count = len(m.body) + 2
+            n, ref = _c(seg, 1), _c(seg, 2)
+            if not (n.strip().isdigit() and int(n) == count):
+                problems.append(self.err("count_mismatch", f"UNT01 is {n!r} but message {ref!r} "
+                                         f"has {count} segments", pos, m.control))
+            if not _same(ref, m.control["transaction"] or ""):
+                problems.append(self.err("control_mismatch", f"UNT02 {ref!r} does not match UNH01 "
+                                         f"{m.control['transaction']!r}", pos, m.control))
+            self.msg = None
+            if len(problems) > len(m.problems):
+                yield RejectedMessage(m.type, m.control, m.start, problems)
+            else:
+                yield m
+        elif tag == "UNE":
+            yield from self.close_msg(f"UNE at segment {pos}")
+            if self.ung is None:
+                yield self.err("missing_header", f"UNE at segment {pos} has no UNG", pos)
+                return
+            n, ref = _c(seg, 1), _c(seg, 2)
+            if not (n.strip().isdigit() and int(n) == self.ung_msgs):
+                yield self.err("count_mismatch", f"UNE01 is {n!r} but the group has "
+                               f"{self.ung_msgs} messages", pos)
+            if not _same(ref, _c(self.ung, 5)):
+                yield self.err("control_mismatch", f"UNE02 {ref!r} does not match UNG05 "
+                               f"{_c(self.ung, 5)!r}", pos)
+            self.ung = None
+        elif tag == "UNZ":
+            yield from self.close_group(f"UNZ at segment {pos}")
+            if self.unb is None:
+                yield self.err("missing_header", f"UNZ at segment {pos} has no UNB", pos)
+                return
+            n, ref = _c(seg, 1), _c(seg, 2)
+            if not (n.strip().isdigit() and int(n) == self.unb_units):
+                yield self.err("count_mismatch", f"UNZ01 is {n!r} but interchange "
+                               f"{_c(self.unb, 5)!r} has {self.unb_units} messages/groups", pos)
+            if not _same(ref, _c(self.unb, 5)):
+                yield self.err("control_mismatch", f"UNZ02 {ref!r} does not match UNB05 "
+                               f"{_c(self.unb, 5)!r}", pos)
+            self.unb = None
+        elif self.msg is not None:
+            self.msg.body.append(seg)
+        else:
+            yield self.err("unexpected_segment", f"{tag} at segment {pos} is outside a message "
+                           "(UNH ... UNT)", pos)
+
+
+def walk(batches: Iterable[object]) -> Iterator[Message | RejectedMessage | Problem]:
+    """Follow the envelopes of `edifact_batches` output, numbering segments from 1 (UNA counts)."""
+    w = _Walker()
+    for item in batches:
+        if isinstance(item, UnaHeader):
+            w.pos += 1
+            w.d = item.delimiters
+            continue
+        if isinstance(item, Problem):
+            if item.code == "bad_una":
+                w.pos += 1
+            yield dataclasses.replace(item, segment=w.pos or 1, control=w.control())
+            continue
+        for seg in item:
+            w.pos += 1
+            tag = seg[0][0]
+            if tag[:2] == "UN" and tag in ("UNB", "UNG", "UNH", "UNT", "UNE", "UNZ"):
+                yield from w.on_segment(seg)
+            elif w.msg is not None:
+                w.msg.body.append(seg)
+            else:
+                yield from w.on_segment(seg)
+        if isinstance(item, list) and item and item[-1][0][0] == "UNZ":
+            w.d = DEFAULT_DELIMITERS
+    yield from w.close_interchange("end of data")
+
+
+def parse(texts: Iterable[str], ctx: object) -> Iterator[dict]:
+    """Parse decoded EDIFACT text into parse-edi dicts (records of mapped messages, errors)."""
+    from transforms.edi.edifact_sets import map_message
+
+    file = ctx.file  # type: ignore[attr-defined]
+    for ev in walk(edifact_batches(texts)):
+        if isinstance(ev, Message):
+            records, problems = map_message(ev, ctx)  # type: ignore[arg-type]
+            yield from records
+            for p in ev.problems + problems:
+                yield error_dict(p, file=file, control=ev.control)
+        elif isinstance(ev, RejectedMessage):
+            for p in ev.problems:
+                yield error_dict(p, file=file, control=ev.control)
+        else:
+            yield error_dict(ev, file=file, control=ev.control)

@@ -18,7 +18,7 @@ from typing import BinaryIO
 from transforms.edi import edifact
 from transforms.edi.decode import CHUNK_SIZE, decode_chunks, read_chunks
 from transforms.edi.errors import Problem
-from transforms.edi.records import error_dict
+from transforms.edi.records import MapContext, error_dict
 from transforms.edi.values import DEFAULT_QUALIFIERS
 from transforms.edi.x12 import (
     GroupEnd,
@@ -28,7 +28,7 @@ from transforms.edi.x12 import (
     walk,
     x12_batches,
 )
-from transforms.edi.x12_sets import MapContext, map_transaction
+from transforms.edi.x12_sets import map_transaction
 
 __all__ = ["parse_edi", "parse_edi_stream", "parse_text", "sniff"]
 

@@ -8,11 +8,13 @@ copying a small dict is cheaper than building one key by key, and that is the ho
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from transforms.edi.errors import Problem
+from transforms.edi.values import DEFAULT_QUALIFIERS
 
-__all__ = ["ERROR_FIELDS", "RECORD_FIELDS", "RECORD_KINDS", "base_record", "error_dict"]
+__all__ = ["ERROR_FIELDS", "MapContext", "RECORD_FIELDS", "RECORD_KINDS", "base_record", "error_dict"]
 
 RECORD_KINDS = ("position", "in_transit", "movement")
 RECORD_FIELDS = (
@@ -24,6 +26,14 @@ RECORD_FIELDS = (
 ERROR_FIELDS = ("kind", "file", "code", "message", "control", "segment")
 
 _EMPTY = dict.fromkeys(RECORD_FIELDS)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MapContext:
+    """What a mapper needs besides the transaction: the file name and the qualifier map."""
+
+    file: str
+    qualifiers: Mapping[str, str] = dataclasses.field(default_factory=lambda: DEFAULT_QUALIFIERS)
 
 
 def base_record(

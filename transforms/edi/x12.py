@@ -147,6 +147,11 @@ class GroupEnd:
     included: int | None
 
 
+def _word_char(c: str) -> bool:
+    """ASCII letters and digits cannot be delimiters (they occur in data); `Ö` or `…` can."""
+    return c.isascii() and c.isalnum()
+
+
 def _at(seg: list[str], i: int) -> str:
     return seg[i] if i < len(seg) else ""
 
@@ -164,15 +169,15 @@ def looks_like_isa(text: str) -> bool:
     if len(text) < ISA_LENGTH - 1:
         return False
     sep = text[3]
-    if sep.isalnum() or sep.isspace():
+    if _word_char(sep) or sep.isspace():
         return False
     return sum(text[p] == sep for p in ISA_SEPARATORS) >= 14
 
 
 def _check_delimiters(element: str, component: str | None, segment: str) -> None:
-    if segment.isalnum() or segment == element or segment == component:
+    if _word_char(segment) or segment == element or segment == component:
         raise EdiError(f"segment terminator {segment!r} is not usable")
-    if component is not None and (component.isalnum() or component == element):
+    if component is not None and (_word_char(component) or component == element):
         raise EdiError(f"component separator {component!r} is not usable")
 
 
@@ -189,7 +194,7 @@ def read_isa(text: str) -> IsaHeader:
     if not text.startswith("ISA") or len(text) < 4:
         raise EdiError(f"interchange header starts with {text[:3]!r}, expected ISA")
     sep = text[3]
-    if sep.isalnum() or sep.isspace():
+    if _word_char(sep) or sep.isspace():
         raise EdiError(f"ISA element separator {sep!r} is not usable")
     problems: list[Problem] = []
     if len(text) >= ISA_LENGTH and all(text[p] == sep for p in ISA_SEPARATORS):
@@ -233,7 +238,7 @@ def read_isa(text: str) -> IsaHeader:
     repetition = None
     if (
         version >= _REPETITION_FROM_VERSION
-        and not rep_char.isalnum()
+        and not _word_char(rep_char)
         and not rep_char.isspace()
         and rep_char not in (sep, component, segment)
     ):
@@ -264,8 +269,8 @@ def _find_isa(text: str, start: int = 0) -> int:
     i = text.find("ISA", start)
     while i >= 0:
         after = text[i + 3 : i + 4]
-        if after and not after.isalnum() and not after.isspace() and (
-            i == 0 or not text[i - 1].isalnum()
+        if after and not _word_char(after) and not after.isspace() and (
+            i == 0 or not _word_char(text[i - 1])
         ):
             return i
         i = text.find("ISA", i + 1)
@@ -301,7 +306,7 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[list[str]] | IsaHeader |
                 buf = buf.lstrip()
             if not buf:
                 return
-            if buf.startswith("ISA") and len(buf) > 3 and not buf[3].isalnum():
+            if buf.startswith("ISA") and len(buf) > 3 and not _word_char(buf[3]):
                 try:
                     header = read_isa(buf)
                 except EdiError as exc:

@@ -23,9 +23,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 
 from transforms.edi.errors import EdiError, Problem
-from transforms.edi.records import base_record
+from transforms.edi.records import MapContext, base_record
 from transforms.edi.values import (
-    DEFAULT_QUALIFIERS,
     choose_item_id,
     parse_number,
     x12_timestamp,
@@ -56,14 +55,6 @@ DECREASE_REASONS = frozenset(
 )
 # 944 W1701 reporting code C = customer return (everything else is a receipt).
 RETURN_REPORTING = "C"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MapContext:
-    """What a mapper needs besides the transaction: the file name and the qualifier map."""
-
-    file: str
-    qualifiers: Mapping[str, str] = dataclasses.field(default_factory=lambda: DEFAULT_QUALIFIERS)
 
 
 def _at(seg: list[str], i: int) -> str:
