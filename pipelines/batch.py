@@ -272,7 +272,7 @@ class ReconcileBucketFn(beam.DoFn):
 
 
 def _coverage(table: pa.Table) -> list[tuple[str, str]]:
-    df = pl.from_arrow(table).select("system", "location").unique()
+    df = pl.from_arrow(table).filter(pl.col("on_hand").is_not_null()).select("system", "location").unique()
     return [tuple(r) for r in df.iter_rows()]
 
 

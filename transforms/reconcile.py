@@ -197,6 +197,9 @@ def reconcile_bucket(
       params: record system, cut-off, tolerances.
     """
     R = params.record_system
+    # A positions system's record without on_hand (an 846 QTY 33 "available" line) says nothing
+    # about stock on hand; it stays in the positions table but is not reconciled.
+    positions = positions.filter(pl.col("on_hand").is_not_null())
     latest = latest_positions(positions)
     rolled = roll_to_cutoff(latest, movements, params.cutoff)
     keys = rolled.select("sku", "location").unique()
