@@ -136,9 +136,9 @@ def _age(con: duckdb.DuckDBPyConnection, staging: str, db_path: str, run_date: d
     prev_sql = "SELECT NULL::DATE AS snapshot_date, NULL AS sku, NULL AS location, NULL AS other_system, NULL AS class, NULL::DATE AS first_seen WHERE false"
     if os.path.exists(db_path):
         con.execute(f"ATTACH '{db_path}' AS wh (READ_ONLY)")
-        has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND table_name IN ('discrepancies', 'runs')").fetchone()[0]
+        has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND table_name IN ('discrepancies', 'runs')").fetchall()[0][0]
         if has == 2:
-            prev_date = con.execute("SELECT max(run_date) FROM wh.runs WHERE run_date < ? AND status = 'succeeded'", [run_date]).fetchone()[0]
+            prev_date = con.execute("SELECT max(run_date) FROM wh.runs WHERE run_date < ? AND status = 'succeeded'", [run_date]).fetchall()[0][0]
             if prev_date is not None and (run_date - prev_date).days == 1:
                 prev_sql = f"SELECT snapshot_date, sku, location, other_system, class, first_seen FROM wh.discrepancies WHERE snapshot_date = DATE '{prev_date}'"
     table = con.sql(
@@ -202,6 +202,25 @@ def _publish(con: duckdb.DuckDBPyConnection, staging: str, output: str, run_date
 
 
 def _load(db_path: str, published: dict[str, str], run_date: dt.date) -> None:
+    """Load into a copy of the warehouse, then swap it in with one rename.
+
+    DuckDB lets one process write a file and no other process read it meanwhile, so loading in
+    place would lock analysts out (or fail while one of them has it open). Readers holding the old
+    file keep reading it; new connections see the new one; a failed load leaves the old intact.
+    """
+    tmp = f"{db_path}.loading-{uuid.uuid4().hex[:8]}"
+    if os.path.exists(db_path):
+        shutil.copyfile(db_path, tmp)
+    try:
+        _load_into(tmp, published, run_date)
+        os.replace(tmp, db_path)
+    finally:
+        for leftover in (tmp, f"{tmp}.wal"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
+
+def _load_into(db_path: str, published: dict[str, str], run_date: dt.date) -> None:
     con = duckdb.connect(db_path)
     try:
         con.execute("BEGIN TRANSACTION")
@@ -250,7 +269,7 @@ def finalize(*, job, cfg, output: str, inputs: list[dict], started: dt.datetime,
     db_path = f"{output}/warehouse.duckdb"
     _age(con, staging, db_path, job.run_date)
     classes = dict(con.execute(f"SELECT class, count(*) FROM read_parquet('{_glob(staging, 'discrepancies')}') GROUP BY 1 ORDER BY 1").fetchall())
-    gross, net = con.execute(f"SELECT coalesce(sum(abs(value_delta)), 0), coalesce(sum(value_delta), 0) FROM read_parquet('{_glob(staging, 'discrepancies')}') WHERE class <> 'oversell_risk'").fetchone()
+    gross, net = con.execute(f"SELECT coalesce(sum(abs(value_delta)), 0), coalesce(sum(value_delta), 0) FROM read_parquet('{_glob(staging, 'discrepancies')}') WHERE class <> 'oversell_risk'").fetchall()[0]
     quarantined = sum(c["quarantined"] for c in counts)
     finished = dt.datetime.now(dt.timezone.utc)
     runs = pa.table(
