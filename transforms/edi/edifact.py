@@ -26,11 +26,13 @@ from collections.abc import Iterable, Iterator
 
 from transforms.edi.errors import Problem
 from transforms.edi.records import error_dict
+from transforms.edi.values import same_control
 
 __all__ = [
     "DEFAULT_DELIMITERS",
     "EdifactDelimiters",
     "Message",
+    "component",
     "edifact_batches",
     "parse",
     "split_segment",
@@ -222,17 +224,11 @@ def edifact_batches(
             return
 
 
-def _c(seg: list[list[str]], el: int, comp: int = 0) -> str:
+def component(seg: list[list[str]], el: int, comp: int = 0) -> str:
+    """Element `el`, component `comp` of a split segment, or "" when absent."""
     if el < len(seg) and comp < len(seg[el]):
         return seg[el][comp]
     return ""
-
-
-def _same(a: str, b: str) -> bool:
-    a, b = a.strip(), b.strip()
-    if a.isdigit() and b.isdigit():
-        return int(a) == int(b)
-    return a == b
 
 
 class _Walker:
@@ -252,8 +248,8 @@ class _Walker:
 
     def control(self, ref: str | None = None) -> dict[str, str | None]:
         return {
-            "interchange": _c(self.unb, 5) if self.unb else None,
-            "group": _c(self.ung, 5) if self.ung else None,
+            "interchange": component(self.unb, 5) if self.unb else None,
+            "group": component(self.ung, 5) if self.ung else None,
             "transaction": ref,
         }
 
@@ -289,7 +285,7 @@ class _Walker:
         if tag == "UNB":
             yield from self.close_interchange(f"a new UNB starts at segment {pos}")
             self.unb, self.unb_pos, self.unb_units, self.refs = seg, pos, 0, set()
-            if not _c(seg, 5):
+            if not component(seg, 5):
                 yield self.err("bad_header", f"UNB at segment {pos} has no control reference", pos)
         elif tag == "UNG":
             yield from self.close_group(f"a new UNG starts at segment {pos}")
@@ -297,7 +293,7 @@ class _Walker:
             self.unb_units += 1
         elif tag == "UNH":
             yield from self.close_msg(f"a new UNH starts at segment {pos}")
-            ref = _c(seg, 1)
+            ref = component(seg, 1)
             problems = []
             if self.unb is None:
                 yield self.err("missing_header", f"UNH at segment {pos} is outside an interchange",
@@ -312,7 +308,7 @@ class _Walker:
                                          f"{pos} repeats within interchange "
                                          f"{ctl['interchange']!r}", pos, ctl))
             self.refs.add(ref)
-            self.msg = Message(_c(seg, 2), seg, ctl, pos, [], self.d, problems)
+            self.msg = Message(component(seg, 2), seg, ctl, pos, [], self.d, problems)
         elif tag == "UNT":
             m = self.msg
             if m is None:
@@ -320,11 +316,11 @@ class _Walker:
                 return
             problems = list(m.problems)
             count = len(m.body) + 2
-            n, ref = _c(seg, 1), _c(seg, 2)
+            n, ref = component(seg, 1), component(seg, 2)
             if not (n.strip().isdigit() and int(n) == count):
                 problems.append(self.err("count_mismatch", f"UNT01 is {n!r} but message {ref!r} "
                                          f"has {count} segments", pos, m.control))
-            if not _same(ref, m.control["transaction"] or ""):
+            if not same_control(ref, m.control["transaction"] or ""):
                 problems.append(self.err("control_mismatch", f"UNT02 {ref!r} does not match UNH01 "
                                          f"{m.control['transaction']!r}", pos, m.control))
             self.msg = None
@@ -337,26 +333,26 @@ class _Walker:
             if self.ung is None:
                 yield self.err("missing_header", f"UNE at segment {pos} has no UNG", pos)
                 return
-            n, ref = _c(seg, 1), _c(seg, 2)
+            n, ref = component(seg, 1), component(seg, 2)
             if not (n.strip().isdigit() and int(n) == self.ung_msgs):
                 yield self.err("count_mismatch", f"UNE01 is {n!r} but the group has "
                                f"{self.ung_msgs} messages", pos)
-            if not _same(ref, _c(self.ung, 5)):
+            if not same_control(ref, component(self.ung, 5)):
                 yield self.err("control_mismatch", f"UNE02 {ref!r} does not match UNG05 "
-                               f"{_c(self.ung, 5)!r}", pos)
+                               f"{component(self.ung, 5)!r}", pos)
             self.ung = None
         elif tag == "UNZ":
             yield from self.close_group(f"UNZ at segment {pos}")
             if self.unb is None:
                 yield self.err("missing_header", f"UNZ at segment {pos} has no UNB", pos)
                 return
-            n, ref = _c(seg, 1), _c(seg, 2)
+            n, ref = component(seg, 1), component(seg, 2)
             if not (n.strip().isdigit() and int(n) == self.unb_units):
                 yield self.err("count_mismatch", f"UNZ01 is {n!r} but interchange "
-                               f"{_c(self.unb, 5)!r} has {self.unb_units} messages/groups", pos)
-            if not _same(ref, _c(self.unb, 5)):
+                               f"{component(self.unb, 5)!r} has {self.unb_units} messages/groups", pos)
+            if not same_control(ref, component(self.unb, 5)):
                 yield self.err("control_mismatch", f"UNZ02 {ref!r} does not match UNB05 "
-                               f"{_c(self.unb, 5)!r}", pos)
+                               f"{component(self.unb, 5)!r}", pos)
             self.unb = None
         elif self.msg is not None:
             self.msg.body.append(seg)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from transforms.edi.edifact import Message
+from transforms.edi.edifact import Message, component as _c
 from transforms.edi.errors import EdiError, Problem
-from transforms.edi.records import MapContext, base_record
+from transforms.edi.records import MapContext, base_record, map_unit
 from transforms.edi.values import choose_item_id, edifact_timestamp, parse_number
 
 __all__ = ["MAPPERS", "map_message"]
@@ -39,12 +39,6 @@ STOCK_PARTIES = ("WH", "GY", "DP")
 DESPATCHED_QTY = "12"
 STOCK_QTY = "145"
 SOLD_QTY = "153"
-
-
-def _c(seg: list[list[str]], el: int, comp: int = 0) -> str:
-    if el < len(seg) and comp < len(seg[el]):
-        return seg[el][comp]
-    return ""
 
 
 class _Msg:
@@ -258,12 +252,5 @@ MAPPERS: dict[str, Callable[[Message, MapContext], tuple[list[dict], list[Proble
 
 def map_message(msg: Message, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
     """Map one checked message; unsupported types yield one `unsupported_set` problem."""
-    mapper = MAPPERS.get(msg.type)
-    if mapper is None:
-        return [], [Problem("unsupported_set", f"message type {msg.type!r} (UNH at segment "
-                            f"{msg.start}) is not mapped by invrecon", msg.start, "UNH")]
-    records, problems = mapper(msg, ctx)
-    if not records and not problems:
-        problems = [Problem("no_records", f"{msg.type} message at segment {msg.start} has no "
-                            "line this pipeline extracts", msg.start, "UNH")]
-    return records, problems
+    return map_unit(MAPPERS.get(msg.type), msg, ctx, kind=f"message type {msg.type!r}",
+                    start=msg.start, tag="UNH")

@@ -9,12 +9,13 @@ copying a small dict is cheaper than building one key by key, and that is the ho
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from transforms.edi.errors import Problem
 from transforms.edi.values import DEFAULT_QUALIFIERS
 
-__all__ = ["ERROR_FIELDS", "MapContext", "RECORD_FIELDS", "RECORD_KINDS", "base_record", "error_dict"]
+__all__ = ["ERROR_FIELDS", "MapContext", "map_unit", "RECORD_FIELDS", "RECORD_KINDS", "base_record", "error_dict"]
 
 RECORD_KINDS = ("position", "in_transit", "movement")
 RECORD_FIELDS = (
@@ -60,3 +61,27 @@ def error_dict(problem: Problem, *, file: str, control: Mapping[str, str | None]
                                                    "transaction": None},
         "segment": problem.segment,
     }
+
+
+def map_unit(
+    mapper: Callable[[Any, MapContext], tuple[list[dict], list[Problem]]] | None,
+    unit: Any,
+    ctx: MapContext,
+    *,
+    kind: str,
+    start: int,
+    tag: str,
+) -> tuple[list[dict], list[Problem]]:
+    """Run `mapper` on a checked transaction / message, so nothing is skipped silently.
+
+    No mapper: one informational `unsupported_set` problem. A mapper that found neither records
+    nor problems: one informational `no_records` problem.
+    """
+    if mapper is None:
+        return [], [Problem("unsupported_set", f"{kind} ({tag} at segment {start}) is not mapped "
+                            "by invrecon", start, tag)]
+    records, problems = mapper(unit, ctx)
+    if not records and not problems:
+        problems = [Problem("no_records", f"{kind} ({tag} at segment {start}) has no line this "
+                            "pipeline extracts", start, tag)]
+    return records, problems

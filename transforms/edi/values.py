@@ -24,6 +24,7 @@ __all__ = [
     "choose_item_id",
     "edifact_timestamp",
     "parse_number",
+    "same_control",
     "x12_timestamp",
 ]
 
@@ -80,6 +81,19 @@ def parse_number(text: str, *, decimal: str = ".") -> int | float:
         return int(s)
     value = float(s.replace(",", "."))
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def same_control(a: str, b: str) -> bool:
+    """Compare two control numbers as numbers when both are digits, else as trimmed text.
+
+    Example:
+        >>> same_control("000003438", "3438"), same_control("XXX", "XXX ")
+        (True, True)
+    """
+    a, b = a.strip(), b.strip()
+    if a.isdigit() and b.isdigit():
+        return int(a) == int(b)
+    return a == b
 
 
 def _date(text: str) -> dt.date:

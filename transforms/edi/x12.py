@@ -27,6 +27,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 
 from transforms.edi.errors import EdiError, Problem
+from transforms.edi.values import same_control
 
 __all__ = [
     "GroupEnd",
@@ -97,6 +98,7 @@ class Group:
     delimiters: X12Delimiters | None
     transactions: int = 0
     controls: set[str] = dataclasses.field(default_factory=set)
+    isa: list[str] | None = None
 
     @property
     def functional_id(self) -> str:
@@ -154,14 +156,6 @@ def _word_char(c: str) -> bool:
 
 def _at(seg: list[str], i: int) -> str:
     return seg[i] if i < len(seg) else ""
-
-
-def same_control(a: str, b: str) -> bool:
-    """Compare two control numbers as numbers when both are digits, else as trimmed text."""
-    a, b = a.strip(), b.strip()
-    if a.isdigit() and b.isdigit():
-        return int(a) == int(b)
-    return a == b
 
 
 def looks_like_isa(text: str) -> bool:
@@ -443,7 +437,7 @@ class _Walker:
         pos = self.pos
         if self.isa is None:
             yield self.err("missing_header", f"GS at segment {pos} is outside an interchange", pos, "GS")
-        g = Group(seg, pos, self.interchange, self.delims)
+        g = Group(seg, pos, self.interchange, self.delims, isa=self.isa)
         self.group = g
         self.groups += 1
         if len(seg) != 9:

@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 
 from transforms.edi.errors import EdiError, Problem
-from transforms.edi.records import MapContext, base_record
+from transforms.edi.records import MapContext, base_record, map_unit
 from transforms.edi.values import (
     choose_item_id,
     parse_number,
@@ -588,12 +588,5 @@ MAPPERS: dict[str, Callable[[Transaction, MapContext], tuple[list[dict], list[Pr
 
 def map_transaction(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
     """Map one checked transaction; unsupported sets yield one `unsupported_set` problem."""
-    mapper = MAPPERS.get(tx.set_id)
-    if mapper is None:
-        return [], [Problem("unsupported_set", f"transaction set {tx.set_id!r} (ST at segment "
-                            f"{tx.start}) is not mapped by invrecon", tx.start, "ST")]
-    records, problems = mapper(tx, ctx)
-    if not records and not problems:
-        problems = [Problem("no_records", f"{tx.set_id} transaction at segment {tx.start} has no "
-                            "line this pipeline extracts", tx.start, "ST")]
-    return records, problems
+    return map_unit(MAPPERS.get(tx.set_id), tx, ctx, kind=f"transaction set {tx.set_id!r}",
+                    start=tx.start, tag="ST")
