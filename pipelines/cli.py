@@ -10,6 +10,7 @@ Exit codes: 0 success, 1 unexpected, 2 usage / config, 3 data-quality gate, 4 in
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
 
@@ -29,6 +30,43 @@ USAGE = "usage: invrecon {" + ",".join(COMMANDS) + "} [options]\n\n" + "\n".join
 )
 
 
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line, for schedulers and log shippers (stderr is not a terminal)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+class _DropNoise(logging.Filter):
+    # Beam's GCP IO logs this on every import when the optional BigQuery client is absent; it
+    # is not about anything invrecon does.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
+def configure_logging() -> None:
+    """Human lines on a terminal, JSON lines otherwise; Beam's own chatter only from WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    if sys.stderr.isatty():
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    else:
+        handler.setFormatter(_JsonFormatter())
+    handler.addFilter(_DropNoise())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for noisy in ("apache_beam", "great_expectations", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand and return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -39,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"invrecon: unknown command {name!r}\n{USAGE}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     module = importlib.import_module(COMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)
