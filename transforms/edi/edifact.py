@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 _LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
+# Refill the buffer from the source when it holds less than this many characters.
+_REFILL_BELOW = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -194,10 +196,10 @@ def edifact_batches(
                     buf = buf[-3:]
                     read()
                 continue
-        if not eof:
-            read()
-        if not eof and d.segment not in buf:
-            continue
+        if not eof and (len(buf) < _REFILL_BELOW or d.segment not in buf):
+            read()  # only when low, so a UNZ mid-buffer does not make the buffer grow
+            if not eof and d.segment not in buf:
+                continue
         parts = _split_released(buf, d.segment, d.release)
         tail = "" if eof else parts.pop()
         batch = []

@@ -52,6 +52,8 @@ ISA_LENGTH = 106
 _ISA_SEARCH = 256
 # ISA11 is a repetition separator from version 00402 on; before that it is the standards id 'U'.
 _REPETITION_FROM_VERSION = "00402"
+# Refill the buffer from the source when it holds less than this many characters.
+_REFILL_BELOW = 1 << 16
 # Whitespace that may surround segments (line breaks, indentation); delimiters are taken out.
 _LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
 # Envelope tags the walker handles itself; everything else is transaction content.
@@ -331,10 +333,12 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[list[str]] | IsaHeader |
             continue
 
         term, elem = delims.segment, delims.element
-        if not eof:
+        # Read only when the buffer has run low: after an IEA the rest of the last chunk is
+        # still here, and reading on regardless would grow the buffer by a chunk per interchange.
+        if not eof and (len(buf) < _REFILL_BELOW or term not in buf):
             read()
-        if not eof and term not in buf:
-            continue
+            if not eof and term not in buf:
+                continue
         parts = buf.split(term)
         tail = "" if eof else parts.pop()
         iea_at = -1
@@ -353,8 +357,8 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[list[str]] | IsaHeader |
         else:
             buf = tail
             delims_done = False
-        stripped = [p.strip(strip) for p in parts]
-        batch = [s.split(elem) for s in stripped if s]
+        parts = [p.strip(strip) for p in parts]
+        batch = [p.split(elem) for p in parts if p]
         if batch:
             yield batch
         if delims_done:
@@ -547,21 +551,24 @@ def walk(
             yield dataclasses.replace(item, segment=w.pos + 1, control=w.control())
             continue
         tx = w.tx
-        body = tx.body if tx is not None else None
+        append = tx.body.append if tx is not None else None
+        pos = w.pos
         for seg in item:
-            w.pos += 1
+            pos += 1
             tag = seg[0]
             if tag not in envelope:
-                if body is not None:
-                    body.append(seg)
+                if append is not None:
+                    append(seg)
                 else:
-                    yield self.err("unexpected_segment", f"{tag} at segment {w.pos} is outside "
-                                   "a transaction (ST ... SE)", w.pos, tag)
+                    yield w.err("unexpected_segment", f"{tag} at segment {pos} is outside "
+                                "a transaction (ST ... SE)", pos, tag)
                 continue
+            w.pos = pos
             if tag == "ISA":  # an ISA read as a segment: the previous interchange lost its IEA
                 yield from w.on_isa(seg[1:], w.delims)
             else:
                 yield from handlers[tag](seg)
             tx = w.tx
-            body = tx.body if tx is not None else None
+            append = tx.body.append if tx is not None else None
+        w.pos = pos
     yield from w.close_interchange("end of data")

@@ -201,48 +201,58 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
     ids: list[dict[str, str]] | None = None
     item_base = base
     item_uom: str | None = None
-    pending: dict | None = None  # the last QTY record, until we know it is not broken down
-    pending_split = False
-    append = out.records.append
-
-    def flush() -> None:
-        nonlocal pending
-        if pending is not None and not pending_split:
-            if pending["uom"] is None:
-                pending["uom"] = item_uom
-            append(pending)
-        pending = None
+    pending: dict | None = None  # the last QTY record: a UIT may give its unit, SCH split it
+    split_from: dict | None = None  # the QTY total that SCH / SDQ lines are breaking down
+    records = out.records
+    append = records.append
+    first = tx.start + 1
+    qualifiers = ctx.qualifiers
 
     for i, seg in enumerate(body):
         tag = seg[0]
         if tag == "QTY":
-            if pending is not None:
-                flush()
-            qty_type = POSITION_QTY.get(_at(seg, 1))
-            if qty_type is None or not in_detail:
+            pending = split_from = None
+            if ids is None or len(seg) < 3:
+                continue  # a header QTY (before any LIN) is not a position
+            qty_type = POSITION_QTY.get(seg[1])
+            if qty_type is None:
                 continue
-            if ids is None or not ids:
-                out.problem("missing_item_id", f"QTY at segment {out.pos(i)} has no LIN item id",
+            if not ids:
+                out.problem("missing_item_id", f"QTY at segment {first + i} has no LIN item id",
                             i, "QTY")
                 continue
-            rec = out.line(item_base, seg, i, 2, 3)
-            if rec is None:
-                continue
+            v = seg[2]
+            u = seg[3] if len(seg) > 3 else ""
+            if v.isdigit() and len(u) == 2 and u.isalnum():  # the common case, kept cheap
+                rec = item_base.copy()
+                rec["segment"] = first + i
+                rec["qty"] = int(v)
+                rec["uom"] = u
+            else:
+                rec = out.line(item_base, seg, i, 2, 3)
+                if rec is None:
+                    continue
+                if rec["uom"] is None:
+                    rec["uom"] = item_uom
             rec["qty_type"] = qty_type
-            pending, pending_split = rec, False
+            append(rec)
+            pending = rec
         elif tag == "LIN":
-            if pending is not None:
-                flush()
+            pending = split_from = None
             if not in_detail:
                 in_detail = True
                 base["as_of"] = as_of_dtm or as_of_doc or as_of_created
                 base["location"] = next(
                     (header_loc[e] for e in LOCATION_ENTITIES if header_loc.get(e)), None)
-            ids = _pairs(seg, 2)
             item_base = base.copy()
+            if len(seg) == 4 and seg[2] and seg[3]:  # one id: no choice to make
+                ids = [{"qualifier": seg[2], "id": seg[3]}]
+                item_base["item_id"], item_base["item_id_qualifier"] = seg[3], seg[2]
+            else:
+                ids = _pairs(seg, 2)
+                item_base["item_id"], item_base["item_id_qualifier"] = choose_item_id(
+                    ids, qualifiers)
             item_base["item_ids"] = ids
-            item_base["item_id"], item_base["item_id_qualifier"] = choose_item_id(
-                ids, ctx.qualifiers)
             item_uom = None
         elif tag == "UIT":
             ok, uom = out.uom(seg, 1, i)
@@ -251,10 +261,13 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
             else:
                 item_uom = uom
         elif tag == "SCH" or tag == "SDQ":
-            _breakdown(out, seg, i, pending, item_base)
-            pending_split = True
+            if pending is not None:  # the total is replaced by its per-location breakdown
+                if records and records[-1] is pending:
+                    records.pop()
+                split_from, pending = pending, None
+            _breakdown(out, seg, i, split_from, item_base)
         elif tag == "ZA":
-            flush()
+            pending = split_from = None
             qty_type = POSITION_ZA.get(_at(seg, 1))
             if qty_type is None or not in_detail or not ids:
                 continue
@@ -265,14 +278,14 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
             rec["qty_type"] = qty_type
             append(rec)
         elif tag == "N1":
-            flush()
+            pending = split_from = None
             if in_detail:
                 if _at(seg, 1) in LOCATION_ENTITIES and item_base is not base:
                     item_base["location"] = _party(seg)
             else:
                 header_loc.setdefault(_at(seg, 1), _party(seg))
         elif tag == "DTM":
-            flush()
+            pending = split_from = None
             if not in_detail:
                 q = _at(seg, 1)
                 if q in AS_OF_DTM and as_of_dtm is None:
@@ -284,9 +297,7 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
         elif tag == "XQ" and not in_detail:
             as_of_doc = out.timestamp(_at(seg, 3) or _at(seg, 2), "", "", i, "XQ")
         else:
-            if pending is not None:
-                flush()
-    flush()
+            pending = split_from = None
     return out.done()
 
 
@@ -341,21 +352,19 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
     waiting: tuple[dict, int] | None = None  # an SN1 seen before its LIN
     resolved: dict[str, tuple[str | None, str | None]] = {}
 
-    def ends(h: str) -> tuple[str | None, str | None]:
+    def ends(h: str, depth: int = 0) -> tuple[str | None, str | None]:
+        """(from, to) for HL `h`: its own N1s, else its parent's (cached per HL)."""
         got = resolved.get(h)
         if got is not None:
             return got
+        up = parent.get(h, "" if h else None)
         frm = to = None
-        node: str | None = h
-        seen = set()
-        while node is not None and node not in seen:
-            seen.add(node)
-            p = parties.get(node, {})
-            if frm is None:
-                frm = next((p[e] for e in FROM_ENTITIES if p.get(e)), None)
-            if to is None:
-                to = next((p[e] for e in TO_ENTITIES if p.get(e)), None)
-            node = parent.get(node, "" if node else None)
+        if up is not None and depth < 64:  # HL02 loops in bad files end here
+            frm, to = ends(up, depth + 1)
+        own = parties.get(h)
+        if own:
+            frm = next((own[e] for e in FROM_ENTITIES if own.get(e)), None) or frm
+            to = next((own[e] for e in TO_ENTITIES if own.get(e)), None) or to
         resolved[h] = (frm, to)
         return frm, to
 
@@ -365,11 +374,28 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
         rec["from_location"], rec["to_location"] = ends(hl)
         rec["shipped_at"] = shipped or bsn_time
         rec["expected_at"] = expected
-        out.records.append(rec)
+        append(rec)
 
+    append = out.records.append
+    first = tx.start + 1
     for i, seg in enumerate(body):
         tag = seg[0]
         if tag == "SN1":
+            if len(seg) > 3 and ids and len(ids) == 1:  # the common case, kept cheap
+                v, u = seg[2], seg[3]
+                if v.isdigit() and len(u) == 2 and u.isalnum():
+                    rec = base.copy()
+                    rec["segment"] = first + i
+                    rec["qty"] = int(v)
+                    rec["uom"] = u
+                    rec["item_ids"] = ids
+                    rec["item_id"] = ids[0]["id"]
+                    rec["item_id_qualifier"] = ids[0]["qualifier"]
+                    rec["from_location"], rec["to_location"] = resolved.get(hl) or ends(hl)
+                    rec["shipped_at"] = shipped or bsn_time
+                    rec["expected_at"] = expected
+                    append(rec)
+                    continue
             rec = out.line(base, seg, i, 2, 3)
             if rec is None:
                 continue
@@ -378,7 +404,10 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
             else:
                 waiting = (rec, i)
         elif tag == "LIN":
-            ids = _pairs(seg, 2)
+            if len(seg) == 4 and seg[2] and seg[3]:
+                ids = [{"qualifier": seg[2], "id": seg[3]}]
+            else:
+                ids = _pairs(seg, 2)
             if waiting is not None and ids:
                 finish(waiting[0], ids)
                 waiting = None
@@ -386,12 +415,15 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
             if waiting is not None:
                 out.emit(waiting[0], waiting[1], None)
                 waiting = None
-            hl, level = _at(seg, 1), _at(seg, 3)
+            hl = seg[1] if len(seg) > 1 else ""
+            level = seg[3] if len(seg) > 3 else ""
             rank = HL_RANK.get(level, 3)
             while stack and stack[-1][0] >= rank:
                 stack.pop()
-            parent[hl] = _at(seg, 2) or (stack[-1][1] if stack else "")
+            up = seg[2] if len(seg) > 2 else ""
+            parent[hl] = up or (stack[-1][1] if stack else "")
             stack.append((rank, hl))
+            resolved.pop(hl, None)
             ids = None
         elif tag == "N1":
             who = _at(seg, 1)
