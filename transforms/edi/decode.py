@@ -39,6 +39,7 @@ def decode_chunks(blocks: Iterable[bytes]) -> Iterator[str]:
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     fallback = False
     first = True
+    started = False
     for block in blocks:
         if first and block:
             first = False
@@ -57,7 +58,10 @@ def decode_chunks(blocks: Iterable[bytes]) -> Iterator[str]:
             fallback = True
             text = (pending + block).decode("latin-1")
         if text:
-            yield text.lstrip("\ufeff") if text.startswith("\ufeff") else text
+            if not started:  # a BOM that arrived split over blocks decodes to U+FEFF
+                started = True
+                text = text.removeprefix("\ufeff")
+            yield text
     if not fallback:
         try:
             tail = decoder.decode(b"", final=True)

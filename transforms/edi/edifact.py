@@ -167,10 +167,10 @@ def edifact_batches(
 
     while True:
         if d is None:
-            buf = buf.lstrip()
+            buf = buf.lstrip(_LAYOUT_WHITESPACE)
             while not eof and len(buf) < 16:
                 read()
-                buf = buf.lstrip()
+                buf = buf.lstrip(_LAYOUT_WHITESPACE)
             if not buf:
                 return
             if buf.startswith("UNA"):

@@ -34,12 +34,14 @@ __all__ = ["parse_edi", "parse_edi_stream", "parse_text", "sniff"]
 
 # How many characters the sniffer looks at; an ISA is 106, UNA+UNB well under this.
 _SNIFF = 128
+# Blank characters allowed before the first header (not \x1c-\x1f: those can be delimiters).
+_BLANKS = " \t\r\n\x0b\x0c"
 
 
 def sniff(head: str) -> str | None:
     """Return "x12", "edifact" or None for the first characters of a file (blanks stripped)."""
-    h = head.lstrip()
-    if h.startswith("ISA") and len(h) > 3 and not h[3].isalnum() and not h[3].isspace():
+    h = head.lstrip(_BLANKS)
+    if h.startswith("ISA") and len(h) > 3 and not h[3].isalnum() and h[3] not in _BLANKS:
         return "x12"
     if h[:3] in ("UNA", "UNB") and len(h) > 3 and not h[3].isalnum():
         return "edifact"
@@ -77,7 +79,7 @@ def parse_text(
     head = ""
     for piece in source:
         head += piece
-        if len(head.lstrip()) >= _SNIFF:
+        if len(head.lstrip(_BLANKS)) >= _SNIFF:
             break
     standard = sniff(head)
     merged = {**DEFAULT_QUALIFIERS, **(qualifiers or {})}
@@ -92,7 +94,7 @@ def parse_text(
     elif standard == "edifact":
         yield from edifact.parse(chunks(), ctx)
     else:
-        shown = head.lstrip()[:20]
+        shown = head.lstrip(_BLANKS)[:20]
         message = "empty file" if not shown else f"not an X12 or EDIFACT interchange: starts {shown!r}"
         yield error_dict(Problem("not_edi", message, segment=None), file=file, control=None)
 

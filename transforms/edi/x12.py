@@ -165,7 +165,7 @@ def looks_like_isa(text: str) -> bool:
     if len(text) < ISA_LENGTH - 1:
         return False
     sep = text[3]
-    if _word_char(sep) or sep.isspace():
+    if _word_char(sep) or sep in _LAYOUT_WHITESPACE:
         return False
     return sum(text[p] == sep for p in ISA_SEPARATORS) >= 14
 
@@ -190,7 +190,7 @@ def read_isa(text: str) -> IsaHeader:
     if not text.startswith("ISA") or len(text) < 4:
         raise EdiError(f"interchange header starts with {text[:3]!r}, expected ISA")
     sep = text[3]
-    if _word_char(sep) or sep.isspace():
+    if _word_char(sep) or sep in _LAYOUT_WHITESPACE:
         raise EdiError(f"ISA element separator {sep!r} is not usable")
     problems: list[Problem] = []
     if len(text) >= ISA_LENGTH and all(text[p] == sep for p in ISA_SEPARATORS):
@@ -235,7 +235,7 @@ def read_isa(text: str) -> IsaHeader:
     if (
         version >= _REPETITION_FROM_VERSION
         and not _word_char(rep_char)
-        and not rep_char.isspace()
+        and not rep_char in _LAYOUT_WHITESPACE
         and rep_char not in (sep, component, segment)
     ):
         repetition = rep_char
@@ -265,7 +265,7 @@ def _find_isa(text: str, start: int = 0) -> int:
     i = text.find("ISA", start)
     while i >= 0:
         after = text[i + 3 : i + 4]
-        if after and not _word_char(after) and not after.isspace() and (
+        if after and not _word_char(after) and after not in _LAYOUT_WHITESPACE and (
             i == 0 or not _word_char(text[i - 1])
         ):
             return i
@@ -296,10 +296,10 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[list[str]] | IsaHeader |
 
     while True:
         if delims is None:
-            buf = buf.lstrip()
+            buf = buf.lstrip(_LAYOUT_WHITESPACE)
             while not eof and len(buf) < _ISA_SEARCH:
                 read()
-                buf = buf.lstrip()
+                buf = buf.lstrip(_LAYOUT_WHITESPACE)
             if not buf:
                 return
             if buf.startswith("ISA") and len(buf) > 3 and not _word_char(buf[3]):
