@@ -40,7 +40,7 @@ from transforms.canonical import CrosswalkError, Crosswalks, load_crosswalks, lo
 from transforms.reconcile import ReconcileParams, Tolerance, open_in_transit, reconcile_bucket
 from transforms.sources import SourceSpec, canonical_from_edi, read_events, read_tabular
 
-__all__ = ["BatchJob", "build", "main", "plan_job"]
+__all__ = ["BatchJob", "build_ingest", "build_reconcile", "main", "plan_job"]
 
 log = logging.getLogger("invrecon.batch")
 
@@ -319,8 +319,12 @@ class _SetRunId(beam.DoFn):
         yield table.set_column(idx, table.schema.field(idx), pa.array([self.run_id] * table.num_rows, pa.string()))
 
 
-def build(p: beam.Pipeline, job: BatchJob) -> None:
-    """Build the batch graph on `p` (tests call this with a TestPipeline)."""
+def build_ingest(p: beam.Pipeline, job: BatchJob) -> None:
+    """Stage 1: read every input file into canonical records, de-duplicate events.
+
+    Writes `canonical/{positions,movements,in_transit_lines}`, `quarantine`, `counts` and `acks`
+    under the staging folder; the data-quality gate reads them next.
+    """
     B = job.buckets
     reads = {tag: [] for tag in TAGS}
     for spec, files in job.sources:
@@ -336,15 +340,60 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     def flat(tag: str):
         return tuple(reads[tag]) | f"Flatten{tag.title()}" >> beam.Flatten()
 
-    positions, availability = flat("positions"), flat("availability")
     deduped = (
         flat("movements")
         | "KeyByEventBucket" >> beam.FlatMap(lambda t: split_by_bucket(t, ["event_id"], B, "movements"))
         | "GroupEventBuckets" >> beam.GroupByKey()
         | "DedupEvents" >> beam.ParDo(DedupEventsFn(job.run_id)).with_outputs("quarantine", main="movements")
     )
-    movements = deduped.movements
-    shipments = flat("in_transit")
+    quarantine = (
+        (*reads["quarantine"], deduped.quarantine)
+        | "FlattenQuarantine" >> beam.Flatten()
+        | "StampRunId" >> beam.ParDo(_SetRunId(job.run_id))
+    )
+    canonical = f"{job.staging}/canonical"
+    positions = (flat("positions"), flat("availability")) | "FlattenAllPositions" >> beam.Flatten()
+    _write(positions, "positions", POSITION, canonical)
+    _write(deduped.movements, "movements", MOVEMENT, canonical)
+    _write(flat("in_transit"), "in_transit_lines", IN_TRANSIT, canonical)
+    _write(quarantine, "quarantine", QUARANTINE, job.staging)
+    (
+        flat("counts")
+        | "SumReadCounts" >> beam.CombinePerKey(sum)
+        | "CountsJson" >> beam.Map(lambda kv: json.dumps({"source": kv[0], "read": kv[1]}))
+        | "WriteReadCounts" >> beam.io.WriteToText(f"{job.staging}/counts/part", file_name_suffix=".jsonl")
+    )
+    flat("acks") | "WriteAcks" >> beam.ParDo(_WriteAckFn(f"{job.staging}/acks"))
+
+
+def _split_availability(table: pa.Table, availability_sources: frozenset[str]) -> Iterator:
+    df = pl.from_arrow(table)
+    is_av = pl.col("source").is_in(list(availability_sources))
+    pos, av = df.filter(~is_av), df.filter(is_av)
+    if pos.height:
+        yield pos.to_arrow().cast(POSITION)
+    if av.height:
+        yield beam.pvalue.TaggedOutput("availability", av.to_arrow().cast(POSITION))
+
+
+def build_reconcile(p: beam.Pipeline, job: BatchJob) -> None:
+    """Stage 3: reconcile the validated canonical records (DESIGN.md §6).
+
+    Reads `positions`, `movements` and `in_transit_lines` from the staging folder (what the
+    data-quality gate let through) and writes `inventory_snapshot`, `discrepancies` and the open
+    `in_transit` lines.
+    """
+    B = job.buckets
+    staged = job.staging
+    availability_sources = frozenset(spec.name for spec, _ in job.sources if spec.kind == "availability")
+    split = (
+        p
+        | "ReadPositions" >> beam.io.ReadFromParquetBatched(f"{staged}/positions/*.parquet")
+        | "SplitAvailability" >> beam.FlatMap(_split_availability, availability_sources).with_outputs("availability", main="positions")
+    )
+    positions, availability = split.positions, split.availability
+    movements = p | "ReadMovements" >> beam.io.ReadFromParquetBatched(f"{staged}/movements/*.parquet")
+    shipments = p | "ReadShipments" >> beam.io.ReadFromParquetBatched(f"{staged}/in_transit_lines/*.parquet")
     open_transit = (
         (
             shipments | "KeyShipments" >> beam.FlatMap(lambda t: split_by_bucket(t, ["shipment_id"], B, "in_transit")),
@@ -384,28 +433,9 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
             coverage=beam.pvalue.AsSingleton(coverage),
         ).with_outputs("discrepancies", main="snapshot")
     )
-    quarantine = (
-        (*reads["quarantine"], deduped.quarantine)
-        | "FlattenQuarantine" >> beam.Flatten()
-        | "StampRunId" >> beam.ParDo(_SetRunId(job.run_id))
-    )
-    _write(reconciled.snapshot, "inventory_snapshot", INVENTORY_SNAPSHOT, job.staging)
-    _write(reconciled.discrepancies, "discrepancies", DISCREPANCIES, job.staging)
-    _write(movements, "movements", MOVEMENT, job.staging)
-    _write(open_transit, "in_transit", IN_TRANSIT, job.staging)
-    _write(quarantine, "quarantine", QUARANTINE, job.staging)
-    _write(shipments, "in_transit_lines", IN_TRANSIT, job.staging)  # for conservation counts only
-    _write((positions, availability) | "FlattenAllPositions" >> beam.Flatten(), "positions", POSITION, job.staging)
-    (
-        flat("counts")
-        | "SumReadCounts" >> beam.CombinePerKey(sum)
-        | "CountsJson" >> beam.Map(lambda kv: json.dumps({"source": kv[0], "read": kv[1]}))
-        | "WriteReadCounts" >> beam.io.WriteToText(f"{job.staging}/counts/part", file_name_suffix=".jsonl")
-    )
-    (
-        flat("acks")
-        | "WriteAcks" >> beam.ParDo(_WriteAckFn(f"{job.staging}/acks"))
-    )
+    _write(reconciled.snapshot, "inventory_snapshot", INVENTORY_SNAPSHOT, staged)
+    _write(reconciled.discrepancies, "discrepancies", DISCREPANCIES, staged)
+    _write(open_transit, "in_transit", IN_TRANSIT, staged)
 
 
 class _WriteAckFn(beam.DoFn):
@@ -418,6 +448,15 @@ class _WriteAckFn(beam.DoFn):
         fs.makedirs(self.folder, exist_ok=True)
         with fsspec.open(f"{self.folder}/{name}", "w") as f:
             f.write(text)
+
+
+def _runner(name: str | None):
+    """The runner to use: the one named by --runner, else the in-process FnApiRunner."""
+    if name:
+        return name
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    return FnApiRunner()
 
 
 def _expand_inputs(cfg: Config, run_date: dt.date) -> list[tuple[SourceSpec, list[dict]]]:
@@ -497,7 +536,8 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code of DESIGN.md §3."""
-    from pipelines import warehouse
+    from pipelines import quality_gate, warehouse
+    from transforms.quality import SuiteError
 
     args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -532,21 +572,35 @@ def main(argv: list[str] | None = None) -> int:
     log.info("run %s: %d input files, cut-off %s", job.run_id, len(inputs), job.cutoff.isoformat())
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
-    if runner is None:
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-        runner_obj, runner_name = FnApiRunner(), "FnApiRunner"
-    else:
-        runner_obj, runner_name = runner, str(runner)
+    runner_name = str(runner) if runner else "FnApiRunner"
+    runner_obj = _runner(runner)
     fs, _, _ = fsspec.get_fs_token_paths(job.staging)
     if fs.exists(job.staging):
         fs.rm(job.staging, recursive=True)
     with beam.Pipeline(runner=runner_obj, options=options) as p:
-        build(p, job)
-    log.info("beam stage done in %.1f s", time.monotonic() - t0)
+        build_ingest(p, job)
+    log.info("read and canonicalized in %.1f s", time.monotonic() - t0)
+    try:
+        gate = quality_gate.run(job=job, cfg=cfg, output=output)
+    except SuiteError as e:
+        print(f"invrecon batch: expectation suite error: {e}", file=sys.stderr)
+        return 2
+    log.info("data-quality gate %s in %.1f s", "FAILED" if gate.failed else "passed", time.monotonic() - t0)
+    if not gate.failed:
+        with beam.Pipeline(runner=_runner(runner), options=options) as p:
+            build_reconcile(p, job)
+        log.info("reconciled in %.1f s", time.monotonic() - t0)
+    if gate.failed:
+        quality_gate.publish_failed_gate(
+            job=job, cfg=cfg, output=output, inputs=inputs, started=started, runner=runner_name, message=gate.message,
+        )
+        print(f"invrecon batch: data-quality gate failed: {gate.message}", file=sys.stderr)
+        print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not run", file=sys.stderr)
+        return 3
     result = warehouse.finalize(
         job=job, cfg=cfg, output=output, inputs=inputs, started=started, runner=runner_name,
     )
+    log.info("published and loaded in %.1f s", time.monotonic() - t0)
     if not args.quiet:
         print(warehouse.summary_text(result))
     if result.status == "failed":

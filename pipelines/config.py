@@ -21,6 +21,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Mapping_",
+    "Quality",
     "Source",
     "ToleranceRule",
     "load_config",
@@ -58,6 +59,18 @@ class Source:
     format: str | None = None
     mapping: Mapping_ | None = None
     qualifiers: dict[str, str] = dataclasses.field(default_factory=dict)
+    suite: str | None = None  # an extra GX suite for this source (URL), beside its record type's
+
+
+@dataclasses.dataclass(frozen=True)
+class Quality:
+    """The `quality:` section: data-quality gate and history settings."""
+
+    row_count_band: float = 0.5  # today's rows may differ from the last run's by this share
+    max_as_of_lag_hours: float = 36.0  # how far a source's as-of may sit from the cut-off
+    history_runs: int = 10  # runs of metric history a new value is compared with
+    history_k: float = 3.0  # standard deviations that make a metric an outlier
+    history_min_runs: int = 3  # fewer earlier runs than this: no verdict yet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +93,7 @@ class Config:
     tolerances: tuple[ToleranceRule, ...]
     output: str
     raw: dict[str, Any]
+    quality: Quality = Quality()
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -200,6 +214,9 @@ def load_config(uri: str) -> Config:
                     f"{uri}: `{where}format` is {fmt!r}; expected one of {', '.join(TABULAR_FORMATS)}"
                 )
             mapping = _load_mapping(resolve(uri, _need(s, "mapping", where, uri)), kind)
+        suite = s.get("expectations")
+        if suite is not None and not isinstance(suite, str):
+            raise ConfigError(f"{uri}: `{where}expectations` must be the path of a GX suite JSON file")
         qualifiers = s.get("qualifiers") or {}
         if not isinstance(qualifiers, dict):
             raise ConfigError(f"{uri}: `{where}qualifiers` must be a mapping of EDI qualifier -> id type")
@@ -207,6 +224,7 @@ def load_config(uri: str) -> Config:
             Source(
                 name=name, kind=kind, path=path, system=system, format=fmt, mapping=mapping,
                 qualifiers={str(k): str(v) for k, v in qualifiers.items()},
+                suite=resolve(uri, suite) if suite else None,
             )
         )
     rules = []
@@ -226,6 +244,7 @@ def load_config(uri: str) -> Config:
             raise ConfigError(f"{uri}: `{where}abs` and `{where}pct` must be >= 0")
         rules.append(ToleranceRule({str(k): str(v) for k, v in match.items()}, abs_, pct))
     output = resolve(uri, str(doc.get("output", "out/")).rstrip("/"))
+    quality = _load_quality(doc.get("quality") or {}, uri)
     return Config(
         uri=uri,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -238,4 +257,23 @@ def load_config(uri: str) -> Config:
         tolerances=tuple(rules),
         output=output,
         raw=doc,
+        quality=quality,
     )
+
+
+def _load_quality(q: Any, uri: str) -> Quality:
+    if not isinstance(q, dict):
+        raise ConfigError(f"{uri}: `quality` must be a mapping")
+    known = {f.name: f for f in dataclasses.fields(Quality)}
+    values = {}
+    for key, value in q.items():
+        if key not in known:
+            raise ConfigError(f"{uri}: `quality.{key}` is not a setting; expected one of {', '.join(known)}")
+        kind = int if known[key].type == "int" else float
+        try:
+            values[key] = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{uri}: `quality.{key}` must be a number, got {value!r}") from None
+        if values[key] < 0:
+            raise ConfigError(f"{uri}: `quality.{key}` must be >= 0")
+    return Quality(**values)
