@@ -214,3 +214,37 @@ def test_metric_missing_from_earlier_runs_counts_as_zero():
     hist = _history([5, 5, 5])
     rows = _anomalies([{"source": "erp", "metric": "quarantined:unmapped_sku", "value": 40}], hist, k=3, min_runs=3, job=_Job)
     assert rows[0]["success"] is False and json.loads(rows[0]["details"])["mean"] == 0
+
+
+def test_duplicate_source_records_fail_the_critical_unique_key_check(validator):
+    suite = load_suite(EXPECTATIONS_DIR / "position.json")
+    good = _good("positions")
+    dup = pl.concat([good, good.head(1)])
+    out = validator.validate(dup, source="s", record="positions", suites=[suite], params=PARAMS, run_id="r", run_date=dt.date(2026, 11, 30))
+    assert out.gate_failed
+    assert [r["expectation"] for r in out.results if not r["success"]] == ["expect_compound_columns_to_be_unique(system,sku,location,as_of,file,locator)"]
+
+
+def test_conservation_violation_is_detected(tmp_path):
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from pipelines.warehouse import _conservation
+    from schemas import QUARANTINE
+    from transforms.sources import SourceSpec
+
+    staging = tmp_path / "staging"
+    for name in ("counts", "positions", "movements", "in_transit_lines", "quarantine"):
+        (staging / name).mkdir(parents=True)
+    (staging / "counts" / "part-0.jsonl").write_text('{"source": "erp", "read": 10}\n')
+    pq.write_table(_good("positions").with_columns(pl.lit("erp").alias("source")).to_arrow().cast(POSITION), staging / "positions" / "p.parquet")
+    pq.write_table(MOVEMENT.empty_table(), staging / "movements" / "m.parquet")
+    pq.write_table(IN_TRANSIT.empty_table(), staging / "in_transit_lines" / "i.parquet")
+    q = pa.Table.from_pylist([{"run_id": "r", "source": "erp", "reason_code": "x"}] * 3, schema=QUARANTINE)
+    pq.write_table(q, staging / "quarantine" / "q.parquet")
+
+    class Job:
+        sources = ((SourceSpec(name="erp", kind="positions", system="erp"), ()),)
+
+    counts = _conservation(duckdb.connect(), str(staging), Job)
+    assert counts == [{"source": "erp", "read": 10, "written": 6, "quarantined": 3, "conserved": False}]
