@@ -1,0 +1,436 @@
+"""The streaming stock-event pipeline: `invrecon stream --config CFG --events SOURCE`.
+
+Reads stock events (DESIGN.md §5) from Pub/Sub, Kafka or a replay of JSON Lines files, stamps
+them with `occurred_at`, canonicalizes them with the batch's kernels, de-duplicates them by
+event_id in state, quarantines those later than the allowed lateness, keeps a running position
+per (sku, location) seeded from the latest `inventory_snapshot` in `<output>/warehouse.duckdb`,
+and writes, as Parquet under `<output>/stream/`:
+
+    movements/event_date=D/         the canonical event archive (the batch's MOVEMENT schema)
+    position_changes/window_date=D/ one row per (window, sku, location) pane
+    availability/event_date=D/      availability figures published on the bus (POSITION schema)
+    quarantine/event_date=D/        every rejected payload, raw text and reason code
+    alerts/snapshot_date=D/         divergence and availability-above-ATP alerts (ALERTS schema)
+
+Sources (`--events`):
+    file://GLOB                                 bounded replay, runs locally (FnApiRunner)
+    pubsub://projects/P/subscriptions/S         (or .../topics/T) ReadFromPubSub, streaming
+    kafka://HOST:PORT/TOPIC                     ReadFromKafka; needs --expansion_service
+
+Locally:
+
+    invrecon stream --config fixtures/world/config.yaml \\
+        --events 'file://fixtures/world/inputs/events/2026-11-30/*.jsonl' --output /tmp/x
+
+The optional `streaming:` config section (validated here, ConfigError -> exit 2):
+
+    streaming:
+      window_minutes: 15            # fixed windows of position changes
+      allowed_lateness_minutes: 60  # later events -> quarantine `late_event`
+      early_firing_seconds: 30      # speculative panes while a window is open
+      dedup_ttl_hours: 48           # how long an event_id is remembered
+      alert_systems: [store, commerce]
+      min_alert_abs: 0              # floor (units) under the top-level `tolerances` for alerts
+      events: pubsub://...          # default --events
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+import apache_beam as beam
+import fsspec
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipelines.batch import cutoff_for
+from pipelines.config import Config, ConfigError, load_config
+from transforms.canonical import CrosswalkError, load_crosswalks, load_items
+from transforms.reconcile import Tolerance
+from transforms.sources import SourceSpec
+from transforms.stream import (
+    ALERTS_TAG,
+    AVAILABILITY_TAG,
+    MOVEMENTS_TAG,
+    QUARANTINE_TAG,
+    STREAM_TABLES,
+    RawEvent,
+    RunningPosition,
+    StockEvents,
+    StreamParams,
+    WindowPositionChanges,
+    WriteParquetFiles,
+    as_position_row,
+    read_event_lines,
+    seed_element,
+)
+
+__all__ = ["StreamJob", "build", "main", "plan_job", "streaming_params"]
+
+log = logging.getLogger("invrecon.stream")
+
+# streaming: key -> (type, check, message); numbers may be int or float.
+_NUMBER_KEYS = {
+    "window_minutes": "a number > 0",
+    "allowed_lateness_minutes": "a number >= 0",
+    "early_firing_seconds": "a number > 0",
+    "dedup_ttl_hours": "a number > 0",
+    "min_alert_abs": "a number >= 0",
+}
+_KNOWN_KEYS = set(_NUMBER_KEYS) | {"alert_systems", "events", "gate_shards"}
+# Seconds to wait for a Kafka expansion service to accept a connection before giving up.
+EXPANSION_CONNECT_TIMEOUT = 3.0
+
+
+class UsageError(Exception):
+    """A CLI problem (exit 2); the message names the option at fault."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamJob:
+    """Everything the graph needs, resolved once in `plan_job`."""
+
+    params: StreamParams
+    spec: SourceSpec
+    sku_crosswalk: str
+    location_crosswalk: str
+    items: str
+    events: str  # the --events URL
+    files: tuple[str, ...]  # file replay only
+    output: str  # <output>/stream
+    seeds: tuple = ()  # seed_element pairs
+    seed_date: dt.date | None = None
+    expansion_service: str | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.events.startswith("file://")
+
+
+def streaming_params(cfg: Config, *, run_id: str = "") -> StreamParams:
+    """Validate the optional `streaming:` section of the config into StreamParams.
+
+    Raises:
+      ConfigError: naming the file and the key path (`streaming.window_minutes`).
+    """
+    raw = cfg.raw.get("streaming") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{cfg.uri}: `streaming` must be a mapping")
+    unknown = sorted(set(raw) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{cfg.uri}: `streaming.{unknown[0]}` is not a streaming setting; expected one of {', '.join(sorted(_KNOWN_KEYS))}")
+    kw: dict[str, Any] = {}
+    for key, what in _NUMBER_KEYS.items():
+        if key in raw:
+            v = raw[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (v < 0 if key in ("allowed_lateness_minutes", "min_alert_abs") else v <= 0):
+                raise ConfigError(f"{cfg.uri}: `streaming.{key}` must be {what}, got {v!r}")
+            kw[key] = v
+    systems = raw.get("alert_systems", ["store", "commerce"])
+    if not isinstance(systems, list) or not all(isinstance(s, str) for s in systems):
+        raise ConfigError(f"{cfg.uri}: `streaming.alert_systems` must be a list of system names")
+    if "gate_shards" in raw and (not isinstance(raw["gate_shards"], int) or raw["gate_shards"] <= 0):
+        raise ConfigError(f"{cfg.uri}: `streaming.gate_shards` must be a whole number > 0")
+    if "events" in raw and not isinstance(raw["events"], str):
+        raise ConfigError(f"{cfg.uri}: `streaming.events` must be a source URL")
+    # The nightly's tolerance rules (validated by load_config) judge the stream's alerts too.
+    tolerances = tuple(Tolerance(tuple(sorted(t.match.items())), t.abs, t.pct) for t in cfg.tolerances)
+    try:
+        return StreamParams(
+            **kw, record_system=cfg.record_system, timezone=cfg.timezone, alert_systems=tuple(systems),
+            tolerances=tolerances, run_id=run_id, gate_shards=raw.get("gate_shards", 16),
+            source=next((s.name for s in cfg.sources if s.kind == "events"), "stock_events"),
+        )
+    except ValueError as e:
+        raise ConfigError(f"{cfg.uri}: {str(e).replace('`', '`streaming.', 1)}") from None
+
+
+def _expand_files(events: str) -> list[str]:
+    pattern = events[len("file://"):]
+    fs, _, _ = fsspec.get_fs_token_paths(pattern)
+    paths = sorted(fs.glob(pattern)) if any(c in pattern for c in "*?[") else ([pattern] if fs.exists(pattern) else [])
+    return [p for p in paths if not fs.isdir(p)]
+
+
+def load_seeds(output: str, timezone: str) -> tuple[dt.date | None, list]:
+    """The latest inventory_snapshot of `<output>/warehouse.duckdb` as RunningPosition seeds.
+
+    A snapshot's on_hand is the record system's figure rolled to that date's cut-off, so each
+    seed is as of the cut-off: the stream ignores (for the position) events at or before it.
+    """
+    import duckdb
+
+    path = f"{output}/warehouse.duckdb"
+    if not os.path.exists(path):
+        return None, []
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error as e:
+        raise RuntimeError(f"{path}: cannot open the warehouse to seed positions: {e}") from None
+    try:
+        has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'inventory_snapshot'").fetchone()[0]
+        if not has:
+            return None, []
+        day = con.execute("SELECT max(snapshot_date) FROM inventory_snapshot").fetchone()[0]
+        if day is None:
+            return None, []
+        rows = con.execute(
+            "SELECT sku, location, on_hand, reserved FROM inventory_snapshot WHERE snapshot_date = ? ORDER BY sku, location", [day]
+        ).fetchall()
+    finally:
+        con.close()
+    as_of = int(cutoff_for(day, timezone).timestamp() * 1_000_000)
+    seeds = [seed_element({"sku": s, "location": l, "on_hand": oh, "reserved": r}, as_of_micros=as_of) for s, l, oh, r in rows]
+    return day, seeds
+
+
+def _check_kafka(events: str, expansion_service: str | None) -> None:
+    rest = events[len("kafka://"):]
+    if "/" not in rest or not rest.split("/", 1)[1]:
+        raise UsageError(f"--events {events!r}: expected kafka://HOST:PORT/TOPIC")
+    if not expansion_service:
+        raise UsageError(
+            "--events kafka://... uses Beam's cross-language ReadFromKafka, which needs Beam's Java "
+            "expansion service at pipeline construction and cannot download it here: pass "
+            "--expansion_service HOST:PORT (a running expansion service) or --expansion_service "
+            "/path/to/beam-sdks-java-io-expansion-service-<version>.jar"
+        )
+    if expansion_service.endswith(".jar"):
+        if not os.path.isfile(expansion_service):
+            raise UsageError(f"--expansion_service {expansion_service}: no such jar file")
+        return
+    host, _, port = expansion_service.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--expansion_service {expansion_service!r}: expected HOST:PORT or a path to a .jar")
+    try:
+        socket.create_connection((host, int(port)), timeout=EXPANSION_CONNECT_TIMEOUT).close()
+    except OSError as e:
+        raise UsageError(f"--expansion_service {expansion_service}: no expansion service reachable there ({e})") from None
+
+
+def plan_job(cfg: Config, *, events: str, output: str, expansion_service: str | None = None, seed: bool = True) -> StreamJob:
+    """Resolve the stream: source, files (replay), run id, seeds, parameters.
+
+    Raises:
+      UsageError: a bad --events / --expansion_service (exit 2).
+      ConfigError: a bad `streaming:` section (exit 2).
+    """
+    files: list[str] = []
+    if events.startswith("file://"):
+        files = _expand_files(events)
+        if not files:
+            raise UsageError(f"--events {events}: no files match")
+        digest = hashlib.sha256(cfg.sha256.encode())
+        for f in files:
+            digest.update(f"{f}\0{os.path.getsize(f) if os.path.exists(f) else 0}\n".encode())
+        run_id = f"stream-{digest.hexdigest()[:12]}"
+    elif events.startswith("pubsub://"):
+        from apache_beam.io.gcp.pubsub import parse_subscription, parse_topic
+
+        path = events[len("pubsub://"):]
+        try:
+            (parse_topic if "/topics/" in path else parse_subscription)(path)
+        except ValueError as e:
+            raise UsageError(f"--events {events!r}: {e}; expected pubsub://projects/P/subscriptions/S or pubsub://projects/P/topics/T") from None
+        run_id = f"stream-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
+    elif events.startswith("kafka://"):
+        _check_kafka(events, expansion_service)
+        run_id = f"stream-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
+    else:
+        raise UsageError(f"--events {events!r}: expected file://GLOB, pubsub://projects/P/subscriptions/S or kafka://HOST:PORT/TOPIC")
+    params = streaming_params(cfg, run_id=run_id)
+    seed_date, seeds = load_seeds(output, cfg.timezone) if seed else (None, [])
+    spec = SourceSpec(name=params.source, kind="events", system=None, timezone=cfg.timezone)
+    return StreamJob(
+        params=params, spec=spec, sku_crosswalk=cfg.sku_crosswalk, location_crosswalk=cfg.location_crosswalk,
+        items=cfg.items, events=events, files=tuple(files), output=f"{output}/stream", seeds=tuple(seeds),
+        seed_date=seed_date, expansion_service=expansion_service,
+    )
+
+
+def _pubsub_event(msg, *, events: str) -> RawEvent:
+    data = msg.data if hasattr(msg, "data") else msg
+    text = data.decode("utf-8", errors="replace").strip()
+    mid = getattr(msg, "message_id", None)
+    return RawEvent(text, events, f"message {mid}" if mid else "message", None)
+
+
+def _kafka_event(kv, *, events: str) -> RawEvent:
+    key, value = kv
+    text = (value or b"").decode("utf-8", errors="replace").strip()
+    return RawEvent(text, events, f"key {key.decode('utf-8', errors='replace')}" if key else "record", None)
+
+
+def read_source(p: beam.Pipeline, job: StreamJob):
+    """The RawEvent PCollection of the job's --events source."""
+    if job.bounded:
+        tz = job.params.timezone
+        return (
+            p
+            | "ListEventFiles" >> beam.Create(list(job.files))
+            | "ReadEventLines" >> beam.FlatMap(lambda uri: read_event_lines(uri, timezone=tz))
+        )
+    if job.events.startswith("pubsub://"):
+        from apache_beam.io.gcp.pubsub import ReadFromPubSub
+
+        path = job.events[len("pubsub://"):]
+        kind = "subscription" if "/subscriptions/" in path else "topic"
+        return (
+            p
+            | "ReadPubSub" >> ReadFromPubSub(**{kind: path}, with_attributes=True)
+            | "PubSubToRaw" >> beam.Map(_pubsub_event, events=job.events)
+        )
+    from apache_beam.io.kafka import ReadFromKafka
+
+    servers, topic = job.events[len("kafka://"):].split("/", 1)
+    service = job.expansion_service
+    if service and service.endswith(".jar"):
+        from apache_beam.transforms.external import JavaJarExpansionService
+
+        service = JavaJarExpansionService(service)
+    return (
+        p
+        | "ReadKafka" >> ReadFromKafka(consumer_config={"bootstrap.servers": servers}, topics=[topic], expansion_service=service)
+        | "KafkaToRaw" >> beam.Map(_kafka_event, events=job.events)
+    )
+
+
+def build(p: beam.Pipeline, job: StreamJob, *, raw=None) -> dict:
+    """Build the stream graph on `p`; `raw` replaces the source (tests pass a TestStream).
+
+    Returns the main PCollections (movements, quarantine, updates, position_changes, alerts).
+    """
+    raw = read_source(p, job) if raw is None else raw
+    events = raw | "StockEvents" >> StockEvents(job.params, job.spec, job.sku_crosswalk, job.location_crosswalk)
+    seeds = p | "WarehouseSeeds" >> beam.Create(list(job.seeds), reshuffle=False)
+    positions = {"seeds": seeds, MOVEMENTS_TAG: events[MOVEMENTS_TAG], AVAILABILITY_TAG: events[AVAILABILITY_TAG]} | "RunningPosition" >> RunningPosition(
+        job.params, job.items, job.sku_crosswalk, job.location_crosswalk
+    )
+    changes = positions["updates"] | "WindowPositionChanges" >> WindowPositionChanges(job.params, early_panes=not job.bounded)
+    prefix = job.params.run_id
+    outputs = {
+        "movements": events[MOVEMENTS_TAG],
+        "quarantine": events[QUARANTINE_TAG],
+        "alerts": positions[ALERTS_TAG],
+        "position_changes": changes,
+        "availability": events[AVAILABILITY_TAG] | "FiguresAsPositions" >> beam.Map(as_position_row),
+    }
+    for name, pcoll in outputs.items():
+        schema, partition = STREAM_TABLES[name]
+        label = "".join(w.title() for w in name.split("_"))
+        pcoll | f"Write{label}" >> WriteParquetFiles(root=job.output, table=name, schema=schema, partition=partition, prefix=prefix)
+    outputs["updates"] = positions["updates"]
+    return outputs
+
+
+def _clear_previous(job: StreamJob) -> None:
+    """A replay re-run replaces its own files (same run id), nothing else."""
+    fs, _, _ = fsspec.get_fs_token_paths(job.output)
+    for table in STREAM_TABLES:
+        for path in fs.glob(f"{job.output}/{table}/*/{job.params.run_id}-*.parquet"):
+            fs.rm(path)
+
+
+def replay_counts(job: StreamJob) -> dict[str, int]:
+    """read (non-blank lines) and what the replay wrote, for the conservation check."""
+    import duckdb
+
+    read = 0
+    for uri in job.files:
+        with fsspec.open(uri, "rb") as f:
+            read += sum(1 for line in f if line.strip())
+    con = duckdb.connect()
+    counts = {"read": read}
+    for table in ("movements", "availability", "quarantine", "alerts", "position_changes"):
+        pattern = f"{job.output}/{table}/*/{job.params.run_id}-*.parquet"
+        fs, _, _ = fsspec.get_fs_token_paths(pattern)
+        counts[table] = con.execute(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchone()[0] if fs.glob(pattern) else 0
+    con.close()
+    return counts
+
+
+def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="invrecon stream", description="Run the streaming stock-event pipeline.")
+    parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
+    parser.add_argument("--events", help="file://GLOB, pubsub://projects/P/subscriptions/S or kafka://HOST:PORT/TOPIC")
+    parser.add_argument("--output", help="override the config's output folder")
+    parser.add_argument("--expansion_service", "--expansion-service", dest="expansion_service",
+                        help="Kafka only: HOST:PORT of a running Beam Java expansion service, or a local jar")
+    parser.add_argument("--no-seed", action="store_true", help="start positions at 0 instead of the latest warehouse snapshot")
+    parser.add_argument("--fail-on-alert", action="store_true", help="exit 5 when an alert fired (replay)")
+    parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
+    return parser.parse_known_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit code of DESIGN.md §3."""
+    args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        cfg = load_config(args.config)
+        load_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2
+        load_items(cfg.items)
+        events = args.events or (cfg.raw.get("streaming") or {}).get("events")
+        if not events:
+            raise UsageError("--events is required (or set `streaming.events` in the config)")
+        output = (args.output or cfg.output).rstrip("/")
+        job = plan_job(cfg, events=events, output=output, expansion_service=args.expansion_service, seed=not args.no_seed)
+    except (ConfigError, CrosswalkError) as e:
+        print(f"invrecon stream: config error: {e}", file=sys.stderr)
+        return 2
+    except UsageError as e:
+        print(f"invrecon stream: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        print(f"invrecon stream: {e}", file=sys.stderr)
+        return 1
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    if not job.bounded:
+        options.view_as(StandardOptions).streaming = True
+    if runner is None and job.bounded:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        runner = FnApiRunner()
+    log.info("stream %s: %s, seeds %d (snapshot %s), window %g min, lateness %g min",
+             job.params.run_id, job.events, len(job.seeds), job.seed_date, job.params.window_minutes, job.params.allowed_lateness_minutes)
+    if job.bounded:
+        _clear_previous(job)
+    t0 = time.monotonic()
+    try:
+        with beam.Pipeline(runner=runner, options=options) as p:
+            build(p, job)
+    except Exception as e:  # noqa: BLE001 - construction problems of remote sources are usage errors
+        if not job.bounded and ("expansion" in str(e).lower() or "java" in str(e).lower()):
+            print(f"invrecon stream: --expansion_service {job.expansion_service}: {e}", file=sys.stderr)
+            return 2
+        raise
+    if not job.bounded:
+        return 0
+    counts = replay_counts(job)
+    written = counts["movements"] + counts["availability"]
+    conserved = counts["read"] == written + counts["quarantine"]
+    if not args.quiet:
+        print(f"invrecon stream {job.events}  run {job.params.run_id}  {'OK' if conserved else 'CONSERVATION VIOLATED'}  ({time.monotonic() - t0:.1f} s)")
+        print(f"  seeded from inventory_snapshot {job.seed_date or '(none: positions start at 0)'}: {len(job.seeds)} positions")
+        print(f"  read {counts['read']} = movements {counts['movements']} + availability {counts['availability']} + quarantined {counts['quarantine']}")
+        print(f"  position change panes {counts['position_changes']}, alerts {counts['alerts']}")
+        print(f"  outputs: {job.output}/<table>/  (Parquet)")
+    if not conserved:
+        log.error("conservation violated: %s", counts)
+        return 1
+    if args.fail_on_alert and counts["alerts"]:
+        return 5
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main())
