@@ -382,6 +382,51 @@ def parse_event(text: str, *, locator: str) -> tuple[dict | None, tuple[str, str
     }, None
 
 
+# Shape of a stock event for polars' JSON decoder: a chunk of lines that all decode to it takes
+# the columnar fast path; a chunk with a line that does not falls back to `parse_event` per line.
+_EVENT_DTYPE = pl.Struct(
+    {
+        "event_id": pl.String, "event_type": pl.String, "occurred_at": pl.String, "system": pl.String,
+        "location": pl.String, "item": pl.Struct({"id_type": pl.String, "id": pl.String}), "qty": pl.String,
+        "uom": pl.String, "reference": pl.String, "counterparty_location": pl.String,
+    }
+)
+# Lines per decode attempt: a malformed line costs its chunk the slow path, so keep chunks
+# small enough that one bad line is cheap and large enough that decoding is vectorized.
+EVENT_CHUNK = 20_000
+
+
+def _decode_chunk(texts: list[str], numbers: list[int]) -> pl.DataFrame | None:
+    """Decode a chunk of event lines at once; None when any line is not an event object."""
+    try:
+        decoded = pl.Series(texts, dtype=pl.String).str.json_decode(dtype=_EVENT_DTYPE).struct.unnest()
+    except pl.exceptions.PolarsError:
+        return None
+    return decoded.select(
+        *[pl.col(c) for c in ("event_id", "event_type", "occurred_at", "system", "location")],
+        pl.col("item").struct.field("id_type").fill_null("sku").alias("id_type"),
+        pl.col("item").struct.field("id").alias("item_id"),
+        pl.col("qty"),
+        pl.col("uom").fill_null("EA"),
+        pl.col("reference"),
+        pl.col("counterparty_location"),
+        pl.Series("_n", numbers, dtype=pl.Int64),
+        pl.Series("_raw", texts, dtype=pl.String),
+    ).with_columns(pl.format("line {}", pl.col("_n")).alias("_locator"))
+
+
+def _split_missing(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(events with every required field, events missing some) of a decoded chunk."""
+    empty = {c: pl.col(c).is_null() | (pl.col(c) == "") for c in (*_EVENT_FIELDS, "item_id")}
+    names = [pl.when(cond).then(pl.lit("item.id" if c == "item_id" else c)) for c, cond in empty.items()]
+    df = df.with_columns(pl.concat_list(names).list.drop_nulls().alias("_missing"))
+    ok = df.filter(pl.col("_missing").list.len() == 0).drop("_missing")
+    missing = df.filter(pl.col("_missing").list.len() > 0).with_columns(
+        pl.format("line {}: field {} missing or empty", pl.col("_n"), pl.col("_missing").list.join(", ")).alias("_reason")
+    )
+    return ok, missing
+
+
 def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[FileResult]:
     """Read one JSON Lines file of stock events into canonical movements (not yet de-duplicated).
 
@@ -393,8 +438,31 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
     except OSError as e:
         yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: cannot open: {e}")
         return
-    events: list[dict] = []
+    good: list[pl.DataFrame] = []
     bad: list[tuple[int, str, str, str]] = []
+    pending = 0
+
+    def flush_chunk(texts: list[str], numbers: list[int]) -> None:
+        nonlocal pending
+        df = _decode_chunk(texts, numbers)
+        if df is not None:
+            ok, missing = _split_missing(df)
+            bad.extend((n, raw, "missing_field", reason) for n, raw, reason in missing.select("_n", "_raw", "_reason").iter_rows())
+        else:
+            rows = []
+            for n, text in zip(numbers, texts):
+                fields, err = parse_event(text, locator=f"line {n}")
+                if err:
+                    bad.append((n, text, *err))
+                else:
+                    rows.append(fields)
+            ok = _events_frame(rows) if rows else None
+        if ok is not None and ok.height:
+            good.append(ok.drop("_n", strict=False))
+            pending += ok.height
+
+    texts: list[str] = []
+    numbers: list[int] = []
     with f:
         for n, line in enumerate(f, start=1):
             text = line.decode("utf-8", errors="replace").strip()
@@ -402,22 +470,28 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
                 text = text.lstrip("\ufeff")
             if not text:
                 continue
-            fields, err = parse_event(text, locator=f"line {n}")
-            if err:
-                bad.append((n, text, *err))
-                continue
-            events.append(fields)
-            if len(events) >= BATCH_ROWS:
-                yield canonical_events(events, uri=uri, spec=spec, crosswalks=crosswalks)
-                events = []
+            texts.append(text)
+            numbers.append(n)
+            if len(texts) >= EVENT_CHUNK:
+                flush_chunk(texts, numbers)
+                texts, numbers = [], []
+            if pending >= BATCH_ROWS:
+                yield _canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
+                good, pending = [], 0
+    if texts:
+        flush_chunk(texts, numbers)
     if bad:
         q = pl.DataFrame(
             {"_file": [uri] * len(bad), "_locator": [f"line {b[0]}" for b in bad], "_raw": [b[1] for b in bad], "_code": [b[2] for b in bad], "_reason": [b[3] for b in bad]},
         )
         frames = [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code", maintain_order=True)]
         yield FileResult(quarantine=_quarantine_table(frames, spec.name), read=len(bad))
-    if events:
-        yield canonical_events(events, uri=uri, spec=spec, crosswalks=crosswalks)
+    if good:
+        yield _canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
+
+
+def _events_frame(events: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame({k: [e[k] for e in events] for k in _EVENT_COLUMNS}, schema={k: pl.String for k in _EVENT_COLUMNS})
 
 
 def canonical_events(events: list[dict], *, uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
@@ -425,9 +499,11 @@ def canonical_events(events: list[dict], *, uri: str, spec: SourceSpec, crosswal
 
     The batch reads a file per call; the stream calls it on the events of a bundle.
     """
-    df = pl.DataFrame(
-        {k: [e[k] for e in events] for k in _EVENT_COLUMNS}, schema={k: pl.String for k in _EVENT_COLUMNS}
-    ).rename({"qty": "_qty_raw"}).with_columns(pl.lit(uri).alias("_file"))
+    return _canonical_events_frame(_events_frame(events), uri=uri, spec=spec, crosswalks=crosswalks)
+
+
+def _canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
+    df = df.select(list(_EVENT_COLUMNS)).rename({"qty": "_qty_raw"}).with_columns(pl.lit(uri).alias("_file"))
     read = df.height
     rejected: list[pl.DataFrame] = []
     df = df.with_columns(
