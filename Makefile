@@ -27,8 +27,7 @@ bench: setup
 	$(BIN)/python -m bench
 
 lint: setup
-	$(BIN)/python -m compileall -q pipelines transforms schemas fixtures tests bench
-	$(BIN)/python -m pyflakes pipelines transforms schemas fixtures tests bench 2>/dev/null || true
+	$(BIN)/ruff check pipelines transforms schemas fixtures tests bench
 
 ## regenerate the committed world (deterministic: same bytes every time)
 fixtures: setup

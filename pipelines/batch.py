@@ -563,10 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     allowed = {s.strip() for s in args.allow_missing.split(",") if s.strip()}
     missing = [spec.name for spec, files in job.sources if not files and spec.name not in allowed and "all" not in allowed]
     if missing:
-        for spec, files in job.sources:
-            if spec.name in missing:
-                pattern = cfg.source(spec.name).path.replace("{run_date}", run_date.isoformat())
-                print(f"invrecon batch: source {spec.name}: no input files match {pattern}", file=sys.stderr)
+        for name in missing:
+            pattern = cfg.source(name).path.replace("{run_date}", run_date.isoformat())
+            print(f"invrecon batch: source {name}: no input files match {pattern}", file=sys.stderr)
         print("invrecon batch: inputs missing for the run date (use --allow-missing SOURCE to run without them)", file=sys.stderr)
         return 4
     log.info("run %s: %d input files, cut-off %s", job.run_id, len(inputs), job.cutoff.isoformat())
