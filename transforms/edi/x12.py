@@ -2,10 +2,10 @@
 
 Two layers, both streaming so memory stays flat in the file size:
 
-* `x12_batches` turns decoded text chunks into lists of segments (a segment is a list of
-  element strings, tag first). Delimiters come from each ISA by character position (ISA is
-  fixed width: element separator at 3, component at 104, segment terminator at 105), so
-  multi-byte terminators (`…`, `Ö`) work once the bytes are decoded. CR/LF and indentation
+* `x12_batches` turns decoded text chunks into lists of segments (a segment is its text, tag
+  first, not yet split into elements). Delimiters come from each ISA by character position
+  (ISA is fixed width: element separator at 3, component at 104, segment terminator at 105),
+  so multi-byte terminators (`…`, `Ö`) work once the bytes are decoded. CR/LF and indentation
   around segments are dropped. Splitting is `str.split` on whole chunks, never per character.
 * `walk` follows the envelopes, numbers every segment (1-based, the ISA is 1) and yields
   `Transaction`s whose ST02/SE02 and SE01 agree, `RejectedTransaction`s (with the reasons)
@@ -58,6 +58,8 @@ _REFILL_BELOW = 1 << 16
 _LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
 # Envelope tags the walker handles itself; everything else is transaction content.
 _ENVELOPE = frozenset(("ISA", "IEA", "GS", "GE", "ST", "SE"))
+# Their first two characters: a cheap filter before the exact tag check.
+_ENVELOPE_PREFIXES = frozenset(t[:2] for t in _ENVELOPE)
 # Hierarchy of the control segments, for "a trailer closes what was left open".
 _TRAILER_OF = {"ST": "SE", "GS": "GE", "ISA": "IEA"}
 
@@ -119,16 +121,24 @@ class Group:
 class Transaction:
     """A transaction whose envelope checks passed; `body` is the segments between ST and SE.
 
-    `body[i]` is segment number `start + 1 + i` of the file (`start` is the ST's number).
+    `body[i]` is segment number `start + 1 + i` of the file (`start` is the ST's number), as
+    text without layout whitespace: mappers split it with `element` (most segments are read
+    once, so splitting them here would only build lists to throw away).
     """
 
     set_id: str
     control: dict[str, str | None]
     start: int
-    body: list[list[str]]
+    body: list[str]
     group: Group | None
     delimiters: X12Delimiters | None
     problems: list[Problem] = dataclasses.field(default_factory=list)
+
+
+    @property
+    def element(self) -> str:
+        """The element separator to split `body` segments with."""
+        return self.delimiters.element if self.delimiters is not None else "*"
 
 
 @dataclasses.dataclass(slots=True)
@@ -273,10 +283,11 @@ def _find_isa(text: str, start: int = 0) -> int:
     return -1
 
 
-def x12_batches(chunks: Iterable[str]) -> Iterator[list[list[str]] | IsaHeader | Problem]:
+def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Problem]:
     """Yield an `IsaHeader` per interchange, then its segments in batches, from text chunks.
 
-    A batch never spans an IEA, so every batch is read with the delimiters of the last header.
+    A batch is a list of segment texts (layout whitespace stripped, empty segments dropped).
+    It never spans an IEA, so every batch is read with the delimiters of the last header.
     Text that is not an interchange (junk between interchanges, a non-ISA header) yields one
     `Problem` per stretch and is skipped up to the next ISA.
     """
@@ -339,33 +350,50 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[list[str]] | IsaHeader |
             read()
             if not eof and term not in buf:
                 continue
-        parts = buf.split(term)
-        tail = "" if eof else parts.pop()
-        iea_at = -1
-        if "IEA" in buf:
-            for i, part in enumerate(parts):
-                s = part.lstrip(strip)
-                if s.startswith("IEA") and (len(s) == 3 or s[3] == elem or s[3:].strip(strip) == ""):
-                    iea_at = i
-                    break
-        if iea_at >= 0:
-            rest = parts[iea_at + 1 :]
-            parts = parts[: iea_at + 1]
-            buf = term.join(rest + ([tail] if not eof else []))
-            # eof with the IEA last: rest is [] or the empty text after the final terminator
-            delims_done = True
+        # Cut the buffer after the interchange's IEA (the next one may change delimiters), else
+        # after its last terminator (the tail is an incomplete segment; it waits for more text).
+        end = _iea_end(buf, term, elem, strip, eof)
+        if end < 0:
+            end = len(buf) if eof else buf.rfind(term) + 1
+            interchange_done = False
         else:
-            buf = tail
-            delims_done = False
-        parts = [p.strip(strip) for p in parts]
-        batch = [p.split(elem) for p in parts if p]
+            interchange_done = True
+        text, buf = buf[:end], buf[end:]
+        # One C-level split per batch; segments stay strings (the walker and the mappers split
+        # only what they read) because a list per segment is what made this loop slow.
+        batch = [seg for part in text.split(term) if (seg := part.strip(strip))]
+        del text
         if batch:
             yield batch
-        if delims_done:
+        if interchange_done:
             delims = None
             continue
         if eof:
             return
+
+
+def _iea_end(buf: str, term: str, elem: str, strip: str, eof: bool) -> int:
+    """Index just past the first complete IEA segment in `buf`, or -1 when there is none.
+
+    `buf` starts at a segment boundary. An IEA counts when only layout whitespace precedes it
+    in its segment and the tag stands alone (followed by the element separator, the terminator
+    or whitespace). Before the end of the data, a segment without its terminator is not
+    complete; at the end, the unterminated last segment is.
+    """
+    at = buf.find("IEA")
+    while at >= 0:
+        start = buf.rfind(term, 0, at) + 1
+        if start == at or not buf[start:at].strip(strip):
+            stop = buf.find(term, at + 3)
+            if stop < 0:
+                if not eof:
+                    return -1
+                stop = len(buf)
+            rest = buf[at + 3 : stop]
+            if not rest or rest[0] == elem or not rest.strip(strip):
+                return min(stop + 1, len(buf))
+        at = buf.find("IEA", at + 3)
+    return -1
 
 
 class _Walker:
@@ -396,6 +424,22 @@ class _Walker:
             "group": self.group.control if self.group else None,
             "transaction": transaction,
         }
+
+    def content(self, item: list[str], start: int, stop: int, pos: int,
+                elem: str) -> Iterator[Problem]:
+        """Segments `item[start:stop]` (numbered from `pos + start + 1`) are transaction content.
+
+        Inside a transaction they join its body in one slice; outside, each is reported.
+        """
+        tx = self.tx
+        if tx is not None:
+            tx.body += item[start:stop]
+            return
+        for k in range(start, stop):
+            at = pos + k + 1
+            tag = item[k].split(elem, 1)[0]
+            yield self.err("unexpected_segment", f"{tag} at segment {at} is outside a "
+                           "transaction (ST ... SE)", at, tag)
 
     # -- closing what is open ---------------------------------------------------------------
     def close_tx(self, why: str) -> Iterator[RejectedTransaction]:
@@ -534,7 +578,7 @@ class _Walker:
 
 
 def walk(
-    batches: Iterable[list[list[str]] | IsaHeader | Problem],
+    batches: Iterable[list[str] | IsaHeader | Problem],
 ) -> Iterator[Transaction | RejectedTransaction | GroupEnd | Problem]:
     """Follow the envelopes of `x12_batches` output; see the module docstring."""
     w = _Walker()
@@ -550,25 +594,25 @@ def walk(
         if isinstance(item, Problem):
             yield dataclasses.replace(item, segment=w.pos + 1, control=w.control())
             continue
-        tx = w.tx
-        append = tx.body.append if tx is not None else None
-        pos = w.pos
-        for seg in item:
-            pos += 1
+        elem = w.delims.element if w.delims is not None else "*"
+        pos = w.pos  # the number of the segment before item[0]
+        done = 0  # item[:done] is handled
+        # Envelope segments are rare (a few per thousand); find them with one comprehension
+        # and hand the runs between them to the open transaction as whole slices.
+        for i in [i for i, s in enumerate(item) if s[:2] in _ENVELOPE_PREFIXES]:
+            seg = item[i].split(elem)
             tag = seg[0]
             if tag not in envelope:
-                if append is not None:
-                    append(seg)
-                else:
-                    yield w.err("unexpected_segment", f"{tag} at segment {pos} is outside "
-                                "a transaction (ST ... SE)", pos, tag)
-                continue
-            w.pos = pos
+                continue  # e.g. SN1, GSX: content, it stays in the run
+            if i > done:
+                yield from w.content(item, done, i, pos, elem)
+            done = i + 1
+            w.pos = pos + i + 1
             if tag == "ISA":  # an ISA read as a segment: the previous interchange lost its IEA
                 yield from w.on_isa(seg[1:], w.delims)
             else:
                 yield from handlers[tag](seg)
-            tx = w.tx
-            append = tx.body.append if tx is not None else None
-        w.pos = pos
+        if done < len(item):
+            yield from w.content(item, done, len(item), pos, elem)
+        w.pos = pos + len(item)
     yield from w.close_interchange("end of data")

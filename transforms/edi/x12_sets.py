@@ -159,8 +159,9 @@ class _Lines:
 
     def emit(self, rec: dict, i: int, ids: list[dict[str, str]] | None) -> None:
         if not ids:
-            self.problem("missing_item_id", f"{self.tx.body[i][0]} at segment {self.pos(i)} "
-                         "has a quantity but its line has no item id", i, self.tx.body[i][0])
+            tag = self.tx.body[i].split(self.tx.element, 1)[0]
+            self.problem("missing_item_id", f"{tag} at segment {self.pos(i)} "
+                         "has a quantity but its line has no item id", i, tag)
             return
         self.item(rec, ids)
         self.records.append(rec)
@@ -193,6 +194,7 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
     out = _Lines(tx, ctx, "position")
     base = out.base
     body = tx.body
+    elem = tx.element
     header_loc: dict[str, str | None] = {}
     as_of_dtm: str | None = None
     as_of_doc: str | None = None
@@ -208,7 +210,8 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
     first = tx.start + 1
     qualifiers = ctx.qualifiers
 
-    for i, seg in enumerate(body):
+    for i, text in enumerate(body):
+        seg = text.split(elem)
         tag = seg[0]
         if tag == "QTY":
             pending = split_from = None
@@ -341,6 +344,7 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
     base = out.base
     base["qty_type"] = "shipped"
     body = tx.body
+    elem = tx.element
     parties: dict[str, dict[str, str | None]] = {"": {}}  # HL id -> {entity: location}
     parent: dict[str, str] = {}
     stack: list[tuple[int, str]] = []
@@ -378,7 +382,8 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
 
     append = out.records.append
     first = tx.start + 1
-    for i, seg in enumerate(body):
+    for i, text in enumerate(body):
+        seg = text.split(elem)
         tag = seg[0]
         if tag == "SN1":
             if len(seg) > 3 and ids and len(ids) == 1:  # the common case, kept cheap
@@ -457,7 +462,9 @@ def map_180(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
     base["qty_type"] = "returned"
     parties: dict[str, str | None] = {}
     pending: list[tuple[dict, int, list[dict[str, str]]]] = []
-    for i, seg in enumerate(tx.body):
+    elem = tx.element
+    for i, text in enumerate(tx.body):
+        seg = text.split(elem)
         tag = seg[0]
         if tag == "BGN":
             base["shipment_id"] = base["reference"] = _at(seg, 2) or None
@@ -518,7 +525,9 @@ def _warehouse(
     base["qty_type"] = qty_type
     parties: dict[str, str | None] = {}
     pending: list[tuple[dict, int, list[dict[str, str]]]] = []
-    for i, seg in enumerate(tx.body):
+    elem = tx.element
+    for i, text in enumerate(tx.body):
+        seg = text.split(elem)
         tag = seg[0]
         if tag == line.tag:
             rec = out.line(base, seg, i, line.qty, line.uom)
