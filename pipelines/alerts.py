@@ -1,0 +1,301 @@
+"""Exceptions instead of silent divergence: alert thresholds, their evaluation, `alerts.jsonl`.
+
+Thresholds come from an optional `alerts:` section of the config (DESIGN.md §4, §7). Every rule
+is a maximum: it fires when the observed value is strictly greater than the threshold, so a
+value exactly at the threshold does not fire.
+
+```yaml
+alerts:
+  unexplained_value_per_location: 2500      # Σ|value_delta| of unexplained classes per location
+  oversell_units_per_sku: {max: 5, severity: critical}   # Σ excess units over locations, channels
+  discrepancy_age_days: 3                   # any open discrepancy older than this (age_days)
+  source_lag_hours: {max: 6, by_system: {store: 12, commerce: 1}}  # cut-off - latest as-of
+```
+
+A rule is a number (the maximum) or a mapping `{max: N, severity: info|warning|critical}`;
+`source_lag_hours` also takes `by_system: {system: N}` (a positions system or an availability
+channel), which overrides `max` for that system. A rule that is absent is not checked.
+
+Observed values, per rule (`subject` is what the alert is about):
+
+| rule | subject | observed |
+|---|---|---|
+| `unexplained_value_per_location` | location (`location currency` when a location books several) | Σ abs(value_delta) of `missing_in_other`, `missing_in_record`, `qty_mismatch`, rounded to cents |
+| `oversell_units_per_sku` | sku | Σ excess units of `oversell_risk` over its locations and channels |
+| `discrepancy_age_days` | `sku/location/other_system/class` | age_days of a discrepancy not `timing` / `within_tolerance` |
+| `source_lag_hours` | `source/location` | hours from the latest as-of to the cut-off, rounded to 0.01 h (negative: after it); null when a positions / availability source sent nothing |
+
+Worked example (max 2500, DC01 has qty_mismatch -1500.00 and missing_in_other +1000.00 and a
+timing row of 9000.00): observed = 1500 + 1000 = 2500.00, not > 2500, no alert; one more cent
+of mismatch fires it. Timing is explained by the roll to the cut-off, so it never counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.config import ConfigError
+from schemas import ALERTS
+
+__all__ = [
+    "EXPLAINED",
+    "NOT_AGED",
+    "RULES",
+    "UNEXPLAINED",
+    "Rule",
+    "Thresholds",
+    "evaluate",
+    "load_thresholds",
+    "parse_thresholds",
+    "read_jsonl",
+    "report_dir",
+    "write_jsonl",
+]
+
+# Classes whose difference nothing explains: not the roll to the cut-off (timing), not goods on
+# the road (in_transit), not the tolerance (within_tolerance). Finance's "unexplained value".
+UNEXPLAINED = ("missing_in_other", "missing_in_record", "qty_mismatch")
+# Classes whose difference the pipeline explains.
+EXPLAINED = ("timing", "in_transit")
+# Classes that are not worth aging: they close themselves (timing) or are accepted (tolerance).
+NOT_AGED = ("timing", "within_tolerance")
+
+SEVERITIES = ("info", "warning", "critical")
+# rule -> default severity. Money that nobody can explain is what finance signs off on.
+RULES = {
+    "unexplained_value_per_location": "critical",
+    "oversell_units_per_sku": "warning",
+    "discrepancy_age_days": "warning",
+    "source_lag_hours": "warning",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One threshold: fires when observed > `max`."""
+
+    max: float
+    severity: str
+    by_system: tuple[tuple[str, float], ...] = ()
+
+    def max_for(self, system: str | None) -> float | None:
+        """The maximum that applies to `system` (by_system first, then `max`)."""
+        for name, value in self.by_system:
+            if name == system:
+                return value
+        return None if math.isnan(self.max) else self.max
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """The validated `alerts:` section; a rule that is None is not checked."""
+
+    unexplained_value_per_location: Rule | None = None
+    oversell_units_per_sku: Rule | None = None
+    discrepancy_age_days: Rule | None = None
+    source_lag_hours: Rule | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, r) is not None for r in RULES)
+
+
+def _number(value: Any, where: str, uri: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{uri}: `{where}` must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _rule(name: str, value: Any, uri: str) -> Rule:
+    where = f"alerts.{name}"
+    if not isinstance(value, Mapping):
+        return Rule(max=_number(value, where, uri), severity=RULES[name])
+    allowed = {"max", "severity"} | ({"by_system"} if name == "source_lag_hours" else set())
+    for key in value:
+        if key not in allowed:
+            raise ConfigError(f"{uri}: `{where}.{key}` is not a setting of this rule; expected one of {', '.join(sorted(allowed))}")
+    severity = value.get("severity", RULES[name])
+    if severity not in SEVERITIES:
+        raise ConfigError(f"{uri}: `{where}.severity` is {severity!r}; expected one of {', '.join(SEVERITIES)}")
+    by_system = value.get("by_system") or {}
+    if not isinstance(by_system, Mapping):
+        raise ConfigError(f"{uri}: `{where}.by_system` must be a mapping of system -> hours")
+    pairs = tuple(sorted((str(k), _number(v, f"{where}.by_system.{k}", uri)) for k, v in by_system.items()))
+    if "max" in value:
+        maximum = _number(value["max"], f"{where}.max", uri)
+    elif pairs:
+        maximum = math.nan  # only the listed systems are checked
+    else:
+        raise ConfigError(f"{uri}: missing required key `{where}.max`")
+    return Rule(max=maximum, severity=str(severity), by_system=pairs)
+
+
+def parse_thresholds(section: Any, *, uri: str = "config") -> Thresholds:
+    """Validate an `alerts:` section (None or absent: no rules).
+
+    Args:
+      section: the YAML value of `alerts`.
+      uri: the config file, for error messages.
+
+    Raises:
+      ConfigError: naming the key path, e.g. "`alerts.source_lag_hours.by_system.store` must be a
+        number >= 0, got 'x'".
+
+    Example:
+      >>> parse_thresholds({"oversell_units_per_sku": 5}).oversell_units_per_sku
+      Rule(max=5.0, severity='warning', by_system=())
+    """
+    if section is None:
+        return Thresholds()
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{uri}: `alerts` must be a mapping of rule -> threshold")
+    rules = {}
+    for name, value in section.items():
+        if name not in RULES:
+            raise ConfigError(f"{uri}: `alerts.{name}` is not an alert rule; expected one of {', '.join(RULES)}")
+        if value is None:
+            raise ConfigError(f"{uri}: `alerts.{name}` needs a threshold")
+        rules[name] = _rule(name, value, uri)
+    return Thresholds(**rules)
+
+
+def load_thresholds(cfg) -> Thresholds:
+    """The thresholds of a loaded `pipelines.config.Config` (its optional `alerts:` section)."""
+    return parse_thresholds(cfg.raw.get("alerts"), uri=cfg.uri)
+
+
+def _fired(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[tuple]:
+    return con.execute(sql, params).fetchall()
+
+
+def evaluate(
+    con: duckdb.DuckDBPyConnection,
+    thresholds: Thresholds,
+    *,
+    discrepancies: str,
+    positions: str | None,
+    snapshot_date: dt.date,
+    cutoff: dt.datetime | None,
+    run_id: str,
+    sources: Collection[tuple[str, str | None, str]] = (),
+    only: Collection[str] | None = None,
+) -> pa.Table:
+    """Evaluate every configured rule for one run date and return ALERTS rows.
+
+    Args:
+      con: a DuckDB connection on which `discrepancies` / `positions` can be read.
+      thresholds: from `load_thresholds`.
+      discrepancies: a SQL relation with the DISCREPANCIES columns of `snapshot_date` only
+        (e.g. "read_parquet('.../*.parquet')" or a registered table name).
+      positions: a SQL relation with POSITION columns (system, source, location, as_of), or None.
+      snapshot_date: the run date.
+      cutoff: the run date's cut-off (UTC); needed only with `positions`.
+      run_id: stamped on every row.
+      sources: (name, system, kind) of the configured sources; a positions or availability
+        source with no rows at all fires `source_lag_hours` with a null observed value.
+      only: evaluate just these rules (the others are skipped).
+
+    Returns:
+      A table with the ALERTS schema, sorted by rule and subject.
+    """
+    rows: list[dict] = []
+
+    def add(rule: str, subject: str, threshold: float, observed: float | None, severity: str, message: str) -> None:
+        rows.append({
+            "snapshot_date": snapshot_date, "rule": rule, "subject": subject, "threshold": threshold,
+            "observed": observed, "severity": severity, "message": message, "run_id": run_id,
+        })
+
+    def wanted(rule: str) -> Rule | None:
+        if only is not None and rule not in only:
+            return None
+        return getattr(thresholds, rule)
+
+    d = discrepancies
+    unexplained = ", ".join(f"'{c}'" for c in UNEXPLAINED)
+    if rule := wanted("unexplained_value_per_location"):
+        sql = f"""
+            WITH v AS (
+                SELECT location, currency, round(sum(abs(value_delta)), 2) AS observed, count(*) AS n
+                FROM {d} WHERE class IN ({unexplained}) AND value_delta IS NOT NULL GROUP BY ALL)
+            SELECT location, currency, observed, n, count(*) OVER (PARTITION BY location) AS currencies
+            FROM v WHERE observed > ? ORDER BY location, currency"""
+        for location, currency, observed, n, currencies in _fired(con, sql, [rule.max]):
+            subject = f"{location} {currency}" if currencies > 1 else location
+            add("unexplained_value_per_location", subject, rule.max, observed, rule.severity,
+                f"{location}: {n} unexplained discrepancies worth {observed:,.2f}{' ' + currency if currency else ''} exceed {rule.max:,.2f}")
+    if rule := wanted("oversell_units_per_sku"):
+        sql = f"""
+            SELECT sku, sum(delta) AS observed, count(DISTINCT location) AS locations,
+                   string_agg(DISTINCT other_system, ', ' ORDER BY other_system) AS channels
+            FROM {d} WHERE class = 'oversell_risk' GROUP BY sku HAVING sum(delta) > ? ORDER BY sku"""
+        for sku, observed, locations, channels in _fired(con, sql, [rule.max]):
+            add("oversell_units_per_sku", sku, rule.max, float(observed), rule.severity,
+                f"{sku}: {observed} units published above ATP at {locations} location(s) by {channels} (max {rule.max:g})")
+    if rule := wanted("discrepancy_age_days"):
+        not_aged = ", ".join(f"'{c}'" for c in NOT_AGED)
+        sql = f"""
+            SELECT sku, location, other_system, class, age_days, first_seen, value_delta
+            FROM {d} WHERE class NOT IN ({not_aged}) AND age_days > ?
+            ORDER BY sku, location, other_system, class"""
+        for sku, location, other, klass, age, first_seen, value in _fired(con, sql, [rule.max]):
+            worth = f", {value:,.2f} at stake" if value is not None else ""
+            add("discrepancy_age_days", f"{sku}/{location}/{other}/{klass}", rule.max, float(age), rule.severity,
+                f"{sku} at {location}: {klass} against {other} open {age} days since {first_seen}{worth} (max {rule.max:g})")
+    if (rule := wanted("source_lag_hours")) and positions is not None and cutoff is not None:
+        sql = f"""
+            SELECT source, system, location, max(as_of) AS latest,
+                   round(date_diff('microsecond', max(as_of), ?::TIMESTAMPTZ) / 3.6e9, 2) AS lag_hours
+            FROM {positions} GROUP BY ALL ORDER BY source, location"""
+        seen = set()
+        for source, system, location, latest, lag in _fired(con, sql, [cutoff]):
+            seen.add(source)
+            maximum = rule.max_for(system)
+            if maximum is not None and lag > maximum:
+                add("source_lag_hours", f"{source}/{location}", maximum, lag, rule.severity,
+                    f"{source} ({system}) at {location}: latest as-of {latest.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC is {lag:.2f} h before the cut-off (max {maximum:g})")
+        for name, system, kind in sources:
+            maximum = rule.max_for(system)
+            if kind in ("positions", "availability") and name not in seen and maximum is not None:
+                add("source_lag_hours", f"{name}/*", maximum, None, rule.severity,
+                    f"{name} ({system}) sent no positions for {snapshot_date}: nothing is known as of the cut-off")
+    rows.sort(key=lambda r: (r["rule"], r["subject"]))
+    return pa.Table.from_pylist(rows, schema=ALERTS)
+
+
+def report_dir(output: str, run_date: dt.date | str) -> str:
+    """Folder of a run date's report and its `alerts.jsonl`: `<output>/reports/<run date>`."""
+    return f"{output.rstrip('/')}/reports/{run_date}"
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def write_jsonl(table: pa.Table, path: str) -> None:
+    """Write ALERTS rows as JSON Lines, replacing `path` atomically (an empty file: none fired)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in table.to_pylist():
+            f.write(json.dumps({k: _json_value(v) for k, v in row.items()}, ensure_ascii=False, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """Read an `alerts.jsonl` back (for schedulers and tests)."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
