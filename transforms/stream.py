@@ -317,16 +317,17 @@ class PositionBook:
     base_reserved_at: int | None = None
     pending: list = dataclasses.field(default_factory=list)  # (ts, qty, reserved_delta)
     seeded: bool = False
+    # Running sums of the pending movements after each base: O(1) per ordinary movement.
+    _after_on_hand: int = 0
+    _after_reserved: int = 0
 
     @property
     def on_hand(self) -> int:
-        at = self.base_on_hand_at
-        return self.base_on_hand + sum(q for t, q, _ in self.pending if at is None or t > at)
+        return self.base_on_hand + self._after_on_hand
 
     @property
     def reserved(self) -> int:
-        at = self.base_reserved_at
-        return self.base_reserved + sum(r for t, _, r in self.pending if at is None or t > at)
+        return self.base_reserved + self._after_reserved
 
     @property
     def has_base(self) -> bool:
@@ -339,7 +340,7 @@ class PositionBook:
             self.seeded = True
         if self.base_reserved_at is None or as_of >= self.base_reserved_at:
             self.base_reserved, self.base_reserved_at = int(reserved or 0), as_of
-        self._drop_covered()
+        self._rebase()
 
     def apply(self, *, ts: int, qty: int, reserved_delta: int, is_count: bool) -> tuple[int, int]:
         """Apply one movement; return its effect (on_hand change, reserved change) right now."""
@@ -349,9 +350,13 @@ class PositionBook:
                 self.base_on_hand, self.base_on_hand_at = int(qty), ts
             if reserved_delta:
                 self.pending.append((ts, 0, int(reserved_delta)))
-            self._drop_covered()
+            self._rebase()
         else:
             self.pending.append((ts, int(qty), int(reserved_delta)))
+            if self.base_on_hand_at is None or ts > self.base_on_hand_at:
+                self._after_on_hand += int(qty)
+            if self.base_reserved_at is None or ts > self.base_reserved_at:
+                self._after_reserved += int(reserved_delta)
         return self.on_hand - before_oh, self.reserved - before_r
 
     def compact(self, *, before: int) -> None:
@@ -367,11 +372,16 @@ class PositionBook:
         self.base_on_hand += sum(q for t, q, _ in old if oh_at is None or t > oh_at)
         self.base_reserved += sum(r for t, _, r in old if r_at is None or t > r_at)
         self.pending = [p for p in self.pending if p[0] >= before]
+        self._rebase()
 
-    def _drop_covered(self) -> None:
-        floor = min(self.base_on_hand_at if self.base_on_hand_at is not None else -1, self.base_reserved_at if self.base_reserved_at is not None else -1)
-        if floor >= 0:
+    def _rebase(self) -> None:
+        """Drop movements every base covers and recompute the sums after each base."""
+        oh_at, r_at = self.base_on_hand_at, self.base_reserved_at
+        if oh_at is not None and r_at is not None:
+            floor = min(oh_at, r_at)
             self.pending = [p for p in self.pending if p[0] > floor]
+        self._after_on_hand = sum(q for t, q, _ in self.pending if oh_at is None or t > oh_at)
+        self._after_reserved = sum(r for t, _, r in self.pending if r_at is None or t > r_at)
 
 
 # --- parse and canonicalize ------------------------------------------------------------------
@@ -556,6 +566,8 @@ class _ClassifyLatenessFn(beam.DoFn):
 
     def process(self, element, pane=beam.DoFn.PaneInfoParam) -> Iterator[Any]:
         _, items = element
+        if isinstance(items, tuple) and isinstance(items[0], dict):  # bounded: one, not grouped
+            items = [items]
         for row, ts, expiry in items:
             replay_late = row["_wm"] is not None and row["_wm"] > expiry
             if pane.timing == PaneInfoTiming.LATE or replay_late:
@@ -582,9 +594,19 @@ class GateLateEvents(beam.PTransform):
     """
 
     params: StreamParams
+    bounded: bool = False
 
     def expand(self, movements):
         p = self.params
+        if self.bounded:
+            # A bounded replay's watermark is -inf until the end: only the replay clock can
+            # make an event late, and nothing needs grouping for that.
+            gated = (
+                movements
+                | "StampWindowExpiry" >> beam.Map(_to_expiry, params=p)
+                | "ClassifyLateness" >> beam.ParDo(_ClassifyLatenessFn(p)).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
+            )
+            return {MOVEMENTS_TAG: gated[MOVEMENTS_TAG], QUARANTINE_TAG: gated[QUARANTINE_TAG]}
         gated = (
             movements
             | "StampWindowExpiry" >> beam.Map(_to_expiry, params=p)
@@ -610,11 +632,12 @@ class StockEvents(beam.PTransform):
     spec: SourceSpec
     sku_crosswalk: str
     location_crosswalk: str
+    bounded: bool = False
 
     def expand(self, raw):
         canon = raw | "Canonicalize" >> CanonicalizeEvents(self.params, self.spec, self.sku_crosswalk, self.location_crosswalk)
         deduped = canon[MOVEMENTS_TAG] | "Dedup" >> DedupEvents(self.params)
-        gated = deduped[MOVEMENTS_TAG] | "GateLateness" >> GateLateEvents(self.params)
+        gated = deduped[MOVEMENTS_TAG] | "GateLateness" >> GateLateEvents(self.params, bounded=self.bounded)
         quarantine = (
             (canon[QUARANTINE_TAG], deduped[QUARANTINE_TAG], gated[QUARANTINE_TAG])
             | "FlattenQuarantine" >> beam.Flatten()
@@ -628,8 +651,9 @@ class StockEvents(beam.PTransform):
 class _RunningPositionFn(beam.DoFn):
     """Keep a PositionBook per (sku, location); emit an update per movement and alerts.
 
-    Inputs are (key, (kind, payload)) with kind `seed` (warehouse snapshot), `movement` or
-    `availability` (a channel's published available-to-sell, compared with ATP, never applied).
+    Inputs are (key, (kind, payload)) with kind `movement` or `availability` (a channel's
+    published available-to-sell, compared with ATP, never applied); the warehouse seeds come as
+    a dict side input, read when a key is first seen.
     """
 
     BOOK = ReadModifyWriteStateSpec("book", PickleCoder())
@@ -653,14 +677,17 @@ class _RunningPositionFn(beam.DoFn):
     def _horizon(self) -> int:
         return (self.params.window_seconds + self.params.lateness_seconds) * MICROS
 
-    def process(self, element, ts=beam.DoFn.TimestampParam, book_state=beam.DoFn.StateParam(BOOK),
+    def process(self, element, seeds: dict, ts=beam.DoFn.TimestampParam, book_state=beam.DoFn.StateParam(BOOK),
                 compact_at=beam.DoFn.StateParam(COMPACT_AT), compact=beam.DoFn.TimerParam(COMPACT)) -> Iterator[Any]:
         (sku, location), (kind, payload) = element
-        book: PositionBook = book_state.read() or PositionBook()
-        if kind == "seed":
-            book.seed(on_hand=payload["on_hand"], reserved=payload["reserved"], as_of=payload["as_of"])
+        book: PositionBook | None = book_state.read()
+        if book is None:
+            # The seed is a side input, so it is there before the key's first movement.
+            book = PositionBook()
+            seed = seeds.get((sku, location))
+            if seed is not None:
+                book.seed(on_hand=seed[1]["on_hand"], reserved=seed[1]["reserved"], as_of=seed[1]["as_of"])
             book_state.write(book)
-            return
         if kind == AVAILABILITY_TAG:
             yield from self._check_availability(book, sku, location, payload, ts)
             return
@@ -744,7 +771,8 @@ class RunningPosition(beam.PTransform):
     """Movements (+ seeds, availability) -> one position update per movement, plus alerts.
 
     Args (of `expand`): a dict with `movements`, `availability` and `seeds` PCollections; seeds
-    are `seed_element` pairs from the latest warehouse snapshot.
+    are `seed_element` pairs from the latest warehouse snapshot, read as a side input (every
+    worker holds them all: about 100 bytes a position).
     """
 
     params: StreamParams
@@ -754,14 +782,14 @@ class RunningPosition(beam.PTransform):
 
     def expand(self, inputs):
         keyed = (
-            inputs["seeds"],
             inputs[MOVEMENTS_TAG] | "KeyMovements" >> beam.Map(lambda r: ((r["sku"], r["location"]), ("movement", r))).with_output_types(tuple[tuple[str, str], Any]),
             inputs[AVAILABILITY_TAG]
             | "GlobalWindowFigures" >> beam.WindowInto(GlobalWindows())
             | "KeyFigures" >> beam.Map(lambda r: ((r["sku"], r["location"]), (AVAILABILITY_TAG, r))).with_output_types(tuple[tuple[str, str], Any]),
         ) | "FlattenPositionInputs" >> beam.Flatten().with_output_types(tuple[tuple[str, str], Any])
         out = keyed | "ApplyMovements" >> beam.ParDo(
-            _RunningPositionFn(self.params, self.items, self.location_crosswalk, self.sku_crosswalk)
+            _RunningPositionFn(self.params, self.items, self.location_crosswalk, self.sku_crosswalk),
+            beam.pvalue.AsDict(inputs["seeds"]),
         ).with_outputs(ALERTS_TAG, main=UPDATES_TAG)
         return {UPDATES_TAG: out[UPDATES_TAG], ALERTS_TAG: out[ALERTS_TAG]}
 
@@ -822,7 +850,8 @@ class WindowPositionChanges(beam.PTransform):
     Fixed event-time windows; an EARLY pane every `early_firing_seconds` of processing time while
     the window is open, the ON_TIME pane when the watermark passes its end, a LATE pane for each
     late event within the allowed lateness. Panes accumulate, so the latest one is the figure.
-    A bounded replay has no processing-time clock on the batch runners: `early_panes=False`.
+    A bounded replay (`early_panes=False`) has no processing-time clock and no late data on the
+    batch runners: one pane per window.
     """
 
     params: StreamParams
@@ -830,15 +859,17 @@ class WindowPositionChanges(beam.PTransform):
 
     def expand(self, updates):
         p = self.params
-        early = trigger.AfterProcessingTime(p.early_firing_seconds) if self.early_panes else None
-        return (
-            updates
-            | "WindowUpdates" >> beam.WindowInto(
+        if self.early_panes:
+            windowed = updates | "WindowUpdates" >> beam.WindowInto(
                 window.FixedWindows(p.window_seconds),
-                trigger=trigger.AfterWatermark(early=early, late=trigger.AfterCount(1)),
+                trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(p.early_firing_seconds), late=trigger.AfterCount(1)),
                 accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                 allowed_lateness=Duration(seconds=p.lateness_seconds),
             )
+        else:  # one pane per window: the batch runners' fast path, no trigger machinery
+            windowed = updates | "WindowUpdates" >> beam.WindowInto(window.FixedWindows(p.window_seconds))
+        return (
+            windowed
             | "KeyUpdates" >> beam.Map(lambda u: ((u["sku"], u["location"]), u))
             | "SumChanges" >> beam.CombinePerKey(_ChangesFn())
             | "FormatChanges" >> beam.ParDo(_FormatChangesFn(p.run_id))
