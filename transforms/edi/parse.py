@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
 from typing import BinaryIO
 
 from transforms.edi import edifact
@@ -50,31 +51,29 @@ def sniff(head: str) -> str | None:
     return None
 
 
-def _x12(texts: Iterable[str], ctx: MapContext) -> Iterator[dict]:
+def _x12(texts: Iterable[str], ctx: MapContext) -> Iterator[list[dict]]:
+    """X12 output, one list per transaction or envelope event (flattened by `parse_text`)."""
     file = ctx.file
     for ev in walk(x12_batches(texts)):
         kind = type(ev)
         if kind is Transaction:
             records, problems = map_transaction(ev, ctx)
-            yield from records
-            for p in ev.problems:
-                yield error_dict(p, file=file, control=ev.control)
-            for p in problems:
-                yield error_dict(p, file=file, control=ev.control)
+            if records:
+                yield records
+            if ev.problems or problems:
+                yield [error_dict(p, file=file, control=ev.control)
+                       for p in (*ev.problems, *problems)]
         elif kind is RejectedTransaction:
-            for p in ev.problems:
-                yield error_dict(p, file=file, control=ev.control)
+            yield [error_dict(p, file=file, control=ev.control) for p in ev.problems]
         elif kind is GroupEnd:
-            for p in ev.problems:
-                yield error_dict(p, file=file, control=p.control)
+            yield [error_dict(p, file=file, control=p.control) for p in ev.problems]
         else:
-            yield error_dict(ev, file=file, control=ev.control)
+            yield [error_dict(ev, file=file, control=ev.control)]
 
 
-def parse_text(
-    texts: Iterable[str], *, file: str, qualifiers: Mapping[str, str] | None = None
-) -> Iterator[dict]:
-    """Parse decoded text chunks (the layer under `parse_edi_stream`)."""
+def _parse_parts(
+    texts: Iterable[str], *, file: str, qualifiers: Mapping[str, str] | None
+) -> Iterator[Iterable[dict]]:
     source = iter(texts)
     head = ""
     for piece in source:
@@ -92,11 +91,23 @@ def parse_text(
     if standard == "x12":
         yield from _x12(chunks(), ctx)
     elif standard == "edifact":
-        yield from edifact.parse(chunks(), ctx)
+        yield edifact.parse(chunks(), ctx)
     else:
         shown = head.lstrip(_BLANKS)[:20]
         message = "empty file" if not shown else f"not an X12 or EDIFACT interchange: starts {shown!r}"
-        yield error_dict(Problem("not_edi", message, segment=None), file=file, control=None)
+        yield [error_dict(Problem("not_edi", message, segment=None), file=file, control=None)]
+
+
+def parse_text(
+    texts: Iterable[str], *, file: str, qualifiers: Mapping[str, str] | None = None
+) -> Iterator[dict]:
+    """Parse decoded text chunks (the layer under `parse_edi_stream`).
+
+    Nothing is read until the first record is asked for. The work is done a transaction at a
+    time and handed out through `itertools.chain`, so a record costs one step of a C iterator
+    rather than a resume of every generator between the mapper and the caller.
+    """
+    return chain.from_iterable(_parse_parts(texts, file=file, qualifiers=qualifiers))
 
 
 def _slices(data: bytes, size: int) -> Iterator[bytes]:

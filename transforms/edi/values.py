@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 
 from transforms.edi.errors import EdiError
@@ -146,6 +147,10 @@ def _iso(moment: dt.datetime, offset: int | None) -> str:
     return f"{text}{sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
 
 
+# A feed repeats the same few dates (every 856 of a night's file ships "20261130"), and
+# building a datetime, resolving a zone and formatting it is ~5 us; the result depends on
+# the three strings only, so it is cached (bad values raise and are not cached).
+@functools.lru_cache(maxsize=4096)
 def x12_timestamp(date: str, time: str = "", zone: str = "") -> str:
     """Combine an X12 date (CCYYMMDD or YYMMDD), time (HHMM[SS[D[D]]]) and time code.
 

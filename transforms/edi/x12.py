@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 
 from transforms.edi.errors import EdiError, Problem
 from transforms.edi.values import same_control
@@ -58,8 +59,6 @@ _REFILL_BELOW = 1 << 16
 _LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
 # Envelope tags the walker handles itself; everything else is transaction content.
 _ENVELOPE = frozenset(("ISA", "IEA", "GS", "GE", "ST", "SE"))
-# Their first two characters: a cheap filter before the exact tag check.
-_ENVELOPE_PREFIXES = frozenset(t[:2] for t in _ENVELOPE)
 # Hierarchy of the control segments, for "a trailer closes what was left open".
 _TRAILER_OF = {"ST": "SE", "GS": "GE", "ISA": "IEA"}
 
@@ -360,8 +359,9 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Probl
             interchange_done = True
         text, buf = buf[:end], buf[end:]
         # One C-level split per batch; segments stay strings (the walker and the mappers split
-        # only what they read) because a list per segment is what made this loop slow.
-        batch = [seg for part in text.split(term) if (seg := part.strip(strip))]
+        # only what they read) because a list per segment is what made this loop slow. map and
+        # filter strip and drop empty segments without a bytecode loop.
+        batch = list(filter(None, map(str.strip, text.split(term), repeat(strip))))
         del text
         if batch:
             yield batch
@@ -598,8 +598,10 @@ def walk(
         pos = w.pos  # the number of the segment before item[0]
         done = 0  # item[:done] is handled
         # Envelope segments are rare (a few per thousand); find them with one comprehension
-        # and hand the runs between them to the open transaction as whole slices.
-        for i in [i for i, s in enumerate(item) if s[:2] in _ENVELOPE_PREFIXES]:
+        # and hand the runs between them to the open transaction as whole slices. The filter
+        # only looks at single characters (no slicing, so no new string per segment); it lets
+        # through a superset (e.g. "SS", or a lone "S") that the exact tag check below drops.
+        for i in [i for i, s in enumerate(item) if s[0] in "GIS" and s[1:2] in "SET"]:
             seg = item[i].split(elem)
             tag = seg[0]
             if tag not in envelope:
