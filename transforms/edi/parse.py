@@ -29,7 +29,7 @@ from transforms.edi.x12 import (
     walk,
     x12_batches,
 )
-from transforms.edi.x12_sets import map_transaction
+from transforms.edi.x12_sets import stream_transaction
 
 __all__ = ["parse_edi", "parse_edi_stream", "parse_text", "sniff"]
 
@@ -52,14 +52,15 @@ def sniff(head: str) -> str | None:
 
 
 def _x12(texts: Iterable[str], ctx: MapContext) -> Iterator[list[dict]]:
-    """X12 output, one list per transaction or envelope event (flattened by `parse_text`)."""
+    """X12 output, one iterable per transaction or envelope event (flattened by `parse_text`)."""
     file = ctx.file
     for ev in walk(x12_batches(texts)):
         kind = type(ev)
         if kind is Transaction:
-            records, problems = map_transaction(ev, ctx)
-            if records:
-                yield records
+            # The records stream straight from the mapper to the caller (`chain` exhausts one
+            # iterable before asking for the next, so `problems` is complete below).
+            problems: list[Problem] = []
+            yield stream_transaction(ev, ctx, problems)
             if ev.problems or problems:
                 yield [error_dict(p, file=file, control=ev.control)
                        for p in (*ev.problems, *problems)]

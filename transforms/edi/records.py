@@ -15,7 +15,8 @@ from typing import Any
 from transforms.edi.errors import Problem
 from transforms.edi.values import DEFAULT_QUALIFIERS
 
-__all__ = ["ERROR_FIELDS", "MapContext", "map_unit", "RECORD_FIELDS", "RECORD_KINDS", "base_record", "error_dict"]
+__all__ = ["ERROR_FIELDS", "MapContext", "map_unit", "RECORD_FIELDS", "RECORD_KINDS", "base_record",
+           "error_dict", "no_records_problem", "unsupported_problem"]
 
 RECORD_KINDS = ("position", "in_transit", "movement")
 RECORD_FIELDS = (
@@ -63,6 +64,18 @@ def error_dict(problem: Problem, *, file: str, control: Mapping[str, str | None]
     }
 
 
+def unsupported_problem(kind: str, start: int, tag: str) -> Problem:
+    """The informational problem for a well-formed unit of a set nobody maps."""
+    return Problem("unsupported_set", f"{kind} ({tag} at segment {start}) is not mapped by invrecon",
+                   start, tag)
+
+
+def no_records_problem(kind: str, start: int, tag: str) -> Problem:
+    """The informational problem for a mapped unit that yielded neither records nor problems."""
+    return Problem("no_records", f"{kind} ({tag} at segment {start}) has no line this pipeline "
+                   "extracts", start, tag)
+
+
 def map_unit(
     mapper: Callable[[Any, MapContext], tuple[list[dict], list[Problem]]] | None,
     unit: Any,
@@ -78,10 +91,8 @@ def map_unit(
     nor problems: one informational `no_records` problem.
     """
     if mapper is None:
-        return [], [Problem("unsupported_set", f"{kind} ({tag} at segment {start}) is not mapped "
-                            "by invrecon", start, tag)]
+        return [], [unsupported_problem(kind, start, tag)]
     records, problems = mapper(unit, ctx)
     if not records and not problems:
-        problems = [Problem("no_records", f"{kind} ({tag} at segment {start}) has no line this "
-                            "pipeline extracts", start, tag)]
+        problems = [no_records_problem(kind, start, tag)]
     return records, problems

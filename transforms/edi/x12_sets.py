@@ -20,10 +20,15 @@ can only lower stock (damaged, destroyed, recalled...) makes an unsigned quantit
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 
 from transforms.edi.errors import EdiError, Problem
-from transforms.edi.records import MapContext, base_record, map_unit
+from transforms.edi.records import (
+    MapContext,
+    base_record,
+    no_records_problem,
+    unsupported_problem,
+)
 from transforms.edi.values import (
     choose_item_id,
     parse_number,
@@ -31,7 +36,7 @@ from transforms.edi.values import (
 )
 from transforms.edi.x12 import Transaction
 
-__all__ = ["MAPPERS", "MapContext", "map_transaction"]
+__all__ = ["MAPPERS", "MapContext", "map_transaction", "stream_transaction"]
 
 # 846 / 852 QTY01 qualifiers that are positions; others (34, QH, 63 ...) are not stock figures.
 POSITION_QTY = {"17": "on_hand", "33": "available"}
@@ -83,15 +88,17 @@ def _party(seg: list[str]) -> str | None:
 
 
 class _Lines:
-    """Collects records and problems for one transaction; small helpers shared by mappers."""
+    """Collects problems (and, for mappers that resolve lines at the end, records) for one
+    transaction; small helpers shared by mappers."""
 
-    def __init__(self, tx: Transaction, ctx: MapContext, kind: str) -> None:
+    def __init__(self, tx: Transaction, ctx: MapContext, kind: str,
+                 problems: list[Problem]) -> None:
         self.tx = tx
         self.ctx = ctx
         self.base = base_record(kind, file=ctx.file, standard="x12", set_id=tx.set_id,
                                 control=tx.control)
         self.records: list[dict] = []
-        self.problems: list[Problem] = []
+        self.problems = problems
         self.comp = tx.delimiters.component if tx.delimiters else None
 
     def pos(self, i: int) -> int:
@@ -176,24 +183,35 @@ class _Lines:
         except EdiError:
             return None
 
-    def done(self) -> tuple[list[dict], list[Problem]]:
-        return self.records, self.problems
+    def finish(self, emitted: bool) -> None:
+        """Note a transaction that gave neither records nor problems (so none goes unseen)."""
+        if not emitted and not self.problems:
+            tx = self.tx
+            self.problems.append(no_records_problem(f"transaction set {tx.set_id!r}", tx.start,
+                                                    "ST"))
+
+    def done(self) -> Iterator[dict]:
+        """Hand out the records collected with `emit` (mappers that resolve lines at the end)."""
+        yield from self.records
+        self.finish(bool(self.records))
 
 
 # ---------------------------------------------------------------------------------------------
 # Positions: 846 inventory inquiry/advice, 852 product activity data
 # ---------------------------------------------------------------------------------------------
-def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
+def map_positions(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterator[dict]:
     """846 / 852 -> one position per (item, location, qty qualifier).
 
     Location: an SCH / SDQ breakdown after a QTY (one record per location, replacing the total),
     else N1 in the item loop, else the header N1 (WH, RL, SN, ST). Unit: QTY03, else the UIT
     right after the QTY, else the item's UIT. As-of: DTM 007/405/366, else BIA04/05 (846) or
     XQ03/XQ02 (852), else DTM 097.
+
+    Records are yielded as soon as they are final (the last QTY's waits for the next segment:
+    a UIT may still give its unit, an SCH / SDQ replace it); problems go to `problems`.
     """
-    out = _Lines(tx, ctx, "position")
+    out = _Lines(tx, ctx, "position", problems)
     base = out.base
-    body = tx.body
     elem = tx.element
     header_loc: dict[str, str | None] = {}
     as_of_dtm: str | None = None
@@ -205,19 +223,24 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
     item_uom: str | None = None
     pending: dict | None = None  # the last QTY record: a UIT may give its unit, SCH split it
     split_from: dict | None = None  # the QTY total that SCH / SDQ lines are breaking down
-    records = out.records
-    append = records.append
+    emitted = False
     first = tx.start + 1
     qualifiers = ctx.qualifiers
+    position_qty = POSITION_QTY.get
 
-    for i, text in enumerate(body):
+    for i, text in enumerate(tx.body):
         seg = text.split(elem)
         tag = seg[0]
+        # Any segment but UIT / SCH / SDQ makes the held QTY record final.
+        if pending is not None and tag != "UIT" and tag != "SCH" and tag != "SDQ":
+            yield pending
+            emitted = True
+            pending = None
         if tag == "QTY":
-            pending = split_from = None
+            split_from = None
             if ids is None or len(seg) < 3:
                 continue  # a header QTY (before any LIN) is not a position
-            qty_type = POSITION_QTY.get(seg[1])
+            qty_type = position_qty(seg[1])
             if qty_type is None:
                 continue
             if not ids:
@@ -238,10 +261,9 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
                 if rec["uom"] is None:
                     rec["uom"] = item_uom
             rec["qty_type"] = qty_type
-            append(rec)
             pending = rec
         elif tag == "LIN":
-            pending = split_from = None
+            split_from = None
             if not in_detail:
                 in_detail = True
                 base["as_of"] = as_of_dtm or as_of_doc or as_of_created
@@ -265,12 +287,12 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
                 item_uom = uom
         elif tag == "SCH" or tag == "SDQ":
             if pending is not None:  # the total is replaced by its per-location breakdown
-                if records and records[-1] is pending:
-                    records.pop()
                 split_from, pending = pending, None
-            _breakdown(out, seg, i, split_from, item_base)
+            for rec in _breakdown(out, seg, i, split_from, item_base):
+                yield rec
+                emitted = True
         elif tag == "ZA":
-            pending = split_from = None
+            split_from = None
             qty_type = POSITION_ZA.get(_at(seg, 1))
             if qty_type is None or not in_detail or not ids:
                 continue
@@ -279,16 +301,17 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
                 continue
             rec["uom"] = rec["uom"] or item_uom
             rec["qty_type"] = qty_type
-            append(rec)
+            yield rec
+            emitted = True
         elif tag == "N1":
-            pending = split_from = None
+            split_from = None
             if in_detail:
                 if _at(seg, 1) in LOCATION_ENTITIES and item_base is not base:
                     item_base["location"] = _party(seg)
             else:
                 header_loc.setdefault(_at(seg, 1), _party(seg))
         elif tag == "DTM":
-            pending = split_from = None
+            split_from = None
             if not in_detail:
                 q = _at(seg, 1)
                 if q in AS_OF_DTM and as_of_dtm is None:
@@ -300,24 +323,29 @@ def map_positions(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Pr
         elif tag == "XQ" and not in_detail:
             as_of_doc = out.timestamp(_at(seg, 3) or _at(seg, 2), "", "", i, "XQ")
         else:
-            pending = split_from = None
-    return out.done()
+            split_from = None
+    if pending is not None:
+        yield pending
+        emitted = True
+    out.finish(emitted)
 
 
-def _breakdown(out: _Lines, seg: list[str], i: int, total: dict | None, item_base: dict) -> None:
+def _breakdown(out: _Lines, seg: list[str], i: int, total: dict | None,
+               item_base: dict) -> list[dict]:
     """SCH (one location) or SDQ (up to 10 location/qty pairs) splitting the last QTY."""
     template = total if total is not None else dict(item_base, qty_type="on_hand")
     tag = seg[0]
     if tag == "SCH":  # SCH01 qty, SCH02 unit, SCH03 entity code, SCH04 name
         rec = out.line(template, seg, i, 1, 2)
-        if rec is not None:
-            rec["uom"] = rec["uom"] or template["uom"]
-            rec["location"] = _at(seg, 4) or None
-            out.records.append(rec)
-        return
+        if rec is None:
+            return []
+        rec["uom"] = rec["uom"] or template["uom"]
+        rec["location"] = _at(seg, 4) or None
+        return [rec]
     ok, uom = out.uom(seg, 1, i)  # SDQ01 unit, SDQ02 id qualifier, then (location, qty) pairs
     if not ok:
-        return
+        return []
+    records = []
     for el in range(3, min(len(seg), 23) - 1, 2):
         loc = seg[el]
         if not loc:
@@ -327,23 +355,23 @@ def _breakdown(out: _Lines, seg: list[str], i: int, total: dict | None, item_bas
             continue
         rec = template.copy()
         rec.update(segment=out.pos(i), qty=q, uom=uom or template["uom"], location=loc)
-        out.records.append(rec)
+        records.append(rec)
+    return records
 
 
 # ---------------------------------------------------------------------------------------------
 # In transit: 856 ship notice, 180 return merchandise authorization
 # ---------------------------------------------------------------------------------------------
-def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
+def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterator[dict]:
     """856 -> one in_transit record per item (LIN + SN1) in the HL tree.
 
     The shipment id is BSN02; shipped_at is DTM 011, else BSN03/BSN04; ship-from / ship-to come
     from the nearest N1 SF/SH and ST up the item's HL chain. An HL without a parent id (HL02
     empty) hangs under the most recent HL of a higher level (S > O > T > P > I).
     """
-    out = _Lines(tx, ctx, "in_transit")
+    out = _Lines(tx, ctx, "in_transit", problems)
     base = out.base
     base["qty_type"] = "shipped"
-    body = tx.body
     elem = tx.element
     parties: dict[str, dict[str, str | None]] = {"": {}}  # HL id -> {entity: location}
     parent: dict[str, str] = {}
@@ -355,6 +383,7 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
     ids: list[dict[str, str]] | None = None
     waiting: tuple[dict, int] | None = None  # an SN1 seen before its LIN
     resolved: dict[str, tuple[str | None, str | None]] = {}
+    emitted = False
 
     def ends(h: str, depth: int = 0) -> tuple[str | None, str | None]:
         """(from, to) for HL `h`: its own N1s, else its parent's (cached per HL)."""
@@ -372,17 +401,16 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
         resolved[h] = (frm, to)
         return frm, to
 
-    def finish(rec: dict, item_ids: list[dict[str, str]]) -> None:
+    def finish(rec: dict, item_ids: list[dict[str, str]]) -> dict:
         rec["item_ids"] = item_ids
         rec["item_id"], rec["item_id_qualifier"] = choose_item_id(item_ids, ctx.qualifiers)
         rec["from_location"], rec["to_location"] = ends(hl)
         rec["shipped_at"] = shipped or bsn_time
         rec["expected_at"] = expected
-        append(rec)
+        return rec
 
-    append = out.records.append
     first = tx.start + 1
-    for i, text in enumerate(body):
+    for i, text in enumerate(tx.body):
         seg = text.split(elem)
         tag = seg[0]
         if tag == "SN1":
@@ -394,18 +422,21 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
                     rec["qty"] = int(v)
                     rec["uom"] = u
                     rec["item_ids"] = ids
-                    rec["item_id"] = ids[0]["id"]
-                    rec["item_id_qualifier"] = ids[0]["qualifier"]
+                    only = ids[0]
+                    rec["item_id"] = only["id"]
+                    rec["item_id_qualifier"] = only["qualifier"]
                     rec["from_location"], rec["to_location"] = resolved.get(hl) or ends(hl)
                     rec["shipped_at"] = shipped or bsn_time
                     rec["expected_at"] = expected
-                    append(rec)
+                    yield rec
+                    emitted = True
                     continue
             rec = out.line(base, seg, i, 2, 3)
             if rec is None:
                 continue
             if ids:
-                finish(rec, ids)
+                yield finish(rec, ids)
+                emitted = True
             else:
                 waiting = (rec, i)
         elif tag == "LIN":
@@ -414,18 +445,20 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
             else:
                 ids = _pairs(seg, 2)
             if waiting is not None and ids:
-                finish(waiting[0], ids)
+                yield finish(waiting[0], ids)
+                emitted = True
                 waiting = None
         elif tag == "HL":
             if waiting is not None:
                 out.emit(waiting[0], waiting[1], None)
                 waiting = None
-            hl = seg[1] if len(seg) > 1 else ""
-            level = seg[3] if len(seg) > 3 else ""
+            n = len(seg)
+            hl = seg[1] if n > 1 else ""
+            level = seg[3] if n > 3 else ""
             rank = HL_RANK.get(level, 3)
             while stack and stack[-1][0] >= rank:
                 stack.pop()
-            up = seg[2] if len(seg) > 2 else ""
+            up = seg[2] if n > 2 else ""
             parent[hl] = up or (stack[-1][1] if stack else "")
             stack.append((rank, hl))
             resolved.pop(hl, None)
@@ -447,16 +480,16 @@ def map_856(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
             bsn_time = out.timestamp(_at(seg, 3), _at(seg, 4), "", i, "BSN")
     if waiting is not None:
         out.emit(waiting[0], waiting[1], None)
-    return out.done()
+    out.finish(emitted)
 
 
-def map_180(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
+def map_180(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterator[dict]:
     """180 -> in_transit returns inbound: one per BLI (id pair, qty, unit; more ids from BLI08).
 
     The RMA number (BGN02) is the shipment id; shipped_at is BGN03/04; the return goes to N1 WH /
     N9 WH / N1 ST and comes from N1 SF / SH / BY.
     """
-    out = _Lines(tx, ctx, "in_transit")
+    out = _Lines(tx, ctx, "in_transit", problems)
     base = out.base
     base["event_type"] = "return"
     base["qty_type"] = "returned"
@@ -483,7 +516,7 @@ def map_180(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]
     for rec, i, ids in pending:
         rec["from_location"], rec["to_location"] = frm, to
         out.emit(rec, i, ids)
-    return out.done()
+    yield from out.done()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,6 +542,7 @@ _W19 = _Line("W19", 2, 3, 4, (5, 7, 17))
 def _warehouse(
     tx: Transaction,
     ctx: MapContext,
+    problems: list[Problem],
     *,
     line: _Line,
     event_type: str,
@@ -517,9 +551,9 @@ def _warehouse(
     header_tag: str,
     counterparty: tuple[str, ...],
     signed: Callable[[list[str], int | float], int | float] | None = None,
-) -> tuple[list[dict], list[Problem]]:
+) -> Iterator[dict]:
     """The shared shape of 940/944/945/947: a header, N1 parties, then line segments."""
-    out = _Lines(tx, ctx, "movement")
+    out = _Lines(tx, ctx, "movement", problems)
     base = out.base
     base["event_type"] = event_type
     base["qty_type"] = qty_type
@@ -555,7 +589,7 @@ def _warehouse(
         rec["to_location" if event_type in ("shipment", "reservation") else "from_location"] = other
         rec["occurred_at"] = base["occurred_at"]
         out.emit(rec, i, ids)
-    return out.done()
+    yield from out.done()
 
 
 def _w05(out: _Lines, seg: list[str], i: int) -> None:
@@ -591,31 +625,36 @@ def _adjustment_sign(seg: list[str], q: int | float) -> int | float:
     return -q
 
 
-def map_940(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
+def map_940(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterator[dict]:
     """940 warehouse shipping order -> reservations (W01 qty/unit, location N1 WH)."""
-    return _warehouse(tx, ctx, line=_W01, event_type="reservation", qty_type="ordered", header=_w05,
+    return _warehouse(tx, ctx, problems, line=_W01, event_type="reservation", qty_type="ordered", header=_w05,
                       header_tag="W05", counterparty=("ST", "CN"))
 
 
-def map_944(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
+def map_944(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterator[dict]:
     """944 warehouse stock transfer receipt -> receipts (returns when W1701 is C)."""
-    return _warehouse(tx, ctx, line=_W07, event_type="receipt", qty_type="received", header=_w17,
+    return _warehouse(tx, ctx, problems, line=_W07, event_type="receipt", qty_type="received", header=_w17,
                       header_tag="W17", counterparty=("SF", "SH", "DE"))
 
 
-def map_945(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
+def map_945(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterator[dict]:
     """945 warehouse shipping advice -> shipments (W12 units shipped)."""
-    return _warehouse(tx, ctx, line=_W12, event_type="shipment", qty_type="shipped", header=_w06,
+    return _warehouse(tx, ctx, problems, line=_W12, event_type="shipment", qty_type="shipped", header=_w06,
                       header_tag="W06", counterparty=("ST", "CN"))
 
 
-def map_947(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
+def map_947(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterator[dict]:
     """947 warehouse inventory adjustment -> signed adjustments (W19, sign by reason code)."""
-    return _warehouse(tx, ctx, line=_W19, event_type="adjustment", qty_type="adjusted", header=_w15,
+    return _warehouse(tx, ctx, problems, line=_W19, event_type="adjustment", qty_type="adjusted", header=_w15,
                       header_tag="W15", counterparty=(), signed=_adjustment_sign)
 
 
-MAPPERS: dict[str, Callable[[Transaction, MapContext], tuple[list[dict], list[Problem]]]] = {
+# A mapper yields records as they are final and appends its problems to the list it is given
+# (yielding, not collecting, keeps each record's memory hot: the caller is done with one
+# before the next is built).
+Mapper = Callable[[Transaction, MapContext, list[Problem]], Iterator[dict]]
+
+MAPPERS: dict[str, Mapper] = {
     "846": map_positions,
     "852": map_positions,
     "856": map_856,
@@ -627,7 +666,21 @@ MAPPERS: dict[str, Callable[[Transaction, MapContext], tuple[list[dict], list[Pr
 }
 
 
+def stream_transaction(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterator[dict]:
+    """Yield one checked transaction's records; its problems are appended to `problems`.
+
+    `problems` is complete once the iterator is exhausted. Unsupported sets yield nothing and
+    one `unsupported_set` problem; a set that gave nothing at all, one `no_records` problem.
+    """
+    mapper = MAPPERS.get(tx.set_id)
+    if mapper is None:
+        problems.append(unsupported_problem(f"transaction set {tx.set_id!r}", tx.start, "ST"))
+        return iter(())
+    return mapper(tx, ctx, problems)
+
+
 def map_transaction(tx: Transaction, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
     """Map one checked transaction; unsupported sets yield one `unsupported_set` problem."""
-    return map_unit(MAPPERS.get(tx.set_id), tx, ctx, kind=f"transaction set {tx.set_id!r}",
-                    start=tx.start, tag="ST")
+    problems: list[Problem] = []
+    records = list(stream_transaction(tx, ctx, problems))
+    return records, problems
