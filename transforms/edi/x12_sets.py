@@ -60,6 +60,10 @@ DECREASE_REASONS = frozenset(
 )
 # 944 W1701 reporting code C = customer return (everything else is a receipt).
 RETURN_REPORTING = "C"
+# Quantities as written -> int for the common small ones: a dict hit is about half the cost
+# of int() on a fresh string. Only canonical spellings are keys ("007" and "1000" miss and go
+# through int(); so does "0", whose value is falsy in `small_int(v) or int(v)`).
+_SMALL_INTS = {str(n): n for n in range(1000)}
 
 
 def _at(seg: list[str], i: int) -> str:
@@ -227,16 +231,18 @@ def map_positions(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> 
     first = tx.start + 1
     qualifiers = ctx.qualifiers
     position_qty = POSITION_QTY.get
+    small_int = _SMALL_INTS.get
 
     for i, text in enumerate(tx.body):
         seg = text.split(elem)
         tag = seg[0]
-        # Any segment but UIT / SCH / SDQ makes the held QTY record final.
-        if pending is not None and tag != "UIT" and tag != "SCH" and tag != "SDQ":
-            yield pending
-            emitted = True
-            pending = None
+        # Any segment but UIT / SCH / SDQ makes the held QTY record final; QTY and LIN (nearly
+        # every segment of an 846) check that first, the rest below.
         if tag == "QTY":
+            if pending is not None:
+                yield pending
+                emitted = True
+                pending = None
             split_from = None
             if ids is None or len(seg) < 3:
                 continue  # a header QTY (before any LIN) is not a position
@@ -252,7 +258,7 @@ def map_positions(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> 
             if v.isdigit() and len(u) == 2 and u.isalnum():  # the common case, kept cheap
                 rec = item_base.copy()
                 rec["segment"] = first + i
-                rec["qty"] = int(v)
+                rec["qty"] = small_int(v) or int(v)
                 rec["uom"] = u
             else:
                 rec = out.line(item_base, seg, i, 2, 3)
@@ -263,6 +269,10 @@ def map_positions(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> 
             rec["qty_type"] = qty_type
             pending = rec
         elif tag == "LIN":
+            if pending is not None:
+                yield pending
+                emitted = True
+                pending = None
             split_from = None
             if not in_detail:
                 in_detail = True
@@ -279,51 +289,56 @@ def map_positions(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> 
                     ids, qualifiers)
             item_base["item_ids"] = ids
             item_uom = None
-        elif tag == "UIT":
-            ok, uom = out.uom(seg, 1, i)
-            if pending is not None and pending["uom"] is None:
-                pending["uom"] = uom
-            else:
-                item_uom = uom
-        elif tag == "SCH" or tag == "SDQ":
-            if pending is not None:  # the total is replaced by its per-location breakdown
-                split_from, pending = pending, None
-            for rec in _breakdown(out, seg, i, split_from, item_base):
+        else:
+            if pending is not None and tag != "UIT" and tag != "SCH" and tag != "SDQ":
+                yield pending
+                emitted = True
+                pending = None
+            if tag == "UIT":
+                ok, uom = out.uom(seg, 1, i)
+                if pending is not None and pending["uom"] is None:
+                    pending["uom"] = uom
+                else:
+                    item_uom = uom
+            elif tag == "SCH" or tag == "SDQ":
+                if pending is not None:  # the total is replaced by its per-location breakdown
+                    split_from, pending = pending, None
+                for rec in _breakdown(out, seg, i, split_from, item_base):
+                    yield rec
+                    emitted = True
+            elif tag == "ZA":
+                split_from = None
+                qty_type = POSITION_ZA.get(_at(seg, 1))
+                if qty_type is None or not in_detail or not ids:
+                    continue
+                rec = out.line(item_base, seg, i, 2, 3)
+                if rec is None:
+                    continue
+                rec["uom"] = rec["uom"] or item_uom
+                rec["qty_type"] = qty_type
                 yield rec
                 emitted = True
-        elif tag == "ZA":
-            split_from = None
-            qty_type = POSITION_ZA.get(_at(seg, 1))
-            if qty_type is None or not in_detail or not ids:
-                continue
-            rec = out.line(item_base, seg, i, 2, 3)
-            if rec is None:
-                continue
-            rec["uom"] = rec["uom"] or item_uom
-            rec["qty_type"] = qty_type
-            yield rec
-            emitted = True
-        elif tag == "N1":
-            split_from = None
-            if in_detail:
-                if _at(seg, 1) in LOCATION_ENTITIES and item_base is not base:
-                    item_base["location"] = _party(seg)
+            elif tag == "N1":
+                split_from = None
+                if in_detail:
+                    if _at(seg, 1) in LOCATION_ENTITIES and item_base is not base:
+                        item_base["location"] = _party(seg)
+                else:
+                    header_loc.setdefault(_at(seg, 1), _party(seg))
+            elif tag == "DTM":
+                split_from = None
+                if not in_detail:
+                    q = _at(seg, 1)
+                    if q in AS_OF_DTM and as_of_dtm is None:
+                        as_of_dtm = out.dtm(seg, i)
+                    elif as_of_created is None:
+                        as_of_created = out.dtm(seg, i)
+            elif tag == "BIA" and not in_detail:
+                as_of_doc = out.timestamp(_at(seg, 4), _at(seg, 5), "", i, "BIA")
+            elif tag == "XQ" and not in_detail:
+                as_of_doc = out.timestamp(_at(seg, 3) or _at(seg, 2), "", "", i, "XQ")
             else:
-                header_loc.setdefault(_at(seg, 1), _party(seg))
-        elif tag == "DTM":
-            split_from = None
-            if not in_detail:
-                q = _at(seg, 1)
-                if q in AS_OF_DTM and as_of_dtm is None:
-                    as_of_dtm = out.dtm(seg, i)
-                elif as_of_created is None:
-                    as_of_created = out.dtm(seg, i)
-        elif tag == "BIA" and not in_detail:
-            as_of_doc = out.timestamp(_at(seg, 4), _at(seg, 5), "", i, "BIA")
-        elif tag == "XQ" and not in_detail:
-            as_of_doc = out.timestamp(_at(seg, 3) or _at(seg, 2), "", "", i, "XQ")
-        else:
-            split_from = None
+                split_from = None
     if pending is not None:
         yield pending
         emitted = True
@@ -393,7 +408,7 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
         up = parent.get(h, "" if h else None)
         frm = to = None
         if up is not None and depth < 64:  # HL02 loops in bad files end here
-            frm, to = ends(up, depth + 1)
+            frm, to = resolved.get(up) or ends(up, depth + 1)
         own = parties.get(h)
         if own:
             frm = next((own[e] for e in FROM_ENTITIES if own.get(e)), None) or frm
@@ -410,6 +425,7 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
         return rec
 
     first = tx.start + 1
+    small_int = _SMALL_INTS.get
     for i, text in enumerate(tx.body):
         seg = text.split(elem)
         tag = seg[0]
@@ -419,7 +435,7 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
                 if v.isdigit() and len(u) == 2 and u.isalnum():
                     rec = base.copy()
                     rec["segment"] = first + i
-                    rec["qty"] = int(v)
+                    rec["qty"] = small_int(v) or int(v)
                     rec["uom"] = u
                     rec["item_ids"] = ids
                     only = ids[0]
