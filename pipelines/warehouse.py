@@ -276,10 +276,17 @@ def _age(con: duckdb.DuckDBPyConnection, staging: str, db_path: str, run_date: d
                 CREATE OR REPLACE TEMP TABLE age_dates AS
                 SELECT DISTINCT run_date FROM wh.runs WHERE status = 'succeeded' AND run_date <> DATE '{run_date}'
                 UNION SELECT DATE '{run_date}'""")
+            # A row's age depends only on its own key's rows: keep the keys open on this date or
+            # a later one, so a long history costs only the keys that still matter.
+            key = ", ".join(AGE_KEY)
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE age_rows AS
-                SELECT snapshot_date, {", ".join(AGE_KEY)}, first_seen, age_days FROM wh.discrepancies
-                WHERE snapshot_date <> DATE '{run_date}' AND snapshot_date IN (SELECT run_date FROM age_dates)""")
+                WITH wanted AS (
+                    SELECT DISTINCT {key} FROM {staged}
+                    UNION SELECT DISTINCT {key} FROM wh.discrepancies WHERE snapshot_date > DATE '{run_date}')
+                SELECT h.snapshot_date, {", ".join("h." + c for c in AGE_KEY)}, h.first_seen, h.age_days
+                FROM wh.discrepancies h SEMI JOIN wanted USING ({key})
+                WHERE h.snapshot_date <> DATE '{run_date}' AND h.snapshot_date IN (SELECT run_date FROM age_dates)""")
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE age_dates AS SELECT DATE '{run_date}' AS run_date")
             con.execute(f"CREATE OR REPLACE TEMP TABLE age_rows AS SELECT snapshot_date, {', '.join(AGE_KEY)}, first_seen, age_days FROM {staged} WHERE false")
