@@ -299,3 +299,11 @@ def test_report_cli_errors(injected, committed_run, tmp_path, world_copy, capsys
     assert _run_report(bad, RUN_DATE, committed_run, tmp_path) == 2
     assert "`alerts.oversell_units_per_sku` must be a number" in capsys.readouterr().err
     assert report.main(["--config", str(cfg)]) == 2
+
+
+def test_a_run_that_did_not_succeed_is_flagged(committed_run):
+    data = report.gather(warehouse(committed_run), dt.date.fromisoformat(RUN_DATE))
+    assert "did not succeed" not in report.render_html(data)
+    data.run = {**data.run, "status": "dq_failed", "message": "erp_nightly: row count <b>dropped</b>"}
+    html = report.render_html(data)
+    assert "This run did not succeed (dq_failed)." in html and "&lt;b&gt;dropped&lt;/b&gt;" in html
