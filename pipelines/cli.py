@@ -23,6 +23,7 @@ COMMANDS = {
     "report": ("pipelines.report", "write the finance discrepancy report for a run date"),
     "parse-edi": ("pipelines.parse_edi", "print the records and errors found in EDI files"),
     "fixtures": ("fixtures.generator", "generate a synthetic retail world with ground truth"),
+    "sql": ("pipelines.sql", "run a read-only SQL query on the warehouse"),
 }
 
 USAGE = "usage: invrecon {" + ",".join(COMMANDS) + "} [options]\n\n" + "\n".join(

@@ -106,3 +106,16 @@ def test_dispatcher_usage(argv, code, capsys):
     from pipelines.cli import main
 
     assert main(argv) == code
+
+
+def test_sql_command_reads_the_warehouse_and_neutralizes_csv(committed_run, capsys):
+    from pipelines.cli import main
+
+    db = str(committed_run / "warehouse.duckdb")
+    assert main(["sql", "--warehouse", db, "--csv", "SELECT class, count(*) AS n FROM discrepancies GROUP BY 1 ORDER BY 1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "class,n" and "timing,15" in out
+    assert main(["sql", "--warehouse", db, "--csv", "SELECT '=1+2' AS t"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "'=1+2"
+    assert main(["sql", "--warehouse", db, "DROP TABLE runs"]) == 2  # read-only
+    assert main(["sql", "--warehouse", str(committed_run / "nope.duckdb"), "SELECT 1"]) == 2

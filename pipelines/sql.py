@@ -1,0 +1,62 @@
+"""`invrecon sql`: query the warehouse read-only from the shell, no DuckDB CLI needed.
+
+    invrecon sql --warehouse out/warehouse.duckdb "SELECT * FROM discrepancy_summary"
+    invrecon sql --config fixtures/world/config.yaml --csv "SELECT * FROM discrepancies" > d.csv
+
+The connection is read-only, so a query never blocks the nightly load (which swaps in a new file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+
+import duckdb
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="invrecon sql", description="Run one read-only SQL query on the warehouse.")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--warehouse", help="path of warehouse.duckdb")
+    where.add_argument("--config", help="config YAML: its output folder's warehouse.duckdb")
+    parser.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    parser.add_argument("--max-rows", type=int, default=40, help="rows shown in table mode (CSV prints all)")
+    parser.add_argument("query")
+    args = parser.parse_args(argv)
+    path = args.warehouse
+    if args.config:
+        from pipelines.config import ConfigError, load_config
+
+        try:
+            path = f"{load_config(args.config).output}/warehouse.duckdb"
+        except ConfigError as e:
+            print(f"invrecon sql: config error: {e}", file=sys.stderr)
+            return 2
+    if not os.path.exists(path):
+        print(f"invrecon sql: no warehouse at {path} (run `invrecon batch` first)", file=sys.stderr)
+        return 2
+    con = duckdb.connect(path, read_only=True)
+    try:
+        rel = con.sql(args.query)
+        if rel is None:
+            return 0
+        if args.csv:
+            from pipelines.report import neutralize
+
+            # Text from source files may open a spreadsheet formula (=, +, -, @): keep it text.
+            writer = csv.writer(sys.stdout)
+            writer.writerow(rel.columns)
+            for row in con.execute(args.query).fetchall():
+                writer.writerow([neutralize(v) if isinstance(v, str) else v for v in row])
+        else:
+            rel.show(max_rows=args.max_rows, max_width=200)
+    except duckdb.Error as e:
+        print(f"invrecon sql: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    return 0
