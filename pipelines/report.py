@@ -311,7 +311,7 @@ def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float
     Returns:
       {"width", "height", "series": [{"name", "points": "x,y x,y", "dots": [{x, y, label}]}], "xticks", "yticks"}
     """
-    left, right, top, bottom = 48, 16, 12, 36
+    left, right, top, bottom = 48, 44, 12, 36  # room for a centred date label at either end
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(labels)
 

@@ -52,7 +52,7 @@ def test_doc_examples():
 def test_line_chart_scales_into_the_plot():
     g = report.line_chart(["a", "b", "c"], [("s", [1.0, 0.5, None])], width=200, height=100, lo=0.0, hi=1.0)
     (s,) = g["series"]
-    assert [(d["x"], d["y"]) for d in s["dots"]] == [(48.0, 12.0), (116.0, 38.0)]
+    assert [(d["x"], d["y"]) for d in s["dots"]] == [(48.0, 12.0), (102.0, 38.0)]
     assert report._ira_floor([0.973, 0.99]) == 0.96 and report._ira_floor([0.5]) == 0.2 and report._ira_floor([None]) == 0.96
 
 
