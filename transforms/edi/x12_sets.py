@@ -279,7 +279,11 @@ def map_positions(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> 
                 base["as_of"] = as_of_dtm or as_of_doc or as_of_created
                 base["location"] = next(
                     (header_loc[e] for e in LOCATION_ENTITIES if header_loc.get(e)), None)
-            item_base = base.copy()
+                item_base = base.copy()
+            else:
+                # Records are copies of item_base, so the next item can reuse it: only these
+                # four fields ever differ from base (base is fixed once the detail starts).
+                item_base["location"] = base["location"]
             if len(seg) == 4 and seg[2] and seg[3]:  # one id: no choice to make
                 ids = [{"qualifier": seg[2], "id": seg[3]}]
                 item_base["item_id"], item_base["item_id_qualifier"] = seg[3], seg[2]
@@ -441,7 +445,16 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
                     only = ids[0]
                     rec["item_id"] = only["id"]
                     rec["item_id_qualifier"] = only["qualifier"]
-                    rec["from_location"], rec["to_location"] = resolved.get(hl) or ends(hl)
+                    got = resolved.get(hl)
+                    if got is None:
+                        # ends(hl) for an item HL without N1s of its own is its parent's
+                        # (inlined: the call is most of the cost of a ship notice line)
+                        got = resolved.get(parent.get(hl, "")) if hl not in parties else None
+                        if got is None:
+                            got = ends(hl)
+                        else:
+                            resolved[hl] = got
+                    rec["from_location"], rec["to_location"] = got
                     rec["shipped_at"] = shipped or bsn_time
                     rec["expected_at"] = expected
                     yield rec
