@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
-## run the nightly job on the committed synthetic world (outputs under out/)
+## run the nightly job on the committed synthetic world (outputs under out/), then the report
 run: setup
 	$(BIN)/invrecon batch --config $(WORLD)/config.yaml --run-date $(RUN_DATE) --output out
+	$(BIN)/invrecon report --config $(WORLD)/config.yaml --run-date $(RUN_DATE) --output out
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -536,6 +536,7 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code of DESIGN.md §3."""
+    from pipelines import alerts as alert_rules
     from pipelines import quality_gate, warehouse
     from transforms.quality import SuiteError
 
@@ -549,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         load_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2
         load_items(cfg.items)
+        alert_rules.load_thresholds(cfg)
     except (ConfigError, CrosswalkError) as e:
         print(f"invrecon batch: config error: {e}", file=sys.stderr)
         return 2
@@ -602,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("published and loaded in %.1f s", time.monotonic() - t0)
     if not args.quiet:
         print(warehouse.summary_text(result))
+        print(f"  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output}")
     if result.status == "failed":
         return 1
     if args.fail_on_alert and result.alerts:

@@ -584,10 +584,8 @@ def summary_text(r: RunResult) -> str:
     lines.append(f"warehouse: {r.warehouse}")
     lines.append("try:")
     lines.append(
-        f"  duckdb {r.warehouse} \"SELECT class, location, sku, record_qty, other_qty, delta, value_delta "
+        f"  .venv/bin/invrecon sql --warehouse {r.warehouse} \"SELECT class, location, sku, record_qty, other_qty, delta, value_delta "
         f"FROM discrepancies WHERE snapshot_date = DATE '{r.run_date}' ORDER BY abs(value_delta) DESC LIMIT 20\""
     )
-    lines.append(
-        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{r.warehouse}', read_only=True).sql('SELECT * FROM discrepancy_summary'))\""
-    )
+    lines.append(f"  .venv/bin/invrecon sql --warehouse {r.warehouse} \"SELECT * FROM discrepancy_summary\"")
     return "\n".join(lines)

@@ -119,3 +119,12 @@ def test_sql_command_reads_the_warehouse_and_neutralizes_csv(committed_run, caps
     assert capsys.readouterr().out.splitlines()[1] == "'=1+2"
     assert main(["sql", "--warehouse", db, "DROP TABLE runs"]) == 2  # read-only
     assert main(["sql", "--warehouse", str(committed_run / "nope.duckdb"), "SELECT 1"]) == 2
+
+
+def test_bad_alert_threshold_is_exit_2_before_any_work(world_copy, tmp_path, capsys):
+    cfg = world_copy / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("oversell_units_per_sku: 5", "oversell_units_per_sku: lots"))
+    out = tmp_path / "out"
+    assert run_batch(cfg, output=out) == 2
+    assert "alerts.oversell_units_per_sku" in capsys.readouterr().err
+    assert not out.exists()
