@@ -430,6 +430,7 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
 
     first = tx.start + 1
     small_int = _SMALL_INTS.get
+    hl_rank = HL_RANK.get
     for i, text in enumerate(tx.body):
         seg = text.split(elem)
         tag = seg[0]
@@ -482,12 +483,15 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
                 out.emit(waiting[0], waiting[1], None)
                 waiting = None
             n = len(seg)
-            hl = seg[1] if n > 1 else ""
-            level = seg[3] if n > 3 else ""
-            rank = HL_RANK.get(level, 3)
+            if n == 4:  # HL01 id, HL02 parent, HL03 level: the usual shape
+                _, hl, up, level = seg
+            else:
+                hl = seg[1] if n > 1 else ""
+                up = seg[2] if n > 2 else ""
+                level = seg[3] if n > 3 else ""
+            rank = hl_rank(level, 3)
             while stack and stack[-1][0] >= rank:
                 stack.pop()
-            up = seg[2] if n > 2 else ""
             parent[hl] = up or (stack[-1][1] if stack else "")
             stack.append((rank, hl))
             resolved.pop(hl, None)
