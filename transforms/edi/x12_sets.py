@@ -244,17 +244,23 @@ def map_positions(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> 
                 emitted = True
                 pending = None
             split_from = None
-            if ids is None or len(seg) < 3:
+            if ids is None:
                 continue  # a header QTY (before any LIN) is not a position
-            qty_type = position_qty(seg[1])
+            n = len(seg)
+            if n == 4:  # QTY01 qualifier, QTY02 quantity, QTY03 unit: the usual shape
+                _, q, v, u = seg
+            elif n < 3:
+                continue
+            else:
+                q, v = seg[1], seg[2]
+                u = seg[3] if n > 3 else ""
+            qty_type = position_qty(q)
             if qty_type is None:
                 continue
             if not ids:
                 out.problem("missing_item_id", f"QTY at segment {first + i} has no LIN item id",
                             i, "QTY")
                 continue
-            v = seg[2]
-            u = seg[3] if len(seg) > 3 else ""
             if v.isdigit() and len(u) == 2 and u.isalnum():  # the common case, kept cheap
                 rec = item_base.copy()
                 rec["segment"] = first + i
