@@ -55,7 +55,7 @@ from pipelines.batch import cutoff_for
 from pipelines.config import Config, ConfigError, load_config
 from transforms.canonical import CrosswalkError, load_crosswalks, load_items
 from transforms.reconcile import Tolerance
-from transforms.sources import SourceSpec
+from transforms.sources import SourceSpec, iter_event_lines
 from transforms.stream import (
     ALERTS_TAG,
     AVAILABILITY_TAG,
@@ -68,8 +68,8 @@ from transforms.stream import (
     StreamParams,
     WindowPositionChanges,
     WriteParquetFiles,
-    as_position_row,
-    read_event_lines,
+    as_position_table,
+    read_event_chunks,
     seed_element,
 )
 
@@ -275,8 +275,8 @@ def read_source(p: beam.Pipeline, job: StreamJob):
         tz = job.params.timezone
         return (
             p
-            | "ListEventFiles" >> beam.Create(list(job.files))
-            | "ReadEventLines" >> beam.FlatMap(lambda uri: read_event_lines(uri, timezone=tz))
+            | "ListEventFiles" >> beam.Create(list(enumerate(job.files)))
+            | "ReadEventChunks" >> beam.FlatMapTuple(lambda i, uri: read_event_chunks(uri, timezone=tz, file_index=i))
         )
     if job.events.startswith("pubsub://"):
         from apache_beam.io.gcp.pubsub import ReadFromPubSub
@@ -312,7 +312,7 @@ def build(p: beam.Pipeline, job: StreamJob, *, raw=None) -> dict:
     events = raw | "StockEvents" >> StockEvents(job.params, job.spec, job.sku_crosswalk, job.location_crosswalk, bounded=job.bounded)
     seeds = p | "WarehouseSeeds" >> beam.Create(list(job.seeds), reshuffle=False)
     positions = {"seeds": seeds, MOVEMENTS_TAG: events[MOVEMENTS_TAG], AVAILABILITY_TAG: events[AVAILABILITY_TAG]} | "RunningPosition" >> RunningPosition(
-        job.params, job.items, job.sku_crosswalk, job.location_crosswalk
+        job.params, job.items, job.sku_crosswalk, job.location_crosswalk, bounded=job.bounded
     )
     changes = positions["updates"] | "WindowPositionChanges" >> WindowPositionChanges(job.params, early_panes=not job.bounded)
     prefix = job.params.run_id
@@ -321,7 +321,7 @@ def build(p: beam.Pipeline, job: StreamJob, *, raw=None) -> dict:
         "quarantine": events[QUARANTINE_TAG],
         "alerts": positions[ALERTS_TAG],
         "position_changes": changes,
-        "availability": events[AVAILABILITY_TAG] | "FiguresAsPositions" >> beam.Map(as_position_row),
+        "availability": events[AVAILABILITY_TAG] | "FiguresAsPositions" >> beam.Map(as_position_table),
     }
     for name, pcoll in outputs.items():
         schema, partition = STREAM_TABLES[name]
@@ -359,7 +359,7 @@ def replay_counts(job: StreamJob) -> dict[str, int]:
     read = 0
     for uri in job.files:
         with fsspec.open(uri, "rb") as f:
-            read += sum(1 for line in f if line.strip())
+            read += sum(1 for _ in iter_event_lines(f))
     con = duckdb.connect()
     counts = {"read": read}
     for table in ("movements", "availability", "quarantine", "alerts", "position_changes"):

@@ -42,9 +42,13 @@ __all__ = [
     "SourceSpec",
     "canonical_from_edi",
     "canonical_events",
+    "canonical_events_frame",
+    "decode_event_chunk",
+    "iter_event_lines",
     "parse_event",
     "read_events",
     "read_tabular",
+    "split_missing_fields",
 ]
 
 # Rows per batch handed downstream: big enough that per-batch overhead vanishes, small enough to
@@ -396,7 +400,20 @@ _EVENT_DTYPE = pl.Struct(
 EVENT_CHUNK = 20_000
 
 
-def _decode_chunk(texts: list[str], numbers: list[int]) -> pl.DataFrame | None:
+def iter_event_lines(f) -> Iterator[tuple[int, str]]:
+    """Yield (line number, stripped text) of the non-blank lines of a binary JSON Lines file.
+
+    Line 1 loses a UTF-8 byte order mark; undecodable bytes are replaced, so a line is never lost.
+    """
+    for n, line in enumerate(f, start=1):
+        text = line.decode("utf-8", errors="replace").strip()
+        if n == 1:
+            text = text.lstrip("\ufeff")
+        if text:
+            yield n, text
+
+
+def decode_event_chunk(texts: list[str], numbers: list[int]) -> pl.DataFrame | None:
     """Decode a chunk of event lines at once; None when any line is not an event object."""
     try:
         decoded = pl.Series(texts, dtype=pl.String).str.json_decode(dtype=_EVENT_DTYPE).struct.unnest()
@@ -415,7 +432,7 @@ def _decode_chunk(texts: list[str], numbers: list[int]) -> pl.DataFrame | None:
     ).with_columns(pl.format("line {}", pl.col("_n")).alias("_locator"))
 
 
-def _split_missing(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_missing_fields(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events with every required field, events missing some) of a decoded chunk."""
     empty = {c: pl.col(c).is_null() | (pl.col(c) == "") for c in (*_EVENT_FIELDS, "item_id")}
     names = [pl.when(cond).then(pl.lit("item.id" if c == "item_id" else c)) for c, cond in empty.items()]
@@ -425,6 +442,11 @@ def _split_missing(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.format("line {}: field {} missing or empty", pl.col("_n"), pl.col("_missing").list.join(", ")).alias("_reason")
     )
     return ok, missing
+
+
+# The names the batch used before the stream shared these kernels.
+_decode_chunk = decode_event_chunk
+_split_missing = split_missing_fields
 
 
 def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[FileResult]:
@@ -464,12 +486,7 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
     texts: list[str] = []
     numbers: list[int] = []
     with f:
-        for n, line in enumerate(f, start=1):
-            text = line.decode("utf-8", errors="replace").strip()
-            if n == 1:
-                text = text.lstrip("\ufeff")
-            if not text:
-                continue
+        for n, text in iter_event_lines(f):
             texts.append(text)
             numbers.append(n)
             if len(texts) >= EVENT_CHUNK:
@@ -499,10 +516,14 @@ def canonical_events(events: list[dict], *, uri: str, spec: SourceSpec, crosswal
 
     The batch reads a file per call; the stream calls it on the events of a bundle.
     """
-    return _canonical_events_frame(_events_frame(events), uri=uri, spec=spec, crosswalks=crosswalks)
+    return canonical_events_frame(_events_frame(events), uri=uri, spec=spec, crosswalks=crosswalks)
 
 
-def _canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
+def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
+    """Canonicalize a frame of parsed events (the columns `parse_event` returns), columnar.
+
+    `decode_event_chunk` + `split_missing_fields` make such a frame from raw lines at once.
+    """
     df = df.select(list(_EVENT_COLUMNS)).rename({"qty": "_qty_raw"}).with_columns(pl.lit(uri).alias("_file"))
     read = df.height
     rejected: list[pl.DataFrame] = []
@@ -546,6 +567,9 @@ def _canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cro
         pl.col("_locator").alias("locator"),
     )
     return FileResult(movements=_to_arrow(df, MOVEMENT), quarantine=_quarantine_table(rejected, spec.name), read=read)
+
+
+_canonical_events_frame = canonical_events_frame
 
 
 def _locator(rec: dict) -> str:

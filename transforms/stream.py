@@ -1,17 +1,20 @@
-"""The streaming stock-event transforms behind `invrecon stream` (DESIGN.md §5, §8).
+"""The streaming stock-event transforms behind `invrecon stream` (DESIGN.md §2, §5, §8).
 
 Raw event payloads (JSON text from Pub/Sub, Kafka or a replayed JSON Lines file) become canonical
-movements, a running position per (sku, location), windowed position changes and alerts:
+movements, a running position per (sku, location), windowed position changes and alerts. The hot
+path is columnar: events travel as `pyarrow.Table` micro-batches, and every keyed step works on a
+stable hash bucket of events at once instead of one event at a time:
 
-    RawEvent ──ParseEvents──▶ fields @ occurred_at ──CanonicalizeEvents──▶ movement rows
-             ──DedupEvents (state per event_id, expiry timer)──▶
-             ──GateLateEvents (beyond allowed lateness ─▶ quarantine `late_event`)──▶
-             ──RunningPosition (state per sku/location, seeded from the warehouse)──▶ updates, alerts
-             ──WindowPositionChanges (fixed windows, early + late panes)──▶ position changes
+    RawEvent (a message) ─BatchPayloads─▶ RawChunk ◀─ read_event_chunks (a replayed file)
+      ──CanonicalizeChunks (decode_event_chunk + canonical_events_frame, the batch's kernels)──▶
+      ──DedupEvents (bucket of event_id: seen ids + expiry in state, one timer per bucket)──▶
+      ──GateLateEvents (per position bucket and window: beyond allowed lateness ─▶ `late_event`)──▶
+      ──RunningPosition (bucket of sku/location: positions in state, seeded from the warehouse)──▶
+      ──WindowPositionChanges (fixed windows, early + late panes, per bucket)──▶ position changes
 
 Every rejected payload leaves through the `quarantine` output with its raw text and a reason code
 (`malformed_event`, `missing_field`, `bad_timestamp`, the canonical codes of
-`transforms.sources.canonical_events`, `duplicate_event`, `late_event`), so for any input
+`transforms.sources.canonical_events_frame`, `duplicate_event`, `late_event`), so for any input
 read = archived movements + reported figures + quarantined.
 
 Lateness, worked example (window 15 min, allowed lateness 10 min): a sale at 10:05 belongs to
@@ -19,10 +22,15 @@ window [10:00, 10:15); that window accepts data until the watermark passes 10:25
 the watermark is at 10:20 it is applied and the window's figure is re-emitted in a LATE pane;
 arriving at watermark 10:30 it is quarantined as `late_event` (and the nightly batch applies it).
 Beam itself silently drops data behind a window's expiry, so the gate decides with Beam's own
-watermark instead of guessing one: each event is moved forward in event time to the instant its
-window expires (always allowed) and grouped with an early trigger on every element; a pane Beam
-marks LATE is exactly "arrived after the window expired". The event then gets its own timestamp
-back; being held behind that expiry instant, it can never be dropped by the windows downstream.
+watermark instead of guessing one: each batch of a bucket's events of one window is moved forward
+in event time to the instant that window expires (always allowed) and grouped with an early
+trigger on every element; a pane Beam marks LATE is exactly "arrived after the window expired".
+The batch then gets its events' time back; being held behind that expiry instant, it can never be
+dropped by the windows downstream.
+
+A bounded replay (`bounded=True`) runs the same steps on a batch runner, where the watermark only
+moves at the end: it gathers each bucket's events into one batch (in arrival order) before the
+keyed steps, sets no expiry timers (its state ends with the run) and gates by the replay clock.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import time
 import uuid
 import zlib
 import zoneinfo
@@ -38,10 +47,11 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 import fsspec
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.coders import BooleanCoder, PickleCoder
+from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
@@ -50,9 +60,17 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming, WindowedValue
 
 from schemas import ALERTS, MOVEMENT, POSITION, QUARANTINE
-from transforms.canonical import load_crosswalks, load_items
+from transforms.canonical import load_crosswalks, load_items, parse_timestamps
 from transforms.reconcile import Tolerance, _tolerance_exprs
-from transforms.sources import SourceSpec, canonical_events, parse_event
+from transforms.sources import (
+    EVENT_CHUNK,
+    SourceSpec,
+    canonical_events_frame,
+    decode_event_chunk,
+    iter_event_lines,
+    parse_event,
+    split_missing_fields,
+)
 
 __all__ = [
     "ALERTS_TAG",
@@ -60,22 +78,30 @@ __all__ = [
     "MOVEMENTS_TAG",
     "POSITION_CHANGES",
     "QUARANTINE_TAG",
+    "UPDATES_TAG",
     "CanonicalizeEvents",
     "DedupEvents",
     "GateLateEvents",
     "PositionBook",
+    "RawChunk",
     "RawEvent",
     "RunningPosition",
     "StockEvents",
     "StreamParams",
     "WindowPositionChanges",
     "WriteParquetFiles",
+    "apply_movements",
     "as_position_row",
+    "as_position_table",
+    "canonicalize_chunk",
+    "decode_chunk",
     "event_time_micros",
     "parse_raw_event",
     "quarantine_row",
+    "read_event_chunks",
     "read_event_lines",
     "seed_element",
+    "stable_bucket",
     "window_expiry",
 ]
 
@@ -90,6 +116,17 @@ UPDATES_TAG = "updates"
 AVAILABILITY_EVENT = "availability"
 
 MICROS = 1_000_000
+
+# Columns a movement batch carries beside MOVEMENT until it is archived: the raw payload (for
+# quarantine), the replay clock when it arrived, its event time in µs, and its arrival ordinal.
+RAW, WM, TS, ARRIVAL = "_raw", "_wm", "_ts", "_arrival"
+EXTRA_COLUMNS = (RAW, WM, TS, ARRIVAL)
+
+# Stand-in for "no base yet" in the position arithmetic: earlier than any event.
+_NO_TIME = -(2**62)
+
+# A chunk whose columnar decode fails is bisected; runs this short go line by line instead.
+_FALLBACK_LINES = 32
 
 # One row per (window, sku, location) pane of position changes. Panes accumulate: the latest
 # pane (highest pane_index) of a window is its current figure; LATE panes revise it.
@@ -147,7 +184,8 @@ class StreamParams:
     tolerances: tuple[Tolerance, ...] = ()
     min_alert_abs: float = 0
     run_id: str = ""
-    # Keys of the lateness gate's grouping; spreads it over workers, a few states per window.
+    # Hash buckets of every keyed step (de-dup, gate, position, changes): the parallelism of the
+    # stream, and the batch size of each step (fewer buckets, bigger batches).
     gate_shards: int = 16
 
     def __post_init__(self) -> None:
@@ -257,30 +295,244 @@ def parse_raw_event(raw: RawEvent, *, timezone: str, source: str) -> tuple[dict 
     return fields, ts, None
 
 
+class RawChunk(NamedTuple):
+    """Raw payloads read together: the unit of the columnar decode.
+
+    A replayed file is read in chunks of `EVENT_CHUNK` lines (`read_event_chunks`); live messages
+    are gathered per bundle (`BatchPayloads`). `numbers` are line numbers (or message positions);
+    `locators` default to `line <number>`; `replay_watermarks` are the bus clock of each line in a
+    replay (None live); a payload's arrival ordinal is `arrival_base + number`.
+    """
+
+    texts: list[str]
+    file: str | None
+    numbers: list[int]
+    locators: list[str] | None = None
+    replay_watermarks: list[int | None] | None = None
+    arrival_base: int = 0
+
+
 _PUBLISHED = re.compile(r'"published_at"\s*:\s*"([^"]+)"')
 _OCCURRED = re.compile(r'"occurred_at"\s*:\s*"([^"]+)"')
 
 
-def read_event_lines(uri: str, *, timezone: str) -> Iterator[RawEvent]:
-    """Yield the non-blank lines of one JSON Lines file as RawEvents with a replay watermark.
+def _bus_clock(texts: list[str], *, timezone: str, carry: int | None) -> list[int | None]:
+    """Running max of `published_at` (else `occurred_at`) over the lines, after `carry`.
+
+    Columnar: the regexes and polars' timestamp parser do all lines at once; a value that parser
+    leaves null is parsed line by line (`event_time_micros`), so the clock is what the per-line
+    reader computes.
+    """
+    s = pl.col("s")
+    frame = (
+        pl.DataFrame({"s": pl.Series(texts, dtype=pl.String)})
+        .select(pl.coalesce(s.str.extract(_PUBLISHED.pattern, 1), s.str.extract(_OCCURRED.pattern, 1)).alias("v"))
+        .with_columns(parse_timestamps(pl.col("v"), timezone=timezone).dt.epoch("us").alias("t"))
+    )
+    t = frame["t"].to_numpy().copy() if frame["t"].null_count() == 0 else None
+    if t is None:
+        vals, parsed = frame["v"].to_list(), frame["t"].to_list()
+        t = np.array([p if p is not None else (event_time_micros(v, timezone=timezone) if v is not None else None) for v, p in zip(vals, parsed)], dtype=object)
+        t = np.array([_NO_TIME if x is None else x for x in t], dtype=np.int64)
+    clock = np.maximum.accumulate(np.concatenate([[_NO_TIME if carry is None else carry], t]))[1:]
+    return [None if x == _NO_TIME else int(x) for x in clock.tolist()]
+
+
+def read_event_chunks(uri: str, *, timezone: str, file_index: int = 0, chunk: int = EVENT_CHUNK) -> Iterator[RawChunk]:
+    """Yield the non-blank lines of one JSON Lines file as RawChunks with the replay clock.
 
     The replay watermark of line n is the latest `published_at` (else `occurred_at`) of lines
-    1..n: the file is in publish order, so this is the bus clock when line n arrived.
+    1..n: the file is in publish order, so this is the bus clock when line n arrived. Arrival
+    ordinals order files by `file_index`, then lines.
     """
-    wm: int | None = None
+    clock: int | None = None
+    base = (file_index + 1) << 40
+    texts: list[str] = []
+    numbers: list[int] = []
     with fsspec.open(uri, "rb") as f:
-        for n, line in enumerate(f, start=1):
-            text = line.decode("utf-8", errors="replace").strip()
-            if n == 1:
-                text = text.lstrip("\ufeff")
-            if not text:
-                continue
-            m = _PUBLISHED.search(text) or _OCCURRED.search(text)
-            if m:
-                t = event_time_micros(m.group(1), timezone=timezone)
-                if t is not None and (wm is None or t > wm):
-                    wm = t
+        for n, text in iter_event_lines(f):
+            texts.append(text)
+            numbers.append(n)
+            if len(texts) >= chunk:
+                wms = _bus_clock(texts, timezone=timezone, carry=clock)
+                clock = wms[-1]
+                yield RawChunk(texts, uri, numbers, None, wms, base)
+                texts, numbers = [], []
+    if texts:
+        yield RawChunk(texts, uri, numbers, None, _bus_clock(texts, timezone=timezone, carry=clock), base)
+
+
+def read_event_lines(uri: str, *, timezone: str) -> Iterator[RawEvent]:
+    """Yield the non-blank lines of one JSON Lines file as RawEvents with a replay watermark."""
+    for c in read_event_chunks(uri, timezone=timezone):
+        for text, n, wm in zip(c.texts, c.numbers, c.replay_watermarks or [None] * len(c.texts)):
             yield RawEvent(text, uri, f"line {n}", wm)
+
+
+def stable_bucket(values: Iterable[str], buckets: int) -> list[int]:
+    """Hash bucket of each value: crc32, the same on every worker, process and release.
+
+    Example:
+        >>> stable_bucket(["E-1", "E-2"], 16)
+        [1, 2]
+    """
+    return [zlib.crc32(v.encode()) % buckets for v in values]
+
+
+def _with_key_bucket(df: pl.DataFrame, buckets: int, *, name: str = "_b") -> pl.DataFrame:
+    """Add the bucket of (sku, location): hashed once per distinct key, joined to the rows."""
+    keys = df.select("sku", "location").unique()
+    b = stable_bucket((f"{s}\x1f{loc}" for s, loc in keys.iter_rows()), buckets)
+    return df.join(keys.with_columns(pl.Series(name, b, dtype=pl.Int64)), on=["sku", "location"], how="left", maintain_order="left")
+
+
+def _utc_date(micros: int) -> str:
+    return dt.datetime.fromtimestamp(micros / MICROS, dt.timezone.utc).date().isoformat()
+
+
+def _utc_date_expr(micros: pl.Expr) -> pl.Expr:
+    return pl.from_epoch(micros, time_unit="us").dt.date().cast(pl.String).fill_null("unknown")
+
+
+_QUARANTINE_COLUMNS = (*QUARANTINE.names, "_date")
+
+
+def _quarantine_frame(df: pl.DataFrame, *, code: str | pl.Expr, reason: pl.Expr, run_id: str, source: str, when: pl.Expr | None = None) -> pl.DataFrame:
+    """QUARANTINE rows (+ `_date`, the partition) of rejected movement rows."""
+    return df.select(
+        pl.lit(run_id).alias("run_id"), pl.lit(source).alias("source"), pl.col("file").cast(pl.String), pl.col("locator"),
+        (pl.lit(code) if isinstance(code, str) else code).alias("reason_code"), reason.cast(pl.String).alias("reason"),
+        pl.col(RAW).alias("raw"), (_utc_date_expr(when) if when is not None else pl.lit("unknown")).alias("_date"),
+    )
+
+
+def _empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema={c: pl.String for c in _QUARANTINE_COLUMNS})
+
+
+_PARSED_COLUMNS = ("event_id", "event_type", "occurred_at", "system", "location", "id_type", "item_id", "qty", "uom",
+                   "reference", "counterparty_location", "_locator", "_raw")
+
+
+def decode_chunk(chunk: RawChunk) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decode a chunk of payloads: (parsed events with `_seq`, rejected `(_seq, code, reason)`).
+
+    Lines that look like one JSON object are decoded at once by the batch's
+    `decode_event_chunk`; a run it cannot decode is halved until the bad lines stand alone, and
+    those (and lines that do not look like an object) go through `parse_event` one by one, so a
+    1% share of broken lines costs a few small decodes, not the whole chunk's speed.
+    """
+    texts = chunk.texts
+    locators = chunk.locators or [f"line {n}" for n in chunk.numbers]
+    s = pl.Series(texts, dtype=pl.String)
+    looks = (s.str.starts_with("{") & s.str.ends_with("}")).to_list()
+    frames: list[pl.DataFrame] = []
+    rows: list[dict] = []
+    rejects: list[tuple[int, str, str]] = []
+    where = f"{chunk.file}: " if chunk.file else ""
+
+    def one_by_one(idx: list[int]) -> None:
+        for i in idx:
+            fields, err = parse_event(texts[i], locator=locators[i])
+            if err is not None:
+                rejects.append((i, err[0], where + err[1]))
+            else:
+                fields["_n"] = i
+                rows.append(fields)
+
+    def decode(idx: list[int]) -> None:
+        if len(idx) <= _FALLBACK_LINES:
+            one_by_one(idx)
+            return
+        df = decode_event_chunk([texts[i] for i in idx], idx)
+        if df is None:
+            mid = len(idx) // 2
+            decode(idx[:mid])
+            decode(idx[mid:])
+        else:
+            frames.append(df)
+
+    simple = [i for i, ok in enumerate(looks) if ok]
+    if len(simple) < len(texts):
+        one_by_one([i for i, ok in enumerate(looks) if not ok])
+    if simple:
+        decode(simple)
+    parts = []
+    if frames:
+        ok, missing = split_missing_fields(pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0])
+        parts.append(ok)
+        rejects.extend(
+            (i, "missing_field", where + locators[i] + reason)
+            for i, reason in missing.select("_n", pl.col("_reason").str.replace(r"^line \d+", "")).iter_rows()
+        )
+    if rows:
+        parts.append(pl.DataFrame(rows, schema={**{c: pl.String for c in _PARSED_COLUMNS}, "_n": pl.Int64}))
+    schema = {**{c: pl.String for c in _PARSED_COLUMNS}, "_n": pl.Int64}
+    parsed = pl.concat([p.select(list(schema)) for p in parts], how="vertical_relaxed") if parts else pl.DataFrame(schema=schema)
+    rejected = pl.DataFrame(rejects, schema={"_seq": pl.Int64, "code": pl.String, "reason": pl.String}, orient="row")
+    return parsed.rename({"_n": "_seq"}), rejected
+
+
+def canonicalize_chunk(chunk: RawChunk, *, spec: SourceSpec, crosswalks, run_id: str) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """One chunk -> (movements, availability figures, quarantine), in arrival order.
+
+    Movements and figures have the MOVEMENT columns plus `_raw`, `_wm`, `_ts` (event time, µs)
+    and `_arrival`; quarantine has the QUARANTINE columns plus `_date`. Canonicalization is the
+    batch's own `canonical_events_frame`, so ids, locations, units, signs and codes mean exactly
+    what they mean in the nightly batch.
+    """
+    n = len(chunk.texts)
+    info = pl.DataFrame(
+        {
+            "_seq": pl.Series(range(n), dtype=pl.Int64),
+            "_loc": pl.Series(chunk.locators or [f"line {x}" for x in chunk.numbers], dtype=pl.String),
+            RAW: pl.Series(chunk.texts, dtype=pl.String),
+            WM: pl.Series(chunk.replay_watermarks or [None] * n, dtype=pl.Int64),
+            ARRIVAL: pl.Series(chunk.numbers, dtype=pl.Int64) + chunk.arrival_base,
+        }
+    )
+    parsed, rejected = decode_chunk(chunk)
+    uri = chunk.file or ""
+    # The canonical kernel reports rows by `_locator`: a unique one (the position in the chunk)
+    # keeps redelivered messages with the same id apart.
+    parsed = parsed.with_columns(
+        pl.col("_seq").cast(pl.String).alias("_locator"),
+        (pl.col("event_type") == AVAILABILITY_EVENT).alias("_avail"),
+        pl.when(pl.col("event_type") == AVAILABILITY_EVENT).then(pl.lit("count")).otherwise(pl.col("event_type")).alias("event_type"),
+    )
+    result = canonical_events_frame(parsed, uri=uri, spec=spec, crosswalks=crosswalks)
+    moved = (
+        pl.from_arrow(result.movements)
+        .with_columns(pl.col("locator").cast(pl.Int64).alias("_seq"))
+        .join(info, on="_seq", how="left")
+        .join(parsed.select("_seq", "_avail"), on="_seq", how="left")
+        .sort("_seq")
+        .with_columns(pl.col("_loc").alias("locator"), pl.lit(chunk.file, dtype=pl.String).alias("file"), pl.col("occurred_at").dt.epoch("us").alias(TS))
+    )
+    columns = [*MOVEMENT.names, *EXTRA_COLUMNS]
+    movements = moved.filter(~pl.col("_avail")).select(columns)
+    figures = moved.filter(pl.col("_avail")).select(columns)
+    parts = []
+    if rejected.height:
+        parts.append(rejected.join(info, on="_seq", how="left").select(
+            pl.lit(run_id).alias("run_id"), pl.lit(spec.name).alias("source"), pl.lit(chunk.file, dtype=pl.String).alias("file"),
+            pl.col("_loc").alias("locator"), pl.col("code").alias("reason_code"), pl.col("reason"), pl.col(RAW).alias("raw"),
+            pl.lit("unknown").alias("_date"), pl.col("_seq"),
+        ))
+    q = pl.from_arrow(result.quarantine)
+    if q.height:
+        q = q.with_columns(pl.col("locator").cast(pl.Int64).alias("_seq")).join(info.select("_seq", "_loc"), on="_seq", how="left")
+        q = q.join(parsed.select("_seq", "occurred_at"), on="_seq", how="left")
+        reason = pl.col("reason")
+        if uri:
+            reason = pl.when(reason.is_null() | (reason == "") | reason.str.starts_with(uri)).then(reason).otherwise(pl.format(f"{uri}: {{}}: {{}}", pl.col("_loc"), reason))
+        parts.append(q.select(
+            pl.lit(run_id).alias("run_id"), pl.col("source"), pl.lit(chunk.file, dtype=pl.String).alias("file"), pl.col("_loc").alias("locator"),
+            pl.col("reason_code"), reason.alias("reason"), pl.col("raw"),
+            _utc_date_expr(parse_timestamps(pl.col("occurred_at"), timezone=spec.timezone).dt.epoch("us")).alias("_date"), pl.col("_seq"),
+        ))
+    quarantine = pl.concat(parts, how="vertical_relaxed").sort("_seq").drop("_seq") if parts else _empty_quarantine()
+    return movements.to_arrow(), figures.to_arrow(), quarantine.to_arrow()
 
 
 def seed_element(row: dict, *, as_of_micros: int) -> tuple[tuple[str, str], tuple[str, dict]]:
@@ -384,38 +636,225 @@ class PositionBook:
         self._after_reserved = sum(r for t, _, r in self.pending if r_at is None or t > r_at)
 
 
-# --- parse and canonicalize ------------------------------------------------------------------
+# --- running position, columnar ----------------------------------------------------------------
+
+KEY = ["sku", "location"]
+
+# A bucket's positions: one row per (sku, location). on_hand = base_oh + after_oh, where the base
+# is a seed or the latest count (base_oh_at its instant, null: none yet) and after_oh sums the
+# movements after it; reserved = base_r + after_r likewise (its base is the seed only).
+BOOKS_SCHEMA = {
+    "sku": pl.String, "location": pl.String, "base_oh": pl.Int64, "base_oh_at": pl.Int64, "base_r": pl.Int64,
+    "base_r_at": pl.Int64, "seeded": pl.Boolean, "after_oh": pl.Int64, "after_r": pl.Int64,
+}
+# The movements after each base (ts, qty): what a late count, older than some of them, re-sums.
+PENDING_SCHEMA = {"sku": pl.String, "location": pl.String, "ts": pl.Int64, "qty": pl.Int64}
 
 
-class _ParseEventFn(beam.DoFn):
-    def __init__(self, params: StreamParams):
-        self.params = params
-        self.read = Metrics.counter(self.__class__, "events_read")
-        self.rejected = Metrics.counter(self.__class__, "events_quarantined")
+def _new_books(keys: pl.DataFrame, seeds: dict) -> pl.DataFrame:
+    """Books of keys seen for the first time, from their warehouse seed (PositionBook.seed)."""
+    rows = []
+    for sku, location in keys.iter_rows():
+        seed = seeds.get((sku, location))
+        s = seed[1] if seed is not None else None
+        on_hand = None if s is None else s.get("on_hand")
+        rows.append((
+            sku, location, int(on_hand or 0), None if on_hand is None else s["as_of"], int((s or {}).get("reserved") or 0),
+            None if s is None else s["as_of"], on_hand is not None, 0, 0,
+        ))
+    return pl.DataFrame(rows, schema=BOOKS_SCHEMA, orient="row")
 
-    def process(self, raw: RawEvent) -> Iterator[Any]:
-        self.read.inc()
-        fields, ts, q = parse_raw_event(raw, timezone=self.params.timezone, source=self.params.source)
-        if q is not None:
-            self.rejected.inc()
-            q["run_id"] = self.params.run_id
-            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, q)
+
+def apply_movements(books: pl.DataFrame, pending: pl.DataFrame, moves: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Apply a batch of movements (arrival order) to a bucket's positions in one columnar step.
+
+    Exactly what `PositionBook.apply` does one movement at a time: a count sets on_hand at its
+    instant if it is newer than the base; a movement adds to on_hand if it happened after the
+    base. Within the batch, the base of row i is the newest of the old base and the counts up to
+    i; each count that raises it starts a segment whose figure is the count plus the movements
+    after it (from `pending` and from earlier rows), and the rows of a segment add a running sum.
+
+    Args:
+      books: BOOKS_SCHEMA rows, one for every key of `moves` (new keys already seeded).
+      pending: PENDING_SCHEMA rows of the bucket.
+      moves: sku, location, event_id, event_type, qty, reserved_delta, `_ts` (µs), `_arrival`.
+
+    Returns:
+      (books, pending, updates): updates has per movement its effect now (on_hand_change,
+      reserved_change), the position after it (on_hand, reserved), `seeded`, and for the alerts
+      `prev_on_hand` (before it) and `had_base` (a seed or count fixed on_hand before it).
+
+    Example (seeded 10 at t=100; a sale of 3 at 200, a count of 5 at 300, a sale of 1 at 250
+    arriving last): on_hand goes 7, 5, 5, as in PositionBook's docstring.
+    """
+    m = (
+        moves.select(*KEY, "event_id", "event_type", "system", "file", "locator", pl.col(TS).alias("ts"), pl.col("qty"),
+                     pl.col("reserved_delta").alias("rd"), ARRIVAL)
+        .with_row_index("_i")
+        .join(books, on=KEY, how="left", maintain_order="left")
+    )
+    over = KEY
+    is_count = pl.col("event_type") == "count"
+    b0 = pl.col("base_oh_at").fill_null(_NO_TIME)
+    m = m.with_columns(
+        is_count.alias("_is_count"),
+        pl.max_horizontal(b0, pl.when(is_count).then(pl.col("ts")).cum_max().forward_fill().shift(1).over(over)).alias("_prior"),
+    )
+    raising = pl.col("_is_count") & (pl.col("ts") > pl.col("_prior"))
+    m = m.with_columns(
+        raising.alias("_raise"),
+        raising.cast(pl.Int64).cum_sum().over(over).alias("_seg"),
+        pl.when(raising).then(pl.col("ts")).forward_fill().over(over).fill_null(b0).alias("_b"),
+    )
+    m = m.with_columns(
+        pl.when(~pl.col("_is_count") & (pl.col("ts") > pl.col("_b"))).then(pl.col("qty")).otherwise(0).cum_sum().over([*KEY, "_seg"]).alias("_within"),
+        pl.when(pl.col("ts") > pl.col("base_r_at").fill_null(_NO_TIME)).then(pl.col("rd")).otherwise(0).alias("reserved_change"),
+    )
+    start = pl.col("base_oh") + pl.col("after_oh")
+    segs = m.filter(pl.col("_raise")).select(*KEY, "_seg", pl.col("_i").alias("_start"), pl.col("ts").alias("_sb"), pl.col("qty").alias("_cq"))
+    if segs.height:
+        earlier = (
+            segs.join(m.filter(~pl.col("_is_count")).select(*KEY, "_i", "ts", "qty"), on=KEY)
+            .filter((pl.col("_i") < pl.col("_start")) & (pl.col("ts") > pl.col("_sb")))
+            .group_by([*KEY, "_seg"]).agg(pl.col("qty").sum().alias("_c"))
+        )
+        older = (
+            segs.join(pending, on=KEY).filter(pl.col("ts") > pl.col("_sb"))
+            .group_by([*KEY, "_seg"]).agg(pl.col("qty").sum().alias("_p"))
+        )
+        segs = (
+            segs.join(earlier, on=[*KEY, "_seg"], how="left").join(older, on=[*KEY, "_seg"], how="left")
+            .select(*KEY, "_seg", "_cq", (pl.col("_cq") + pl.col("_c").fill_null(0) + pl.col("_p").fill_null(0)).alias("_total"))
+        )
+        m = m.join(segs, on=[*KEY, "_seg"], how="left", maintain_order="left")
+        total = pl.when(pl.col("_seg") == 0).then(start).otherwise(pl.col("_total"))
+    else:
+        m = m.with_columns(pl.lit(None, dtype=pl.Int64).alias("_cq"))
+        total = start
+    m = m.with_columns(
+        (total + pl.col("_within")).alias("on_hand"),
+        (pl.col("base_r") + pl.col("after_r") + pl.col("reserved_change").cum_sum().over(over)).alias("reserved"),
+    )
+    m = m.with_columns(
+        pl.col("on_hand").shift(1).over(over).fill_null(start).alias("prev_on_hand"),
+        (pl.col("_prior") > _NO_TIME).alias("had_base"),
+    ).with_columns((pl.col("on_hand") - pl.col("prev_on_hand")).alias("on_hand_change"))
+    last = m.group_by(KEY, maintain_order=True).agg(
+        pl.col("on_hand").last(), pl.col("reserved").last(), pl.col("_seg").last(), pl.col("_b").last(), pl.col("_cq").last(),
+    )
+    touched = (
+        books.join(last, on=KEY, how="inner")
+        .with_columns(
+            pl.when(pl.col("_seg") > 0).then(pl.col("_cq")).otherwise(pl.col("base_oh")).alias("base_oh"),
+            pl.when(pl.col("_seg") > 0).then(pl.col("_b")).otherwise(pl.col("base_oh_at")).alias("base_oh_at"),
+        )
+        .with_columns((pl.col("on_hand") - pl.col("base_oh")).alias("after_oh"), (pl.col("reserved") - pl.col("base_r")).alias("after_r"))
+        .select(list(BOOKS_SCHEMA))
+    )
+    books = pl.concat([books.join(last.select(KEY), on=KEY, how="anti"), touched])
+    added = m.filter(~pl.col("_is_count")).select(*KEY, "ts", "qty")
+    pending = (
+        pl.concat([pending, added])
+        .join(touched.select(*KEY, "base_oh_at"), on=KEY, how="left")
+        .filter(pl.col("base_oh_at").is_null() | (pl.col("ts") > pl.col("base_oh_at")))
+        .select(list(PENDING_SCHEMA))
+    )
+    updates = m.select(
+        *KEY, "event_id", "event_type", pl.col("ts").alias("occurred_at"), "on_hand_change", "reserved_change", "on_hand", "reserved",
+        "seeded", "prev_on_hand", "had_base", ARRIVAL, "system", "qty", "file", "locator",
+    )
+    return books, pending, updates
+
+
+def compact_pending(books: pl.DataFrame, pending: pl.DataFrame, *, before: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fold the movements older than `before` into the bases (PositionBook.compact, per bucket)."""
+    old = pending.filter(pl.col("ts") < before)
+    if not old.height:
+        return books, pending
+    folded = old.group_by(KEY).agg(pl.col("qty").sum().alias("_f"))
+    books = books.join(folded, on=KEY, how="left").with_columns(
+        (pl.col("base_oh") + pl.col("_f").fill_null(0)).alias("base_oh"), (pl.col("after_oh") - pl.col("_f").fill_null(0)).alias("after_oh"),
+    ).select(list(BOOKS_SCHEMA))
+    return books, pending.filter(pl.col("ts") >= before)
+
+
+def figures_at_arrival(books_before: pl.DataFrame, updates: pl.DataFrame | None, figures: pl.DataFrame) -> pl.DataFrame:
+    """The position each availability figure met on arrival: (figure rows, on_hand, reserved, had_base).
+
+    A figure sees the movements that arrived before it (an as-of join on the arrival ordinal),
+    else the position before the batch.
+    """
+    f = figures.sort(ARRIVAL).join(books_before, on=KEY, how="left", maintain_order="left").with_columns(
+        (pl.col("base_oh") + pl.col("after_oh")).alias("_oh0"), (pl.col("base_r") + pl.col("after_r")).alias("_r0"),
+        pl.col("base_oh_at").is_not_null().alias("_hb0"),
+    )
+    if updates is not None and updates.height:
+        seen = updates.select(*KEY, ARRIVAL, pl.col("on_hand").alias("_oh1"), pl.col("reserved").alias("_r1"),
+                              (pl.col("had_base") | (pl.col("event_type") == "count")).alias("_hb1")).sort(ARRIVAL)
+        f = f.join_asof(seen, on=ARRIVAL, by=KEY, strategy="backward")
+    else:
+        f = f.with_columns(pl.lit(None, dtype=pl.Int64).alias("_oh1"), pl.lit(None, dtype=pl.Int64).alias("_r1"), pl.lit(None, dtype=pl.Boolean).alias("_hb1"))
+    return f.with_columns(
+        pl.coalesce("_oh1", "_oh0").alias("on_hand_at"), pl.coalesce("_r1", "_r0").alias("reserved_at"), pl.coalesce("_hb1", "_hb0").alias("had_base"),
+    )
+
+
+# --- Beam: parse and canonicalize ---------------------------------------------------------------
+
+
+class _BatchPayloadsFn(beam.DoFn):
+    """Gather the messages of a bundle into RawChunks (per file); pass RawChunks through.
+
+    A bundle is what the runner delivers at once, so the batch adds no latency of its own.
+    """
+
+    # Messages per chunk: amortizes polars' per-call cost and bounds a bundle's memory.
+    MAX_BUFFER = EVENT_CHUNK
+
+    def __init__(self) -> None:
+        self._base = 0
+
+    def start_bundle(self) -> None:
+        self.buffer: dict[tuple[str | None, Any], list[tuple[RawEvent, Timestamp]]] = {}
+        self.count = 0
+
+    def process(self, raw, ts=beam.DoFn.TimestampParam, win=beam.DoFn.WindowParam) -> Iterator[Any]:
+        if isinstance(raw, RawChunk):
+            yield raw
             return
-        yield TimestampedValue(fields, Timestamp(micros=ts))
+        self.buffer.setdefault((raw.file, win), []).append((raw, ts))
+        self.count += 1
+        if self.count >= self.MAX_BUFFER:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._flush()
+
+    def _flush(self) -> Iterator[WindowedValue]:
+        buffered, self.buffer, self.count = self.buffer, {}, 0
+        for (file, win), items in buffered.items():
+            # Arrival ordinals of this worker: milliseconds, then the message's place in the chunk.
+            self._base = max(int(time.time() * 1000) << 20, self._base + (1 << 20))
+            chunk = RawChunk(
+                [r.text for r, _ in items], file, list(range(len(items))), [r.locator for r, _ in items],
+                [r.replay_watermark for r, _ in items], self._base,
+            )
+            yield WindowedValue(chunk, min(t for _, t in items), (win,))
+
+
+def _min_time(table: pa.Table) -> Timestamp:
+    return Timestamp(micros=int(pl.from_arrow(table.select([TS]))[TS].min()))
 
 
 class _CanonicalizeFn(beam.DoFn):
-    """Canonicalize the events of a bundle in one columnar call of `canonical_events`."""
-
-    # Events buffered before a columnar call: amortizes polars' per-call cost in a replay and
-    # keeps a streaming bundle's latency bounded.
-    MAX_BUFFER = 20_000
+    """Canonicalize each RawChunk in one columnar call; movements are stamped at their earliest."""
 
     def __init__(self, params: StreamParams, spec: SourceSpec, sku_crosswalk: str, location_crosswalk: str):
         self.params = params
         self.spec = spec
         self.sku_crosswalk = sku_crosswalk
         self.location_crosswalk = location_crosswalk
+        self.read = Metrics.counter(self.__class__, "events_read")
         self.written = Metrics.counter(self.__class__, "movements_canonicalized")
         self.reported = Metrics.counter(self.__class__, "figures_canonicalized")
         self.rejected = Metrics.counter(self.__class__, "events_quarantined")
@@ -423,63 +862,26 @@ class _CanonicalizeFn(beam.DoFn):
     def setup(self) -> None:
         self.crosswalks = load_crosswalks(self.sku_crosswalk, self.location_crosswalk)
 
-    def start_bundle(self) -> None:
-        self.buffer: list[tuple[dict, WindowedValue]] = []
-
-    def process(self, fields: dict, ts=beam.DoFn.TimestampParam, win=beam.DoFn.WindowParam) -> Iterator[Any]:
-        self.buffer.append((fields, WindowedValue(None, ts, (win,))))
-        if len(self.buffer) >= self.MAX_BUFFER:
-            yield from self._flush()
-
-    def finish_bundle(self) -> Iterator[Any]:
-        yield from self._flush()
-
-    def _flush(self) -> Iterator[Any]:
-        buffered, self.buffer = self.buffer, []
-        by_file: dict[str | None, list[tuple[dict, WindowedValue]]] = {}
-        for item in buffered:
-            by_file.setdefault(item[0]["_file"], []).append(item)
-        for uri, items in by_file.items():
-            yield from self._canonicalize(uri, items)
-
-    def _canonicalize(self, uri: str | None, items: list[tuple[dict, WindowedValue]]) -> Iterator[Any]:
-        events, kinds = [], {}
-        for fields, _ in items:
-            if fields["event_type"] == AVAILABILITY_EVENT:
-                fields = {**fields, "event_type": "count"}
-                kinds[fields["_locator"]] = AVAILABILITY_TAG
-            events.append(fields)
-        by_locator = {f["_locator"]: (f, w) for f, w in items}
-        result = canonical_events(events, uri=uri or "", spec=self.spec, crosswalks=self.crosswalks)
-        for row in result.movements.to_pylist():
-            fields, w = by_locator[row["locator"]]
-            row["file"] = uri
-            row["_raw"] = fields["_raw"]
-            row["_wm"] = fields["_wm"]
-            tag = kinds.get(row["locator"], MOVEMENTS_TAG)
-            (self.reported if tag == AVAILABILITY_TAG else self.written).inc()
-            out = WindowedValue(row, w.timestamp, w.windows)
-            yield out if tag == MOVEMENTS_TAG else beam.pvalue.TaggedOutput(tag, out)
-        for q in result.quarantine.to_pylist():
-            _, w = by_locator[q["locator"]]
-            q.update(run_id=self.params.run_id, file=uri, _date=_utc_date(w.timestamp.micros))
-            if q["reason"] and uri and not q["reason"].startswith(uri):
-                q["reason"] = f"{uri}: {q['locator']}: {q['reason']}"
-            self.rejected.inc()
-            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, WindowedValue(q, w.timestamp, w.windows))
-
-
-def _utc_date(micros: int) -> str:
-    return dt.datetime.fromtimestamp(micros / MICROS, dt.timezone.utc).date().isoformat()
+    def process(self, chunk: RawChunk) -> Iterator[Any]:
+        movements, figures, quarantine = canonicalize_chunk(chunk, spec=self.spec, crosswalks=self.crosswalks, run_id=self.params.run_id)
+        self.read.inc(len(chunk.texts))
+        if movements.num_rows:
+            self.written.inc(movements.num_rows)
+            yield TimestampedValue(movements, _min_time(movements))
+        if figures.num_rows:
+            self.reported.inc(figures.num_rows)
+            yield beam.pvalue.TaggedOutput(AVAILABILITY_TAG, TimestampedValue(figures, _min_time(figures)))
+        if quarantine.num_rows:
+            self.rejected.inc(quarantine.num_rows)
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine)
 
 
 @dataclasses.dataclass
 class CanonicalizeEvents(beam.PTransform):
-    """RawEvent -> canonical movement rows stamped at occurred_at (+ availability, quarantine).
+    """RawEvent / RawChunk -> canonical movement tables stamped at occurred_at (+ figures, quarantine).
 
-    Parsing is per event (`parse_event`); canonicalization is the batch's own columnar kernel
-    (`canonical_events`) run on each bundle, so ids, locations, units and signs mean exactly what
-    they mean in the nightly batch.
+    Messages are gathered per bundle; decoding is columnar (`decode_chunk`) with a per-line
+    fallback, and canonicalization is the batch's own kernel (`canonical_events_frame`).
     """
 
     params: StreamParams
@@ -488,101 +890,178 @@ class CanonicalizeEvents(beam.PTransform):
     location_crosswalk: str
 
     def expand(self, raw):
-        parsed = raw | "ParseEvents" >> beam.ParDo(_ParseEventFn(self.params)).with_outputs(QUARANTINE_TAG, main="events")
-        canon = parsed.events | "CanonicalizeBundles" >> beam.ParDo(
-            _CanonicalizeFn(self.params, self.spec, self.sku_crosswalk, self.location_crosswalk)
-        ).with_outputs(QUARANTINE_TAG, AVAILABILITY_TAG, main=MOVEMENTS_TAG)
-        quarantine = (parsed[QUARANTINE_TAG], canon[QUARANTINE_TAG]) | "FlattenParseQuarantine" >> beam.Flatten()
-        return {MOVEMENTS_TAG: canon[MOVEMENTS_TAG], AVAILABILITY_TAG: canon[AVAILABILITY_TAG], QUARANTINE_TAG: quarantine}
+        canon = (
+            raw
+            | "BatchPayloads" >> beam.ParDo(_BatchPayloadsFn())
+            | "CanonicalizeChunks" >> beam.ParDo(_CanonicalizeFn(self.params, self.spec, self.sku_crosswalk, self.location_crosswalk))
+            .with_outputs(QUARANTINE_TAG, AVAILABILITY_TAG, main=MOVEMENTS_TAG)
+        )
+        return {MOVEMENTS_TAG: canon[MOVEMENTS_TAG], AVAILABILITY_TAG: canon[AVAILABILITY_TAG], QUARANTINE_TAG: canon[QUARANTINE_TAG]}
 
 
-# --- de-duplication ------------------------------------------------------------------------
+def _split_by_id_bucket(table: pa.Table, *, buckets: int) -> Iterator[tuple[int, pa.Table]]:
+    df = pl.from_arrow(table)
+    df = df.with_columns(pl.Series("_b", stable_bucket(df["event_id"].to_list(), buckets), dtype=pl.Int64))
+    for (b,), part in df.partition_by("_b", as_dict=True, include_key=False).items():
+        yield b, part.to_arrow()
+
+
+def _split_by_key_bucket(table: pa.Table, *, buckets: int) -> Iterator[tuple[int, pa.Table]]:
+    df = _with_key_bucket(pl.from_arrow(table), buckets)
+    for (b,), part in df.partition_by("_b", as_dict=True, include_key=False).items():
+        yield b, part.to_arrow()
+
+
+def _merge_in_arrival_order(element: tuple[int, Iterable[pa.Table]]) -> tuple[int, pa.Table]:
+    """A bounded replay's batches of one bucket as one table, in the order they arrived."""
+    key, tables = element
+    return key, pl.concat([pl.from_arrow(t) for t in tables], how="vertical_relaxed").sort(ARRIVAL).to_arrow()
+
+
+# --- Beam: de-duplication -------------------------------------------------------------------
 
 
 class _DedupFn(beam.DoFn):
-    """Pass the first movement of each event_id; repeats go to quarantine as duplicate_event.
+    """Pass the first movement of each event_id of a bucket; repeats go to quarantine.
 
-    The event_id is remembered until the watermark passes occurred_at + TTL, then forgotten
-    (state would otherwise grow with every event ever seen).
+    State holds the bucket's seen event_ids with their expiry (occurred_at + TTL), read and
+    written once per batch. One event-time timer per bucket forgets them: it is set at the first
+    window boundary after the earliest expiry (so a bucket's timer fires at most once a window),
+    and drops every id whose expiry the watermark has passed.
+
+    Example (TTL 2 h, windows 15 min): d1 at 10:02 is kept and remembered until 12:02, forgotten
+    when the watermark passes 12:15; a repeat of d1 at 10:17, in another window, is quarantined
+    as duplicate_event, so d1 counts once.
     """
 
-    SEEN = ReadModifyWriteStateSpec("seen", BooleanCoder())
+    SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())
     EXPIRE = TimerSpec("expire", beam.TimeDomain.WATERMARK)
 
-    def __init__(self, params: StreamParams):
+    def __init__(self, params: StreamParams, *, bounded: bool = False):
         self.params = params
+        self.bounded = bounded
         self.kept = Metrics.counter(self.__class__, "events_kept")
         self.dups = Metrics.counter(self.__class__, "duplicates_quarantined")
 
-    def process(self, element: tuple[str, dict], ts=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
-        event_id, row = element
-        if seen.read():
-            self.dups.inc()
-            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_row(
-                source=row["source"], file=row["file"], locator=row["locator"], code="duplicate_event",
-                reason=f"{row['file']}: {row['locator']}: event_id {event_id} was already applied; counted once",
-                raw=row["_raw"], run_id=self.params.run_id, when=ts.micros,
-            ))
-            return
-        seen.write(True)
-        expire.set(ts + Duration(seconds=self.params.ttl_seconds))
-        self.kept.inc()
-        yield row
+    def _sweep_at(self, expiry: int) -> Timestamp:
+        size = self.params.window_seconds * MICROS
+        return Timestamp(micros=-(-expiry // size) * size)
+
+    def process(self, element: tuple[int, pa.Table], seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
+        _, table = element
+        df = pl.from_arrow(table)
+        known: pa.Table | None = seen.read()
+        first = pl.col("event_id").is_first_distinct()
+        keep = first & ~pl.col("event_id").is_in(pl.from_arrow(known)["event_id"]) if known is not None else first
+        df = df.with_columns(keep.alias("_keep"))
+        kept = df.filter(pl.col("_keep")).drop("_keep")
+        repeats = df.filter(~pl.col("_keep"))
+        new = kept.select("event_id", (pl.col(TS) + self.params.ttl_seconds * MICROS).alias("expiry")).to_arrow()
+        state = pa.concat_tables([known, new.cast(known.schema)]) if known is not None else new
+        seen.write(state)
+        if not self.bounded and state.num_rows:
+            expire.set(self._sweep_at(int(pl.from_arrow(state)["expiry"].min())))
+        self.kept.inc(kept.height)
+        if kept.height:
+            yield kept.to_arrow()
+        if repeats.height:
+            self.dups.inc(repeats.height)
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, _quarantine_frame(
+                repeats, code="duplicate_event", run_id=self.params.run_id, source=self.params.source, when=pl.col(TS),
+                reason=pl.format("{}: {}: event_id {} was already applied; counted once", pl.col("file"), pl.col("locator"), pl.col("event_id")),
+            ).to_arrow())
 
     @on_timer(EXPIRE)
-    def forget(self, seen=beam.DoFn.StateParam(SEEN)) -> None:
-        seen.clear()
+    def forget(self, fired=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)) -> None:
+        known: pa.Table | None = seen.read()
+        if known is None:
+            return
+        left = pl.from_arrow(known).filter(pl.col("expiry") > fired.micros)
+        if left.height:
+            seen.write(left.to_arrow())
+            expire.set(self._sweep_at(int(left["expiry"].min())))
+        else:
+            seen.clear()
 
 
 @dataclasses.dataclass
 class DedupEvents(beam.PTransform):
-    """De-duplicate movement rows by event_id in Beam state with an expiry timer."""
+    """De-duplicate movement tables by event_id: per hash bucket of event_id, one batch at a time."""
 
     params: StreamParams
+    bounded: bool = False
 
     def expand(self, movements):
-        return (
+        keyed = (
             movements
             | "GlobalWindowEvents" >> beam.WindowInto(GlobalWindows())
-            | "KeyByEventId" >> beam.Map(lambda row: (row["event_id"], row)).with_output_types(tuple[str, Any])
-            | "DropRepeats" >> beam.ParDo(_DedupFn(self.params)).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
+            | "KeyByIdBucket" >> beam.FlatMap(_split_by_id_bucket, buckets=self.params.gate_shards).with_output_types(tuple[int, Any])
         )
+        if self.bounded:
+            keyed = keyed | "GroupIdBuckets" >> beam.GroupByKey() | "MergeIdBatches" >> beam.Map(_merge_in_arrival_order).with_output_types(tuple[int, Any])
+        return keyed | "DropRepeats" >> beam.ParDo(_DedupFn(self.params, bounded=self.bounded)).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
 
 
-# --- lateness gate -------------------------------------------------------------------------
+# --- Beam: lateness gate -----------------------------------------------------------------------
 
 
-def _to_expiry(row: dict, ts=beam.DoFn.TimestampParam, *, params: StreamParams) -> TimestampedValue:
-    _, expiry = window_expiry(ts.micros, window_seconds=params.window_seconds, lateness_seconds=params.lateness_seconds)
-    shard = zlib.crc32(row["event_id"].encode()) % params.gate_shards
-    return TimestampedValue((shard, (row, ts.micros, expiry)), Timestamp(micros=expiry - 1))
+def _with_expiry(df: pl.DataFrame, params: StreamParams) -> pl.DataFrame:
+    size = params.window_seconds * MICROS
+    return df.with_columns(((pl.col(TS) // size + 1) * size + params.lateness_seconds * MICROS).alias("_expiry"))
+
+
+def _by_window_expiry(table: pa.Table, *, params: StreamParams) -> Iterator[TimestampedValue]:
+    """Split a batch per (position bucket, window) and move each part to its window's expiry."""
+    df = _with_key_bucket(_with_expiry(pl.from_arrow(table), params), params.gate_shards)
+    for (b, expiry), part in df.partition_by(["_b", "_expiry"], as_dict=True).items():
+        yield TimestampedValue((b, part.drop("_b").to_arrow()), Timestamp(micros=expiry - 1))
 
 
 class _ClassifyLatenessFn(beam.DoFn):
+    """Admit a batch's events or quarantine them as late_event (see the module docstring).
+
+    A pane Beam marks LATE arrived after its window expired: all of it is late. Otherwise an event
+    is late when the replay clock (`_wm`, the bus time it arrived at) was past its window's
+    expiry, which is how a bounded replay, whose watermark only moves at the end, tells.
+    """
+
     def __init__(self, params: StreamParams):
         self.params = params
         self.on_time = Metrics.counter(self.__class__, "events_admitted")
         self.late = Metrics.counter(self.__class__, "late_events_quarantined")
 
     def process(self, element, pane=beam.DoFn.PaneInfoParam) -> Iterator[Any]:
-        _, items = element
-        if isinstance(items, tuple) and isinstance(items[0], dict):  # bounded: one, not grouped
-            items = [items]
-        for row, ts, expiry in items:
-            replay_late = row["_wm"] is not None and row["_wm"] > expiry
-            if pane.timing == PaneInfoTiming.LATE or replay_late:
-                self.late.inc()
-                closed = dt.datetime.fromtimestamp(expiry / MICROS, dt.timezone.utc).isoformat()
-                yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine_row(
-                    source=row["source"], file=row["file"], locator=row["locator"], code="late_event",
-                    reason=(f"{row['file']}: {row['locator']}: event_id {row['event_id']} occurred at "
-                            f"{row['occurred_at'].isoformat()}; its window closed at {closed} (allowed lateness "
-                            f"{self.params.allowed_lateness_minutes:g} min); the nightly batch applies it"),
-                    raw=row["_raw"], run_id=self.params.run_id, when=ts,
-                ))
-            else:
-                self.on_time.inc()
-                yield TimestampedValue(row, Timestamp(micros=ts))
+        if isinstance(element, pa.Table):  # bounded: one batch, not grouped
+            df = _with_expiry(pl.from_arrow(element), self.params)
+        else:
+            tables = list(element[1])
+            if not tables:  # a discarding pane after an early one may be empty
+                return
+            df = pl.concat([pl.from_arrow(t) for t in tables], how="vertical_relaxed").sort(ARRIVAL)
+        late_pane = pane.timing == PaneInfoTiming.LATE
+        late = pl.lit(True) if late_pane else (pl.col(WM).is_not_null() & (pl.col(WM) > pl.col("_expiry")))
+        df = df.with_columns(late.alias("_late"))
+        admitted = df.filter(~pl.col("_late")).drop("_late", "_expiry")
+        if admitted.height:
+            self.on_time.inc(admitted.height)
+            table = admitted.to_arrow()
+            yield TimestampedValue(table, _min_time(table))
+        late_rows = df.filter(pl.col("_late"))
+        if late_rows.height:
+            self.late.inc(late_rows.height)
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, self._quarantine(late_rows))
+
+    def _quarantine(self, late: pl.DataFrame) -> pa.Table:
+        reasons = []
+        for file, locator, event_id, occurred, expiry in late.select("file", "locator", "event_id", "occurred_at", "_expiry").iter_rows():
+            closed = dt.datetime.fromtimestamp(expiry / MICROS, dt.timezone.utc).isoformat()
+            reasons.append(
+                f"{file}: {locator}: event_id {event_id} occurred at {occurred.isoformat()}; its window closed at {closed} "
+                f"(allowed lateness {self.params.allowed_lateness_minutes:g} min); the nightly batch applies it"
+            )
+        late = late.with_columns(pl.Series("_reason", reasons, dtype=pl.String))
+        return _quarantine_frame(late, code="late_event", reason=pl.col("_reason"), run_id=self.params.run_id,
+                                 source=self.params.source, when=pl.col(TS)).to_arrow()
 
 
 @dataclasses.dataclass
@@ -590,7 +1069,8 @@ class GateLateEvents(beam.PTransform):
     """Quarantine events that arrive after their window's allowed lateness (see module doc).
 
     Events later than `dedup_ttl_hours` past their window are dropped by Beam before the gate
-    sees them; the TTL bounds how long the gate keeps per-window trigger state.
+    sees them; the TTL bounds how long the gate keeps per-window trigger state. Admitted events
+    leave as one table per (position bucket, window) pane, stamped at their earliest event.
     """
 
     params: StreamParams
@@ -601,15 +1081,11 @@ class GateLateEvents(beam.PTransform):
         if self.bounded:
             # A bounded replay's watermark is -inf until the end: only the replay clock can
             # make an event late, and nothing needs grouping for that.
-            gated = (
-                movements
-                | "StampWindowExpiry" >> beam.Map(_to_expiry, params=p)
-                | "ClassifyLateness" >> beam.ParDo(_ClassifyLatenessFn(p)).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
-            )
+            gated = movements | "ClassifyLateness" >> beam.ParDo(_ClassifyLatenessFn(p)).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
             return {MOVEMENTS_TAG: gated[MOVEMENTS_TAG], QUARANTINE_TAG: gated[QUARANTINE_TAG]}
         gated = (
             movements
-            | "StampWindowExpiry" >> beam.Map(_to_expiry, params=p)
+            | "StampWindowExpiry" >> beam.FlatMap(_by_window_expiry, params=p).with_output_types(tuple[int, Any])
             | "WindowByExpiry" >> beam.WindowInto(
                 window.FixedWindows(p.window_seconds, offset=p.lateness_seconds % p.window_seconds),
                 trigger=trigger.AfterWatermark(early=trigger.AfterCount(1), late=trigger.AfterCount(1)),
@@ -626,7 +1102,7 @@ class GateLateEvents(beam.PTransform):
 
 @dataclasses.dataclass
 class StockEvents(beam.PTransform):
-    """RawEvent -> admitted, de-duplicated canonical movements (+ availability, quarantine)."""
+    """RawEvent / RawChunk -> admitted, de-duplicated movement tables (+ figures, quarantine)."""
 
     params: StreamParams
     spec: SourceSpec
@@ -636,7 +1112,7 @@ class StockEvents(beam.PTransform):
 
     def expand(self, raw):
         canon = raw | "Canonicalize" >> CanonicalizeEvents(self.params, self.spec, self.sku_crosswalk, self.location_crosswalk)
-        deduped = canon[MOVEMENTS_TAG] | "Dedup" >> DedupEvents(self.params)
+        deduped = canon[MOVEMENTS_TAG] | "Dedup" >> DedupEvents(self.params, bounded=self.bounded)
         gated = deduped[MOVEMENTS_TAG] | "GateLateness" >> GateLateEvents(self.params, bounded=self.bounded)
         quarantine = (
             (canon[QUARANTINE_TAG], deduped[QUARANTINE_TAG], gated[QUARANTINE_TAG])
@@ -645,130 +1121,154 @@ class StockEvents(beam.PTransform):
         return {MOVEMENTS_TAG: gated[MOVEMENTS_TAG], AVAILABILITY_TAG: canon[AVAILABILITY_TAG], QUARANTINE_TAG: quarantine}
 
 
-# --- running position and alerts -----------------------------------------------------------
+# --- Beam: running position and alerts ---------------------------------------------------------
+
+_UPDATE_COLUMNS = ("sku", "location", "event_id", "event_type", "occurred_at", "on_hand_change", "reserved_change", "on_hand", "reserved", "seeded")
+_ALERT_COLUMNS = (*ALERTS.names, "_date")
 
 
 class _RunningPositionFn(beam.DoFn):
-    """Keep a PositionBook per (sku, location); emit an update per movement and alerts.
+    """Keep the positions of a bucket of (sku, location) in state; apply each batch at once.
 
-    Inputs are (key, (kind, payload)) with kind `movement` or `availability` (a channel's
-    published available-to-sell, compared with ATP, never applied); the warehouse seeds come as
-    a dict side input, read when a key is first seen.
+    Inputs are (bucket, (movements table | None, figures table | None)); figures are a channel's
+    published available-to-sell, compared with ATP, never applied. The warehouse seeds come as a
+    dict side input, read when a key is first seen. Emits one updates table per batch and the
+    alerts; a timer per bucket folds movements older than twice the lateness horizon.
     """
 
-    BOOK = ReadModifyWriteStateSpec("book", PickleCoder())
+    POSITIONS = ReadModifyWriteStateSpec("positions", PickleCoder())
     COMPACT = TimerSpec("compact", beam.TimeDomain.WATERMARK)
     COMPACT_AT = ReadModifyWriteStateSpec("compact_at", PickleCoder())
 
-    def __init__(self, params: StreamParams, items: str, location_crosswalk: str, sku_crosswalk: str):
+    def __init__(self, params: StreamParams, items: str, location_crosswalk: str, sku_crosswalk: str, *, bounded: bool = False):
         self.params = params
         self.items_uri = items
         self.location_crosswalk = location_crosswalk
         self.sku_crosswalk = sku_crosswalk
+        self.bounded = bounded
         self.updates = Metrics.counter(self.__class__, "positions_updated")
         self.alerts = Metrics.counter(self.__class__, "alerts_raised")
 
     def setup(self) -> None:
         items = load_items(self.items_uri)
-        self.safety = dict(zip(items["sku"].to_list(), items["safety_stock"].to_list()))
-        self.items = items.select("sku", "abc_class", "category")
+        self.items = items.select("sku", "abc_class", "category", pl.col("safety_stock").fill_null(0).cast(pl.Int64).alias("_safety"))
         self.location_types = load_crosswalks(self.sku_crosswalk, self.location_crosswalk).location_types()
 
     def _horizon(self) -> int:
         return (self.params.window_seconds + self.params.lateness_seconds) * MICROS
 
-    def process(self, element, seeds: dict, ts=beam.DoFn.TimestampParam, book_state=beam.DoFn.StateParam(BOOK),
-                compact_at=beam.DoFn.StateParam(COMPACT_AT), compact=beam.DoFn.TimerParam(COMPACT)) -> Iterator[Any]:
-        (sku, location), (kind, payload) = element
-        book: PositionBook | None = book_state.read()
-        if book is None:
+    def process(self, element, seeds: dict, state=beam.DoFn.StateParam(POSITIONS), compact_at=beam.DoFn.StateParam(COMPACT_AT),
+                compact=beam.DoFn.TimerParam(COMPACT)) -> Iterator[Any]:
+        _, (movements, figures) = element
+        books, pending = state.read() or (pl.DataFrame(schema=BOOKS_SCHEMA), pl.DataFrame(schema=PENDING_SCHEMA))
+        moves = pl.from_arrow(movements) if movements is not None else None
+        figs = pl.from_arrow(figures) if figures is not None else None
+        keys = pl.concat([f.select(KEY) for f in (moves, figs) if f is not None]).unique(maintain_order=True)
+        new = keys.join(books.select(KEY), on=KEY, how="anti")
+        if new.height:
             # The seed is a side input, so it is there before the key's first movement.
-            book = PositionBook()
-            seed = seeds.get((sku, location))
-            if seed is not None:
-                book.seed(on_hand=seed[1]["on_hand"], reserved=seed[1]["reserved"], as_of=seed[1]["as_of"])
-            book_state.write(book)
-        if kind == AVAILABILITY_TAG:
-            yield from self._check_availability(book, sku, location, payload, ts)
-            return
-        row = payload
-        is_count = row["event_type"] == "count"
-        if is_count and row["system"] in self.params.alert_systems and book.has_base:
-            yield from self._check_count(book, sku, location, row, ts)
-        d_oh, d_r = book.apply(ts=ts.micros, qty=row["qty"], reserved_delta=row["reserved_delta"], is_count=is_count)
-        book_state.write(book)
-        if compact_at.read() is None:
-            at = ts.micros + 2 * self._horizon()
-            compact.set(Timestamp(micros=at))
-            compact_at.write(at)
-        self.updates.inc()
-        yield {
-            "sku": sku, "location": location, "event_id": row["event_id"], "event_type": row["event_type"],
-            "occurred_at": ts.micros, "on_hand_change": d_oh, "reserved_change": d_r,
-            "on_hand": book.on_hand, "reserved": book.reserved, "seeded": book.seeded,
-        }
+            books = pl.concat([books, _new_books(new, seeds)])
+        before = books
+        updates = None
+        if moves is not None and moves.height:
+            books, pending, updates = apply_movements(books, pending, moves)
+            self.updates.inc(updates.height)
+            if not self.bounded and compact_at.read() is None:
+                at = int(moves[TS].min()) + 2 * self._horizon()
+                compact.set(Timestamp(micros=at))
+                compact_at.write(at)
+        state.write((books, pending))
+        alerts = []
+        if updates is not None:
+            alerts += self._count_alerts(updates)
+            table = updates.select(_UPDATE_COLUMNS).to_arrow()
+            yield TimestampedValue(table, Timestamp(micros=int(updates["occurred_at"].min())))
+        if figs is not None and figs.height:
+            alerts += self._availability_alerts(figures_at_arrival(before, updates, figs))
+        if alerts:
+            self.alerts.inc(len(alerts))
+            yield beam.pvalue.TaggedOutput(ALERTS_TAG, pa.Table.from_pylist(alerts, schema=ALERTS.append(pa.field("_date", pa.string()))))
 
     @on_timer(COMPACT)
-    def fold_old(self, fired=beam.DoFn.TimestampParam, book_state=beam.DoFn.StateParam(BOOK),
+    def fold_old(self, fired=beam.DoFn.TimestampParam, state=beam.DoFn.StateParam(POSITIONS),
                  compact_at=beam.DoFn.StateParam(COMPACT_AT), compact=beam.DoFn.TimerParam(COMPACT)) -> None:
         # The watermark is past `fired`: any count still admitted is newer than fired - horizon.
-        book: PositionBook = book_state.read() or PositionBook()
-        book.compact(before=fired.micros - self._horizon())
-        book_state.write(book)
-        if book.pending:
+        stored = state.read()
+        if stored is None:
+            compact_at.clear()
+            return
+        books, pending = compact_pending(*stored, before=fired.micros - self._horizon())
+        state.write((books, pending))
+        if pending.height:
             at = fired.micros + self._horizon()
             compact.set(Timestamp(micros=at))
             compact_at.write(at)
         else:
             compact_at.clear()
 
-    def _tolerance(self, sku: str, location: str, system: str, record_qty: int) -> float:
-        frame = (
-            pl.DataFrame({"sku": [sku], "location": [location], "other_system": [system]})
-            .join(self.items, on="sku", how="left")
-            .join(self.location_types, on="location", how="left")
-        )
+    def _tolerances(self, rows: pl.DataFrame, record: pl.Expr) -> pl.DataFrame:
         abs_e, pct_e = _tolerance_exprs(self.params.tolerances)
-        return max(self.params.min_alert_abs, float(frame.select(pl.max_horizontal(abs_e, pct_e * abs(record_qty))).item()))
+        return (
+            rows.with_columns(pl.col("system").alias("other_system"))
+            .join(self.items, on="sku", how="left", maintain_order="left")
+            .join(self.location_types, on="location", how="left", maintain_order="left")
+            .with_columns(pl.max_horizontal(pl.lit(float(self.params.min_alert_abs)), pl.max_horizontal(abs_e, pct_e * record.abs())).alias("_tol"))
+        )
 
-    def _alert(self, *, ts: Timestamp, rule: str, subject: str, threshold: float, observed: float, severity: str, message: str) -> beam.pvalue.TaggedOutput:
-        self.alerts.inc()
-        local = dt.datetime.fromtimestamp(ts.micros / MICROS, zoneinfo.ZoneInfo(self.params.timezone)).date()
-        return beam.pvalue.TaggedOutput(ALERTS_TAG, {
-            "snapshot_date": local, "rule": rule, "subject": subject, "threshold": threshold,
-            "observed": observed, "severity": severity, "message": message, "run_id": self.params.run_id,
-            "_date": local.isoformat(),
-        })
+    def _alert(self, *, ts: int, rule: str, subject: str, threshold: float, observed: float, severity: str, message: str) -> dict:
+        local = dt.datetime.fromtimestamp(ts / MICROS, zoneinfo.ZoneInfo(self.params.timezone)).date()
+        return {"snapshot_date": local, "rule": rule, "subject": subject, "threshold": threshold, "observed": observed,
+                "severity": severity, "message": message, "run_id": self.params.run_id, "_date": local.isoformat()}
 
-    def _check_count(self, book: PositionBook, sku: str, location: str, row: dict, ts: Timestamp) -> Iterator[Any]:
-        running = book.on_hand
-        diff = row["qty"] - running
-        tol = self._tolerance(sku, location, row["system"], running)
-        if abs(diff) > tol:
-            yield self._alert(
-                ts=ts, rule=f"{row['system']}_divergence", subject=f"{sku}@{location}", threshold=tol, observed=float(diff),
+    def _count_alerts(self, updates: pl.DataFrame) -> list[dict]:
+        counts = updates.filter((pl.col("event_type") == "count") & pl.col("system").is_in(list(self.params.alert_systems)) & pl.col("had_base"))
+        if not counts.height:
+            return []
+        counts = self._tolerances(counts, pl.col("prev_on_hand")).filter((pl.col("qty") - pl.col("prev_on_hand")).abs() > pl.col("_tol"))
+        out = []
+        for r in counts.iter_rows(named=True):
+            running, tol = r["prev_on_hand"], float(r["_tol"])
+            diff = r["qty"] - running
+            out.append(self._alert(
+                ts=r["occurred_at"], rule=f"{r['system']}_divergence", subject=f"{r['sku']}@{r['location']}", threshold=tol, observed=float(diff),
                 severity="critical" if tol == 0 or abs(diff) > 2 * tol else "warning",
-                message=(f"{row['system']} counted {row['qty']} of {sku} at {location} ({row['event_id']}, "
-                         f"{row['file']}: {row['locator']}); running position {running}, tolerance {tol:g}"),
-            )
+                message=(f"{r['system']} counted {r['qty']} of {r['sku']} at {r['location']} ({r['event_id']}, "
+                         f"{r['file']}: {r['locator']}); running position {running}, tolerance {tol:g}"),
+            ))
+        return out
 
-    def _check_availability(self, book: PositionBook, sku: str, location: str, row: dict, ts: Timestamp) -> Iterator[Any]:
-        if not book.has_base or row["system"] not in self.params.alert_systems:
-            return
-        atp = max(0, book.on_hand - book.reserved - int(self.safety.get(sku) or 0))
-        published = row["qty"]
-        if published > atp:
-            yield self._alert(
-                ts=ts, rule="availability_above_atp", subject=f"{sku}@{location}/{row['system']}", threshold=float(atp),
+    def _availability_alerts(self, figs: pl.DataFrame) -> list[dict]:
+        figs = (
+            figs.filter(pl.col("had_base") & pl.col("system").is_in(list(self.params.alert_systems)))
+            .join(self.items.select("sku", "_safety"), on="sku", how="left", maintain_order="left")
+            .with_columns(pl.max_horizontal(pl.lit(0), pl.col("on_hand_at") - pl.col("reserved_at") - pl.col("_safety").fill_null(0)).alias("_atp"))
+            .filter(pl.col("qty") > pl.col("_atp"))
+        )
+        out = []
+        for r in figs.iter_rows(named=True):
+            atp, published = r["_atp"], r["qty"]
+            out.append(self._alert(
+                ts=r[TS], rule="availability_above_atp", subject=f"{r['sku']}@{r['location']}/{r['system']}", threshold=float(atp),
                 observed=float(published), severity="critical",
-                message=(f"{row['system']} publishes {published} of {sku} at {location} available "
-                         f"({row['file']}: {row['locator']}); running ATP {atp}: oversell risk {published - atp}"),
-            )
+                message=(f"{r['system']} publishes {published} of {r['sku']} at {r['location']} available "
+                         f"({r['file']}: {r['locator']}); running ATP {atp}: oversell risk {published - atp}"),
+            ))
+        return out
+
+
+def _merge_position_inputs(element: tuple[int, Iterable[tuple[pa.Table | None, pa.Table | None]]]) -> tuple[int, tuple]:
+    key, pairs = element
+    pairs = list(pairs)
+    merged = []
+    for side in (0, 1):
+        tables = [p[side] for p in pairs if p[side] is not None]
+        merged.append(pl.concat([pl.from_arrow(t) for t in tables], how="vertical_relaxed").sort(ARRIVAL).to_arrow() if tables else None)
+    return key, tuple(merged)
 
 
 @dataclasses.dataclass
 class RunningPosition(beam.PTransform):
-    """Movements (+ seeds, availability) -> one position update per movement, plus alerts.
+    """Movement tables (+ seeds, figures) -> an updates table per batch, plus alerts.
 
     Args (of `expand`): a dict with `movements`, `availability` and `seeds` PCollections; seeds
     are `seed_element` pairs from the latest warehouse snapshot, read as a side input (every
@@ -779,47 +1279,80 @@ class RunningPosition(beam.PTransform):
     items: str
     sku_crosswalk: str
     location_crosswalk: str
+    bounded: bool = False
 
     def expand(self, inputs):
+        n = self.params.gate_shards
         keyed = (
-            inputs[MOVEMENTS_TAG] | "KeyMovements" >> beam.Map(lambda r: ((r["sku"], r["location"]), ("movement", r))).with_output_types(tuple[tuple[str, str], Any]),
+            inputs[MOVEMENTS_TAG]
+            | "KeyMovements" >> beam.FlatMap(lambda t: ((b, (part, None)) for b, part in _split_by_key_bucket(t, buckets=n))).with_output_types(tuple[int, Any]),
             inputs[AVAILABILITY_TAG]
             | "GlobalWindowFigures" >> beam.WindowInto(GlobalWindows())
-            | "KeyFigures" >> beam.Map(lambda r: ((r["sku"], r["location"]), (AVAILABILITY_TAG, r))).with_output_types(tuple[tuple[str, str], Any]),
-        ) | "FlattenPositionInputs" >> beam.Flatten().with_output_types(tuple[tuple[str, str], Any])
+            | "KeyFigures" >> beam.FlatMap(lambda t: ((b, (None, part)) for b, part in _split_by_key_bucket(t, buckets=n))).with_output_types(tuple[int, Any]),
+        ) | "FlattenPositionInputs" >> beam.Flatten().with_output_types(tuple[int, Any])
+        if self.bounded:
+            keyed = keyed | "GroupPositionBuckets" >> beam.GroupByKey() | "MergePositionBatches" >> beam.Map(_merge_position_inputs).with_output_types(tuple[int, Any])
         out = keyed | "ApplyMovements" >> beam.ParDo(
-            _RunningPositionFn(self.params, self.items, self.location_crosswalk, self.sku_crosswalk),
+            _RunningPositionFn(self.params, self.items, self.location_crosswalk, self.sku_crosswalk, bounded=self.bounded),
             beam.pvalue.AsDict(inputs["seeds"]),
         ).with_outputs(ALERTS_TAG, main=UPDATES_TAG)
         return {UPDATES_TAG: out[UPDATES_TAG], ALERTS_TAG: out[ALERTS_TAG]}
 
 
-# --- windowed position changes -------------------------------------------------------------
+# --- Beam: windowed position changes -----------------------------------------------------------
+
+
+def _window_partials(table: pa.Table, *, params: StreamParams) -> Iterator[TimestampedValue]:
+    """Sum an updates table per (window, sku, location); one element per (bucket, window).
+
+    Each element carries rows (sku, location, on_hand change, reserved change, events,
+    (occurred_at, event_id) of the latest event, on_hand and reserved after it, seeded) and is
+    stamped at its earliest event, inside its window.
+    """
+    size = params.window_seconds * MICROS
+    df = _with_key_bucket(pl.from_arrow(table).with_columns((pl.col("occurred_at") // size * size).alias("_w")), params.gate_shards)
+    sums = df.sort("occurred_at", "event_id").group_by(["_w", "_b", *KEY], maintain_order=True).agg(
+        pl.col("on_hand_change").sum(), pl.col("reserved_change").sum(), pl.len().cast(pl.Int64).alias("events"),
+        pl.col("occurred_at").min().alias("_first"), pl.col("occurred_at").last().alias("_last_ts"), pl.col("event_id").last().alias("_last_id"),
+        pl.col("on_hand").last(), pl.col("reserved").last(), pl.col("seeded").last(),
+    )
+    for (_, b), part in sums.partition_by(["_w", "_b"], as_dict=True).items():
+        rows = part.select(*KEY, "on_hand_change", "reserved_change", "events", "_last_ts", "_last_id", "on_hand", "reserved", "seeded").rows()
+        yield TimestampedValue((b, rows), Timestamp(micros=int(part["_first"].min())))
 
 
 class _ChangesFn(beam.CombineFn):
-    """Sum the changes of a window's updates; keep the position after its latest event."""
+    """Merge a bucket's window sums per (sku, location); keep the position after the latest event."""
 
     def create_accumulator(self):
-        return [0, 0, 0, None]  # on_hand change, reserved change, events, (ts, event_id, on_hand, reserved, seeded)
+        return {}  # (sku, location) -> [on_hand change, reserved change, events, (ts, event_id), on_hand, reserved, seeded]
 
-    def add_input(self, acc, u):
-        acc[0] += u["on_hand_change"]
-        acc[1] += u["reserved_change"]
-        acc[2] += 1
-        last = (u["occurred_at"], u["event_id"], u["on_hand"], u["reserved"], u["seeded"])
-        if acc[3] is None or last[:2] > acc[3][:2]:
-            acc[3] = last
+    def add_input(self, acc, rows):
+        for sku, location, d_oh, d_r, n, ts, event_id, on_hand, reserved, seeded in rows:
+            a = acc.get((sku, location))
+            if a is None:
+                acc[(sku, location)] = [d_oh, d_r, n, (ts, event_id), on_hand, reserved, seeded]
+                continue
+            a[0] += d_oh
+            a[1] += d_r
+            a[2] += n
+            if (ts, event_id) > a[3]:
+                a[3:] = [(ts, event_id), on_hand, reserved, seeded]
         return acc
 
     def merge_accumulators(self, accs):
-        out = self.create_accumulator()
-        for a in accs:
-            out[0] += a[0]
-            out[1] += a[1]
-            out[2] += a[2]
-            if a[3] is not None and (out[3] is None or a[3][:2] > out[3][:2]):
-                out[3] = a[3]
+        out: dict = {}
+        for acc in accs:
+            for key, a in acc.items():
+                o = out.get(key)
+                if o is None:
+                    out[key] = list(a)
+                    continue
+                o[0] += a[0]
+                o[1] += a[1]
+                o[2] += a[2]
+                if a[3] > o[3]:
+                    o[3:] = a[3:]
         return out
 
     def extract_output(self, acc):
@@ -831,25 +1364,35 @@ class _FormatChangesFn(beam.DoFn):
         self.run_id = run_id
         self.panes = Metrics.counter(self.__class__, "panes_emitted")
 
-    def process(self, element, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam) -> Iterator[dict]:
-        (sku, location), (d_oh, d_r, n, last) = element
+    def process(self, element, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam) -> Iterator[pa.Table]:
+        _, acc = element
         self.panes.inc()
-        yield {
-            "window_start": win.start.to_utc_datetime(has_tz=True), "window_end": win.end.to_utc_datetime(has_tz=True),
-            "sku": sku, "location": location, "on_hand_change": d_oh, "reserved_change": d_r, "events": n,
-            "on_hand_after": last[2] if last else None, "reserved_after": last[3] if last else None,
-            "seeded": last[4] if last else None, "pane_timing": _TIMING.get(pane.timing, "UNKNOWN"),
-            "pane_index": pane.index, "run_id": self.run_id, "_date": _utc_date(win.start.micros),
-        }
+        keys = sorted(acc)
+        vals = [acc[k] for k in keys]
+        n = len(keys)
+        start, end = win.start.to_utc_datetime(has_tz=True), win.end.to_utc_datetime(has_tz=True)
+        yield pa.table(
+            {
+                "window_start": pa.array([start] * n, POSITION_CHANGES.field("window_start").type),
+                "window_end": pa.array([end] * n, POSITION_CHANGES.field("window_end").type),
+                "sku": [k[0] for k in keys], "location": [k[1] for k in keys],
+                "on_hand_change": pa.array([v[0] for v in vals], pa.int64()), "reserved_change": pa.array([v[1] for v in vals], pa.int64()),
+                "events": pa.array([v[2] for v in vals], pa.int64()), "on_hand_after": pa.array([v[4] for v in vals], pa.int64()),
+                "reserved_after": pa.array([v[5] for v in vals], pa.int64()), "seeded": pa.array([v[6] for v in vals], pa.bool_()),
+                "pane_timing": [_TIMING.get(pane.timing, "UNKNOWN")] * n, "pane_index": pa.array([pane.index] * n, pa.int64()),
+                "run_id": [self.run_id] * n, "_date": [_utc_date(win.start.micros)] * n,
+            }
+        )
 
 
 @dataclasses.dataclass
 class WindowPositionChanges(beam.PTransform):
-    """Position updates -> per (window, sku, location) panes of POSITION_CHANGES rows.
+    """Updates tables -> per (window, bucket) panes of POSITION_CHANGES rows, one table a pane.
 
     Fixed event-time windows; an EARLY pane every `early_firing_seconds` of processing time while
     the window is open, the ON_TIME pane when the watermark passes its end, a LATE pane for each
-    late event within the allowed lateness. Panes accumulate, so the latest one is the figure.
+    late batch within the allowed lateness. Panes accumulate, so the latest one of a (window, sku,
+    location) is its figure. A pane holds every key of its bucket that moved in the window.
     A bounded replay (`early_panes=False`) has no processing-time clock and no late data on the
     batch runners: one pane per window.
     """
@@ -859,18 +1402,18 @@ class WindowPositionChanges(beam.PTransform):
 
     def expand(self, updates):
         p = self.params
+        partials = updates | "SumPerWindow" >> beam.FlatMap(_window_partials, params=p).with_output_types(tuple[int, Any])
         if self.early_panes:
-            windowed = updates | "WindowUpdates" >> beam.WindowInto(
+            windowed = partials | "WindowUpdates" >> beam.WindowInto(
                 window.FixedWindows(p.window_seconds),
                 trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(p.early_firing_seconds), late=trigger.AfterCount(1)),
                 accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                 allowed_lateness=Duration(seconds=p.lateness_seconds),
             )
         else:  # one pane per window: the batch runners' fast path, no trigger machinery
-            windowed = updates | "WindowUpdates" >> beam.WindowInto(window.FixedWindows(p.window_seconds))
+            windowed = partials | "WindowUpdates" >> beam.WindowInto(window.FixedWindows(p.window_seconds))
         return (
             windowed
-            | "KeyUpdates" >> beam.Map(lambda u: ((u["sku"], u["location"]), u))
             | "SumChanges" >> beam.CombinePerKey(_ChangesFn())
             | "FormatChanges" >> beam.ParDo(_FormatChangesFn(p.run_id))
         )
@@ -879,11 +1422,25 @@ class WindowPositionChanges(beam.PTransform):
 # --- Parquet files ---------------------------------------------------------------------------
 
 
+def _partitions(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """(partition value, rows) of a table: its `_date`, else the UTC date of occurred_at / as_of."""
+    df = pl.from_arrow(table)
+    if "_date" in df.columns:
+        part = pl.col("_date").fill_null("unknown")
+    else:
+        when = "occurred_at" if "occurred_at" in df.columns else "as_of"
+        part = pl.col(when).dt.date().cast(pl.String).fill_null("unknown")
+    df = df.with_columns(part.alias("_part"))
+    for (value,), rows in df.partition_by("_part", as_dict=True).items():
+        yield value, rows.drop("_part").to_arrow()
+
+
 class _WriteBundleFn(beam.DoFn):
     """Write each bundle's rows as one Parquet file per partition, named after the run and a uuid.
 
     A bundle is the unit a runner commits, so a file never holds half of one; a retried bundle
-    may write its rows again under another name (movements carry event_id for that).
+    may write its rows again under another name (movements carry event_id for that). Elements
+    are tables (or dict rows).
     """
 
     def __init__(self, *, root: str, table: str, schema: pa.Schema, partition: str, prefix: str):
@@ -895,35 +1452,37 @@ class _WriteBundleFn(beam.DoFn):
         self.rows_written = Metrics.counter(self.__class__, f"{table}_rows_written")
 
     def start_bundle(self) -> None:
-        self.parts: dict[str, list[dict]] = {}
+        self.parts: dict[str, list[pa.Table]] = {}
+        self.rows: list[dict] = []
 
-    def process(self, row: dict) -> None:
-        self.parts.setdefault(self._partition_of(row), []).append(row)
-
-    def _partition_of(self, row: dict) -> str:
-        if "_date" in row:
-            return row["_date"]
-        value = row.get("occurred_at")
-        return value.date().isoformat() if isinstance(value, dt.datetime) else str(value)
+    def process(self, element) -> None:
+        if isinstance(element, dict):
+            self.rows.append(element)
+            return
+        for part, rows in _partitions(element):
+            self.parts.setdefault(part, []).append(rows.select(self.schema.names).cast(self.schema))
 
     def finish_bundle(self) -> None:
+        if self.rows:
+            for part, rows in _partitions(pa.Table.from_pylist(self.rows)):
+                self.parts.setdefault(part, []).append(rows.select(self.schema.names).cast(self.schema))
         fs, _, _ = fsspec.get_fs_token_paths(self.root)
-        for part, rows in self.parts.items():
+        for part, tables in self.parts.items():
             folder = f"{self.root}/{self.table}/{self.partition}={part}"
             fs.makedirs(folder, exist_ok=True)
             name = f"{self.prefix}-{uuid.uuid4().hex[:12]}.parquet"
-            table = pa.Table.from_pylist(rows, schema=self.schema)
+            table = pa.concat_tables(tables)
             tmp = f"{folder}/.{name}.tmp"
             with fs.open(tmp, "wb") as f:
                 pq.write_table(table, f, compression="zstd")
             fs.mv(tmp, f"{folder}/{name}")
-            self.rows_written.inc(len(rows))
-        self.parts = {}
+            self.rows_written.inc(table.num_rows)
+        self.parts, self.rows = {}, []
 
 
 @dataclasses.dataclass
 class WriteParquetFiles(beam.PTransform):
-    """Write dict rows to `<root>/<table>/<partition>=<value>/<prefix>-<uuid>.parquet`."""
+    """Write tables (or dict rows) to `<root>/<table>/<partition>=<value>/<prefix>-<uuid>.parquet`."""
 
     root: str
     table: str
@@ -942,6 +1501,16 @@ def as_position_row(r: dict) -> dict:
     return {"system": r["system"], "sku": r["sku"], "location": r["location"], "as_of": r["occurred_at"],
             "on_hand": None, "reserved": None, "available": r["qty"], "uom_source": None, "units_per_uom": None,
             "unit_cost": None, "source": r["source"], "file": r["file"], "locator": r["locator"]}
+
+
+def as_position_table(table: pa.Table) -> pa.Table:
+    """A table of availability figures as POSITION rows (partitioned by event date)."""
+    df = pl.from_arrow(table)
+    return df.select(
+        "system", "sku", "location", pl.col("occurred_at").alias("as_of"), pl.lit(None, dtype=pl.Int64).alias("on_hand"),
+        pl.lit(None, dtype=pl.Int64).alias("reserved"), pl.col("qty").alias("available"), pl.lit(None, dtype=pl.String).alias("uom_source"),
+        pl.lit(None, dtype=pl.Int64).alias("units_per_uom"), pl.lit(None, dtype=pl.Float64).alias("unit_cost"), "source", "file", "locator",
+    ).to_arrow()
 
 
 # Output tables of the stream: name -> (schema, partition column).

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 
 import apache_beam as beam
+import pyarrow as pa
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_stream import TestStream as EventScript
@@ -153,7 +154,8 @@ def run_stream(stream: EventScript, *, seeds=()) -> dict[str, list]:
 
 def _append(x, *, name: str):
     # The DirectRunner runs in this process: a module-level sink is fine for tests only.
-    _SINKS[name].append(x)
+    # The transforms pass pyarrow Tables (micro-batches); the assertions look at their rows.
+    _SINKS[name].extend(x.to_pylist() if isinstance(x, pa.Table) else [x])
 
 
 def script() -> EventScript:
