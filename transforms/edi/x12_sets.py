@@ -400,8 +400,11 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
     elem = tx.element
     parties: dict[str, dict[str, str | None]] = {"": {}}  # HL id -> {entity: location}
     parent: dict[str, str] = {}
-    stack: list[tuple[int, str]] = []
-    hl = level = ""
+    # The open HLs, outermost first, as two parallel lists (rank, id): ranks strictly rise, so
+    # an HL of rank r closes every open HL of rank >= r and hangs under the one left on top.
+    stack_ranks: list[int] = []
+    stack_ids: list[str] = []
+    hl = level = hl_up = ""
     bsn_time: str | None = None
     shipped: str | None = None
     expected: str | None = None
@@ -456,7 +459,7 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
                     if got is None:
                         # ends(hl) for an item HL without N1s of its own is its parent's
                         # (inlined: the call is most of the cost of a ship notice line)
-                        got = resolved.get(parent.get(hl, "")) if hl not in parties else None
+                        got = resolved.get(hl_up) if hl not in parties else None
                         if got is None:
                             got = ends(hl)
                         else:
@@ -496,10 +499,20 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
                 up = seg[2] if n > 2 else ""
                 level = seg[3] if n > 3 else ""
             rank = hl_rank(level, 3)
-            while stack and stack[-1][0] >= rank:
-                stack.pop()
-            parent[hl] = up or (stack[-1][1] if stack else "")
-            stack.append((rank, hl))
+            if stack_ranks and stack_ranks[-1] == rank:
+                # a sibling of the last HL (the next item): it takes that HL's place
+                stack_ids[-1] = hl
+                if not up:
+                    up = stack_ids[-2] if len(stack_ids) > 1 else ""
+            else:
+                while stack_ranks and stack_ranks[-1] >= rank:
+                    stack_ranks.pop()
+                    stack_ids.pop()
+                if not up:
+                    up = stack_ids[-1] if stack_ids else ""
+                stack_ranks.append(rank)
+                stack_ids.append(hl)
+            parent[hl] = hl_up = up
             resolved.pop(hl, None)
             ids = None
         elif tag == "N1":
