@@ -299,6 +299,7 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Probl
     eof = False
     delims: X12Delimiters | None = None
     strip = _LAYOUT_WHITESPACE
+    line_break = ""  # the line break characters that are layout (not delimiters) here
 
     def read() -> None:
         nonlocal buf, eof
@@ -326,6 +327,7 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Probl
                     delims = header.delimiters
                     strip = "".join(c for c in _LAYOUT_WHITESPACE if c not in (
                         delims.element, delims.component, delims.repetition))
+                    line_break = "".join(c for c in "\r\n" if c in strip)
                     buf = buf[header.consumed :]
                     yield header
                     continue
@@ -365,12 +367,17 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Probl
             end = buf.rfind(term, at, limit) + 1 if len(buf) > limit else 0
             if end <= at:  # the rest fits in one batch, or a segment is longer than _BATCH
                 end = len(buf) if eof else buf.rfind(term, at) + 1
+        # The line break after the cut terminator goes with this batch (it is layout the next
+        # segment would strip anyway), so one segment per line ends in a whole terminator+break.
+        while end < len(buf) and buf[end] in line_break:
+            end += 1
         text = buf[at:end]
         at = end
         # One C-level split per batch; segments stay strings (the walker and the mappers split
         # only what they read) because a list per segment is what made this loop slow. map and
         # filter strip and drop empty segments without a bytecode loop.
-        batch = list(filter(None, map(str.strip, text.split(term), repeat(strip))))
+        batch = list(filter(None, map(str.strip, _split_segments(text, term, line_break),
+                                      repeat(strip))))
         del text
         if batch:
             yield batch
@@ -380,6 +387,24 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Probl
             continue
         if eof and at >= len(buf):
             return
+
+
+def _split_segments(text: str, term: str, line_break: str) -> list[str]:
+    """`text.split(term)`, with the line break after each terminator dropped when there is one.
+
+    One segment per line is the usual layout. When every terminator is followed by the same
+    line break (then splitting on both gives exactly count(term) + 1 parts), splitting on
+    terminator + line break leaves segments that strip returns as they are instead of copying
+    each one; the break is layout the caller strips anyway, so the segments are the same.
+    """
+    k = text.find(term) + len(term)
+    if k and line_break:
+        layout = "\r\n" if text.startswith("\r\n", k) else text[k : k + 1]
+        if layout and all(c in line_break for c in layout):
+            parts = text.split(term + layout)
+            if len(parts) == text.count(term) + 1:
+                return parts
+    return text.split(term)
 
 
 def _iea_end(buf: str, term: str, elem: str, strip: str, eof: bool, start: int = 0,
