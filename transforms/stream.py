@@ -50,6 +50,7 @@ import fsspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
@@ -308,16 +309,20 @@ class RawChunk(NamedTuple):
     file: str | None
     numbers: list[int]
     locators: list[str] | None = None
-    replay_watermarks: list[int | None] | None = None
+    replay_watermarks: list[int | None] | np.ndarray | None = None  # µs; _NO_TIME or None: no clock
     arrival_base: int = 0
 
 
 _PUBLISHED = re.compile(r'"published_at"\s*:\s*"([^"]+)"')
+# The bus's own timestamp shape, parsed in one pass; anything else takes parse_timestamps.
+_ISO_OFFSET = "%Y-%m-%dT%H:%M:%S%.f%:z"
 _OCCURRED = re.compile(r'"occurred_at"\s*:\s*"([^"]+)"')
 
 
-def _bus_clock(texts: list[str], *, timezone: str, carry: int | None) -> list[int | None]:
-    """Running max of `published_at` (else `occurred_at`) over the lines, after `carry`.
+def _bus_clock(texts: list[str], *, timezone: str, carry: int | None) -> np.ndarray:
+    """Running max (µs) of `published_at` (else `occurred_at`) over the lines, after `carry`.
+
+    `_NO_TIME` stands for "no clock yet".
 
     Columnar: the regexes and polars' timestamp parser do all lines at once; a value that parser
     leaves null is parsed line by line (`event_time_micros`), so the clock is what the per-line
@@ -327,15 +332,16 @@ def _bus_clock(texts: list[str], *, timezone: str, carry: int | None) -> list[in
     frame = (
         pl.DataFrame({"s": pl.Series(texts, dtype=pl.String)})
         .select(pl.coalesce(s.str.extract(_PUBLISHED.pattern, 1), s.str.extract(_OCCURRED.pattern, 1)).alias("v"))
-        .with_columns(parse_timestamps(pl.col("v"), timezone=timezone).dt.epoch("us").alias("t"))
+        .with_columns(pl.col("v").str.to_datetime(_ISO_OFFSET, strict=False, time_unit="us", time_zone="UTC").dt.epoch("us").alias("t"))
     )
+    if frame.filter(pl.col("t").is_null() & pl.col("v").is_not_null()).height:
+        frame = frame.with_columns(pl.coalesce("t", parse_timestamps(pl.col("v"), timezone=timezone).dt.epoch("us")).alias("t"))
     t = frame["t"].to_numpy().copy() if frame["t"].null_count() == 0 else None
     if t is None:
         vals, parsed = frame["v"].to_list(), frame["t"].to_list()
         t = np.array([p if p is not None else (event_time_micros(v, timezone=timezone) if v is not None else None) for v, p in zip(vals, parsed)], dtype=object)
         t = np.array([_NO_TIME if x is None else x for x in t], dtype=np.int64)
-    clock = np.maximum.accumulate(np.concatenate([[_NO_TIME if carry is None else carry], t]))[1:]
-    return [None if x == _NO_TIME else int(x) for x in clock.tolist()]
+    return np.maximum.accumulate(np.concatenate([[_NO_TIME if carry is None else carry], t]))[1:]
 
 
 def read_event_chunks(uri: str, *, timezone: str, file_index: int = 0, chunk: int = EVENT_CHUNK) -> Iterator[RawChunk]:
@@ -347,6 +353,13 @@ def read_event_chunks(uri: str, *, timezone: str, file_index: int = 0, chunk: in
     """
     clock: int | None = None
     base = (file_index + 1) << 40
+
+    def wms(texts: list[str]) -> np.ndarray:
+        nonlocal clock
+        out = _bus_clock(texts, timezone=timezone, carry=clock)
+        clock = int(out[-1])
+        return out
+
     texts: list[str] = []
     numbers: list[int] = []
     with fsspec.open(uri, "rb") as f:
@@ -354,19 +367,23 @@ def read_event_chunks(uri: str, *, timezone: str, file_index: int = 0, chunk: in
             texts.append(text)
             numbers.append(n)
             if len(texts) >= chunk:
-                wms = _bus_clock(texts, timezone=timezone, carry=clock)
-                clock = wms[-1]
-                yield RawChunk(texts, uri, numbers, None, wms, base)
+                yield RawChunk(texts, uri, numbers, None, wms(texts), base)
                 texts, numbers = [], []
     if texts:
-        yield RawChunk(texts, uri, numbers, None, _bus_clock(texts, timezone=timezone, carry=clock), base)
+        yield RawChunk(texts, uri, numbers, None, wms(texts), base)
 
 
 def read_event_lines(uri: str, *, timezone: str) -> Iterator[RawEvent]:
     """Yield the non-blank lines of one JSON Lines file as RawEvents with a replay watermark."""
     for c in read_event_chunks(uri, timezone=timezone):
-        for text, n, wm in zip(c.texts, c.numbers, c.replay_watermarks or [None] * len(c.texts)):
+        for text, n, wm in zip(c.texts, c.numbers, _clock_list(c.replay_watermarks, len(c.texts))):
             yield RawEvent(text, uri, f"line {n}", wm)
+
+
+def _clock_list(wms, n: int) -> list[int | None]:
+    if wms is None:
+        return [None] * n
+    return [None if x is None or x == _NO_TIME else int(x) for x in (wms.tolist() if isinstance(wms, np.ndarray) else wms)]
 
 
 def stable_bucket(values: Iterable[str], buckets: int) -> list[int]:
@@ -473,6 +490,12 @@ def decode_chunk(chunk: RawChunk) -> tuple[pl.DataFrame, pl.DataFrame]:
     return parsed.rename({"_n": "_seq"}), rejected
 
 
+def _clock_series(wms, n: int) -> pl.Series:
+    if isinstance(wms, np.ndarray):
+        return pl.Series(WM, wms, dtype=pl.Int64).replace(_NO_TIME, None)
+    return pl.Series(WM, _clock_list(wms, n), dtype=pl.Int64)
+
+
 def canonicalize_chunk(chunk: RawChunk, *, spec: SourceSpec, crosswalks, run_id: str) -> tuple[pa.Table, pa.Table, pa.Table]:
     """One chunk -> (movements, availability figures, quarantine), in arrival order.
 
@@ -487,7 +510,7 @@ def canonicalize_chunk(chunk: RawChunk, *, spec: SourceSpec, crosswalks, run_id:
             "_seq": pl.Series(range(n), dtype=pl.Int64),
             "_loc": pl.Series(chunk.locators or [f"line {x}" for x in chunk.numbers], dtype=pl.String),
             RAW: pl.Series(chunk.texts, dtype=pl.String),
-            WM: pl.Series(chunk.replay_watermarks or [None] * n, dtype=pl.Int64),
+            WM: _clock_series(chunk.replay_watermarks, n),
             ARRIVAL: pl.Series(chunk.numbers, dtype=pl.Int64) + chunk.arrival_base,
         }
     )
@@ -1041,7 +1064,8 @@ class _ClassifyLatenessFn(beam.DoFn):
         late_pane = pane.timing == PaneInfoTiming.LATE
         late = pl.lit(True) if late_pane else (pl.col(WM).is_not_null() & (pl.col(WM) > pl.col("_expiry")))
         df = df.with_columns(late.alias("_late"))
-        admitted = df.filter(~pl.col("_late")).drop("_late", "_expiry")
+        # Past the gate nothing quarantines an event any more: the raw text stays behind.
+        admitted = df.filter(~pl.col("_late")).select(*MOVEMENT.names, TS, ARRIVAL)
         if admitted.height:
             self.on_time.inc(admitted.height)
             table = admitted.to_arrow()
@@ -1310,12 +1334,21 @@ def _window_partials(table: pa.Table, *, params: StreamParams) -> Iterator[Times
     stamped at its earliest event, inside its window.
     """
     size = params.window_seconds * MICROS
-    df = _with_key_bucket(pl.from_arrow(table).with_columns((pl.col("occurred_at") // size * size).alias("_w")), params.gate_shards)
-    sums = df.sort("occurred_at", "event_id").group_by(["_w", "_b", *KEY], maintain_order=True).agg(
+    df = pl.from_arrow(table).with_columns((pl.col("occurred_at") // size * size).alias("_w"))
+    group = ["_w", *KEY]
+    sums = df.group_by(group).agg(
         pl.col("on_hand_change").sum(), pl.col("reserved_change").sum(), pl.len().cast(pl.Int64).alias("events"),
-        pl.col("occurred_at").min().alias("_first"), pl.col("occurred_at").last().alias("_last_ts"), pl.col("event_id").last().alias("_last_id"),
-        pl.col("on_hand").last(), pl.col("reserved").last(), pl.col("seeded").last(),
+        pl.col("occurred_at").min().alias("_first"),
     )
+    # The latest event of each group: its latest instant, ties broken by event_id.
+    latest = (
+        df.filter(pl.col("occurred_at") == pl.col("occurred_at").max().over(group))
+        .sort("event_id").group_by(group).agg(
+            pl.col("occurred_at").last().alias("_last_ts"), pl.col("event_id").last().alias("_last_id"),
+            pl.col("on_hand").last(), pl.col("reserved").last(), pl.col("seeded").last(),
+        )
+    )
+    sums = _with_key_bucket(sums.join(latest, on=group), params.gate_shards)
     for (_, b), part in sums.partition_by(["_w", "_b"], as_dict=True).items():
         rows = part.select(*KEY, "on_hand_change", "reserved_change", "events", "_last_ts", "_last_id", "on_hand", "reserved", "seeded").rows()
         yield TimestampedValue((b, rows), Timestamp(micros=int(part["_first"].min())))
@@ -1424,6 +1457,11 @@ class WindowPositionChanges(beam.PTransform):
 
 def _partitions(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """(partition value, rows) of a table: its `_date`, else the UTC date of occurred_at / as_of."""
+    if "_date" in table.column_names:
+        values = pc.unique(table["_date"])
+        if len(values) == 1:  # a pane, a batch of one day: no split
+            yield values[0].as_py() or "unknown", table
+            return
     df = pl.from_arrow(table)
     if "_date" in df.columns:
         part = pl.col("_date").fill_null("unknown")
