@@ -455,7 +455,8 @@ class _Walker:
 
     @property
     def interchange(self) -> str | None:
-        return self.isa[12] if self.isa else None
+        # an ISA read as a segment may be cut short: no ISA13 then, not an IndexError
+        return self.isa[12] if self.isa and len(self.isa) > 12 else None
 
     def control(self, transaction: str | None = None) -> dict[str, str | None]:
         return {
