@@ -86,6 +86,15 @@ def _case_code(seg: list[str], i: int) -> list[dict[str, str]]:
     return [{"qualifier": "UC", "id": v}] if v else []
 
 
+def _first_party(parties: dict[str, str | None], entities: tuple[str, ...]) -> str | None:
+    """The location of the first of `entities` that `parties` names (a loop: no generator)."""
+    for entity in entities:
+        location = parties.get(entity)
+        if location:
+            return location
+    return None
+
+
 def _party(seg: list[str]) -> str | None:
     """N1 location: the coded id (N104) when given, else the name (N102)."""
     return _at(seg, 4) or _at(seg, 2) or None
@@ -424,8 +433,8 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
             frm, to = resolved.get(up) or ends(up, depth + 1)
         own = parties.get(h)
         if own:
-            frm = next((own[e] for e in FROM_ENTITIES if own.get(e)), None) or frm
-            to = next((own[e] for e in TO_ENTITIES if own.get(e)), None) or to
+            frm = _first_party(own, FROM_ENTITIES) or frm
+            to = _first_party(own, TO_ENTITIES) or to
         resolved[h] = (frm, to)
         return frm, to
 
