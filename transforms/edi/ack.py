@@ -124,7 +124,7 @@ def _render(group: Group, body: list[list[str]], now: dt.datetime) -> str:
     def at(i: int, default: str) -> str:
         return isa[i] if i < len(isa) and isa[i].strip() else default
 
-    numeric = "".join(ch for ch in group.control if ch.isdigit()) or "1"
+    numeric = "".join(ch for ch in group.control if ch.isdecimal()) or "1"
     control = f"{int(numeric) % 10**9:09d}"
     version = at(11, "00401")
     rep = d.repetition if d.repetition and version >= "00402" else at(10, "U")[:1] or "U"

@@ -319,7 +319,7 @@ class _Walker:
             problems = list(m.problems)
             count = len(m.body) + 2
             n, ref = component(seg, 1), component(seg, 2)
-            if not (n.strip().isdigit() and int(n) == count):
+            if not (n.strip().isdecimal() and int(n) == count):
                 problems.append(self.err("count_mismatch", f"UNT01 is {n!r} but message {ref!r} "
                                          f"has {count} segments", pos, m.control))
             if not same_control(ref, m.control["transaction"] or ""):
@@ -336,7 +336,7 @@ class _Walker:
                 yield self.err("missing_header", f"UNE at segment {pos} has no UNG", pos)
                 return
             n, ref = component(seg, 1), component(seg, 2)
-            if not (n.strip().isdigit() and int(n) == self.ung_msgs):
+            if not (n.strip().isdecimal() and int(n) == self.ung_msgs):
                 yield self.err("count_mismatch", f"UNE01 is {n!r} but the group has "
                                f"{self.ung_msgs} messages", pos)
             if not same_control(ref, component(self.ung, 5)):
@@ -349,7 +349,7 @@ class _Walker:
                 yield self.err("missing_header", f"UNZ at segment {pos} has no UNB", pos)
                 return
             n, ref = component(seg, 1), component(seg, 2)
-            if not (n.strip().isdigit() and int(n) == self.unb_units):
+            if not (n.strip().isdecimal() and int(n) == self.unb_units):
                 yield self.err("count_mismatch", f"UNZ01 is {n!r} but interchange "
                                f"{component(self.unb, 5)!r} has {self.unb_units} messages/groups", pos)
             if not same_control(ref, component(self.unb, 5)):

@@ -72,13 +72,13 @@ def parse_number(text: str, *, decimal: str = ".") -> int | float:
     Raises:
       EdiError: the text is empty or not a plain decimal number (``"1020A"``, ``"1e5"``).
     """
-    if text.isdigit():  # the overwhelmingly common case, kept cheap
+    if text.isdecimal():  # the overwhelmingly common case, kept cheap
         return int(text)
     s = text.strip()
     body = s[1:] if s[:1] in "+-" else s
     if not body or not set(body) <= set("0123456789.,") or (body.count(".") + body.count(",")) > 1:
         raise EdiError(f"{text!r} is not a number")
-    if body.isdigit():
+    if body.isdecimal():
         return int(s)
     value = float(s.replace(",", "."))
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
@@ -92,16 +92,16 @@ def same_control(a: str, b: str) -> bool:
         (True, True)
     """
     a, b = a.strip(), b.strip()
-    if a.isdigit() and b.isdigit():
+    if a.isdecimal() and b.isdecimal():
         return int(a) == int(b)
     return a == b
 
 
 def _date(text: str) -> dt.date:
     t = text.strip()
-    if len(t) == 8 and t.isdigit():
+    if len(t) == 8 and t.isdecimal():
         return dt.date(int(t[:4]), int(t[4:6]), int(t[6:8]))
-    if len(t) == 6 and t.isdigit():  # YYMMDD, X12 before 4010: pivot at 50 like most translators
+    if len(t) == 6 and t.isdecimal():  # YYMMDD, X12 before 4010: pivot at 50 like most translators
         yy = int(t[:2])
         return dt.date((1900 if yy >= 50 else 2000) + yy, int(t[2:4]), int(t[4:6]))
     raise ValueError(text)
@@ -122,7 +122,7 @@ def _offset_minutes(code: str, moment: dt.datetime) -> int | None:
         return None
     if code in _FIXED_OFFSETS:
         return _FIXED_OFFSETS[code]
-    if code.isdigit() and 1 <= int(code) <= 24:  # 01..12 = UTC+1..+12, 13..24 = UTC-12..-1
+    if code.isdecimal() and 1 <= int(code) <= 24:  # 01..12 = UTC+1..+12, 13..24 = UTC-12..-1
         n = int(code)
         return n * 60 if n <= 12 else (n - 25) * 60
     if code in _CIVIL_ZONES:

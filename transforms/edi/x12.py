@@ -570,7 +570,7 @@ class _Walker:
         problems = []
         count = len(tx.body) + 2
         se01 = _at(seg, 1).strip()
-        if not (se01.isdigit() and int(se01) == count):
+        if not (se01.isdecimal() and int(se01) == count):
             problems.append(self.err("count_mismatch", f"SE01 is {se01!r} but transaction "
                                      f"{tx.control['transaction']!r} has {count} segments", pos, "SE"))
         se02 = _at(seg, 2)
@@ -592,14 +592,14 @@ class _Walker:
             return
         problems = []
         ge01, ge02 = _at(seg, 1).strip(), _at(seg, 2)
-        if not (ge01.isdigit() and int(ge01) == g.transactions):
+        if not (ge01.isdecimal() and int(ge01) == g.transactions):
             problems.append(self.err("count_mismatch", f"GE01 is {ge01!r} but group {g.control!r} "
                                      f"has {g.transactions} transactions", pos, "GE"))
         if not same_control(ge02, g.control):
             problems.append(self.err("control_mismatch", f"GE02 {ge02!r} does not match GS06 "
                                      f"{g.control!r}", pos, "GE"))
         self.group = None
-        yield GroupEnd(g, problems, int(ge01) if ge01.isdigit() else None)
+        yield GroupEnd(g, problems, int(ge01) if ge01.isdecimal() else None)
 
     def on_iea(self, seg: list[str]) -> Iterator[object]:
         yield from self.close_group(f"IEA at segment {self.pos}")
@@ -608,7 +608,7 @@ class _Walker:
             yield self.err("missing_header", f"IEA at segment {pos} has no ISA", pos, "IEA")
             return
         iea01, iea02 = _at(seg, 1).strip(), _at(seg, 2)
-        if not (iea01.isdigit() and int(iea01) == self.groups):
+        if not (iea01.isdecimal() and int(iea01) == self.groups):
             yield self.err("count_mismatch", f"IEA01 is {iea01!r} but interchange "
                            f"{self.interchange!r} has {self.groups} groups", pos, "IEA")
         if not same_control(iea02, self.interchange or ""):

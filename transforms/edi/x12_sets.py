@@ -123,7 +123,7 @@ class _Lines:
 
     def qty(self, seg: list[str], el: int, i: int, *, required: bool = True) -> int | float | None:
         v = _at(seg, el)
-        if v.isdigit():
+        if v.isdecimal():
             return int(v)
         if not v and not required:
             return None
@@ -270,7 +270,7 @@ def map_positions(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> 
                 out.problem("missing_item_id", f"QTY at segment {first + i} has no LIN item id",
                             i, "QTY")
                 continue
-            if v.isdigit() and len(u) == 2 and u.isalnum():  # the common case, kept cheap
+            if v.isdecimal() and len(u) == 2 and u.isalnum():  # the common case, kept cheap
                 rec = item_base.copy()
                 rec["segment"] = first + i
                 rec["qty"] = small_int(v) or int(v)
@@ -455,7 +455,7 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
         if tag == "SN1":
             if len(seg) > 3 and ids and len(ids) == 1:  # the common case, kept cheap
                 v, u = seg[2], seg[3]
-                if v.isdigit() and len(u) == 2 and u.isalnum():
+                if v.isdecimal() and len(u) == 2 and u.isalnum():
                     rec = base.copy()
                     rec["segment"] = first + i
                     rec["qty"] = small_int(v) or int(v)
