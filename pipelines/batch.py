@@ -25,20 +25,20 @@ import logging
 import sys
 import time
 import zoneinfo
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import apache_beam as beam
 import fsspec
 import polars as pl
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.config import Config, ConfigError, load_config
 from schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE
-from transforms.canonical import CrosswalkError, Crosswalks, load_crosswalks, load_items
-from transforms.reconcile import ReconcileParams, Tolerance, open_in_transit, reconcile_bucket
-from transforms.sources import SourceSpec, canonical_from_edi, read_events, read_tabular
+from transforms.canonical import CrosswalkError, load_crosswalks, load_items
+from transforms.ingest import TAGS, DedupEvents, ReadSource, StampRunId, WriteAcks, write_table
+from transforms.reconcile import OpenInTransit, ReconcileBySkuLocation, ReconcileParams, Tolerance
+from transforms.sources import SourceSpec
 
 __all__ = ["BatchJob", "build_ingest", "build_reconcile", "main", "plan_job"]
 
@@ -47,8 +47,6 @@ log = logging.getLogger("invrecon.batch")
 # Hash buckets for the (sku, location) shuffle: enough to spread over many workers, few enough
 # that each bucket's polars join amortizes its overhead. Override with --buckets.
 DEFAULT_BUCKETS = 32
-# Outputs of the reading step, one tag per canonical record type.
-TAGS = ("positions", "availability", "movements", "in_transit", "quarantine", "counts", "acks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,298 +70,41 @@ class BatchJob:
             raise ValueError("`buckets` must be > 0")
 
 
-def _bucket_expr(cols: list[str], buckets: int) -> pl.Expr:
-    # polars' hash is stable within one polars version, and every worker runs the same image.
-    return (pl.concat_str([pl.col(c) for c in cols], separator="\x1f").hash(seed=0) % buckets).cast(pl.Int64)
-
-
-def split_by_bucket(table: pa.Table, cols: list[str], buckets: int, tag: str) -> Iterator[tuple[int, tuple[str, pa.Table]]]:
-    """Split one table into (bucket, (tag, sub-table)) pairs by a stable hash of `cols`."""
-    if table.num_rows == 0:
-        return
-    df = pl.from_arrow(table).with_columns(_bucket_expr(cols, buckets).alias("_bucket"))
-    for (b,), part in df.partition_by("_bucket", as_dict=True).items():
-        yield int(b), (tag, part.drop("_bucket").to_arrow().cast(table.schema))
-
-
-def _concat(tables: Iterable[pa.Table], schema: pa.Schema) -> pl.DataFrame:
-    tables = [t for t in tables if t.num_rows]
-    table = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    return df
-
-
-class ReadSourceFn(beam.DoFn):
-    """Read one input file of a source into canonical tables (tagged outputs).
-
-    A file that fails in a way the readers did not foresee still never stops the run: it becomes
-    one quarantine row `reader_error` naming the file and the exception.
-    """
-
-    def __init__(self, spec: SourceSpec, sku_crosswalk: str, location_crosswalk: str):
-        self.spec = spec
-        self.sku_crosswalk = sku_crosswalk
-        self.location_crosswalk = location_crosswalk
-        self.files_read = Metrics.counter(self.__class__, "files_read")
-        self.records_read = Metrics.counter(self.__class__, "records_read")
-        self.records_quarantined = Metrics.counter(self.__class__, "records_quarantined")
-
-    def setup(self) -> None:
-        self.crosswalks: Crosswalks = load_crosswalks(self.sku_crosswalk, self.location_crosswalk)
-
-    def _results(self, uri: str) -> list:
-        spec = self.spec
-        if spec.kind in ("positions", "availability"):
-            return list(read_tabular(uri, spec, self.crosswalks))
-        if spec.kind == "events":
-            return list(read_events(uri, spec, self.crosswalks))
-        if spec.kind == "edi":
-            from transforms.edi import build_997, parse_edi
-
-            with fsspec.open(uri, "rb") as f:
-                data = f.read()
-            records = list(parse_edi(data, file=uri, qualifiers=dict(spec.qualifiers) or None))
-            acks = build_997(data, file=uri)
-            return [canonical_from_edi(records, uri, spec, self.crosswalks), ("acks", acks)]
-        raise ValueError(f"source kind {spec.kind!r} has no reader")
-
-    def process(self, uri: str) -> Iterator:
-        spec = self.spec
-        try:
-            results = self._results(uri)
-        except Exception as e:  # noqa: BLE001 - a bad file must not stop the run
-            log.warning("%s: %s: %s", spec.name, uri, e)
-            q = pa.table(
-                {"run_id": [""], "source": [spec.name], "file": [uri], "locator": ["file"],
-                 "reason_code": ["reader_error"], "reason": [f"{uri}: {type(e).__name__}: {e}"], "raw": [None]},
-                schema=QUARANTINE,
-            )
-            results = []
-            yield beam.pvalue.TaggedOutput("quarantine", q)
-            yield beam.pvalue.TaggedOutput("counts", (spec.name, 1))
-        self.files_read.inc()
-        for r in results:
-            if isinstance(r, tuple) and r[0] == "acks":
-                name = uri.rsplit("/", 1)[-1]
-                for k, text in enumerate(r[1]):
-                    yield beam.pvalue.TaggedOutput("acks", (f"{name}.{k + 1}.997", text))
-                continue
-            self.records_read.inc(r.read)
-            yield beam.pvalue.TaggedOutput("counts", (spec.name, r.read))
-            if r.positions is not None and r.positions.num_rows:
-                tag = "availability" if spec.kind == "availability" else "positions"
-                yield beam.pvalue.TaggedOutput(tag, r.positions)
-            if r.movements is not None and r.movements.num_rows:
-                yield beam.pvalue.TaggedOutput("movements", r.movements)
-            if r.in_transit is not None and r.in_transit.num_rows:
-                yield beam.pvalue.TaggedOutput("in_transit", r.in_transit)
-            if r.quarantine is not None and r.quarantine.num_rows:
-                self.records_quarantined.inc(r.quarantine.num_rows)
-                yield beam.pvalue.TaggedOutput("quarantine", r.quarantine)
-
-
-def _line_no(locator: pl.Expr) -> pl.Expr:
-    return locator.str.extract(r"(\d+)", 1).cast(pl.Int64, strict=False)
-
-
-class DedupEventsFn(beam.DoFn):
-    """Keep the first occurrence (by file, then line) of each event_id; quarantine repeats."""
-
-    def __init__(self, run_id: str):
-        self.run_id = run_id
-        self.duplicates = Metrics.counter(self.__class__, "events_deduplicated")
-
-    def process(self, element: tuple[int, Iterable[tuple[str, pa.Table]]]) -> Iterator:
-        _, tagged = element
-        df = _concat((t for _, t in tagged), MOVEMENT)
-        df = df.with_columns(_line_no(pl.col("locator")).alias("_n")).sort("file", "_n", "event_id", nulls_last=True)
-        first = pl.col("event_id").is_first_distinct()
-        kept = df.filter(first).drop("_n")
-        dups = df.filter(~first)
-        yield kept.to_arrow().cast(MOVEMENT)
-        if dups.height:
-            self.duplicates.inc(dups.height)
-            q = dups.select(
-                pl.lit(self.run_id).alias("run_id"),
-                "source",
-                "file",
-                "locator",
-                pl.lit("duplicate_event").alias("reason_code"),
-                pl.format("event_id {} was already read; counted once", pl.col("event_id")).alias("reason"),
-                pl.lit(None, dtype=pl.String).alias("raw"),
-            )
-            yield beam.pvalue.TaggedOutput("quarantine", q.to_arrow().cast(QUARANTINE))
-
-
-class OpenInTransitFn(beam.DoFn):
-    """Join shipments with their receipts within a shipment-id bucket; emit what is still open."""
-
-    def __init__(self, cutoff: dt.datetime):
-        self.cutoff = cutoff
-
-    def process(self, element: tuple[int, Iterable[tuple[str, pa.Table]]]) -> Iterator[pa.Table]:
-        _, tagged = element
-        tagged = list(tagged)
-        its = _concat((t for tag, t in tagged if tag == "in_transit"), IN_TRANSIT)
-        if its.height == 0:
-            return
-        rec = _concat((t for tag, t in tagged if tag == "receipts"), MOVEMENT)
-        out = open_in_transit(its, rec, self.cutoff)
-        if out.height:
-            yield out.to_arrow().cast(IN_TRANSIT)
-
-
-def _receipts(table: pa.Table) -> pa.Table:
-    df = pl.from_arrow(table).filter(
-        pl.col("event_type").is_in(["receipt", "transfer_in"]) & pl.col("reference").is_not_null()
-    )
-    return df.to_arrow().cast(MOVEMENT)
-
-
-def _both_ends(table: pa.Table, buckets: int) -> Iterator[tuple[int, tuple[str, pa.Table]]]:
-    """An open shipment matters at both its ends: route it to the from and the to bucket.
-
-    The tag says which end the copy is for, so the bucket counts it once (inbound or outbound).
-    """
-    df = pl.from_arrow(table)
-    for end in ("from_location", "to_location"):
-        part = df.filter(pl.col(end).is_not_null())
-        if part.height:
-            yield from split_by_bucket(part.to_arrow(), ["sku", end], buckets, f"in_transit_{end}")
-
-
-class ReconcileBucketFn(beam.DoFn):
-    """Reconcile one hash bucket of (sku, location) keys (DESIGN.md §6)."""
-
-    def __init__(self, params: ReconcileParams):
-        self.params = params
-        self.keys = Metrics.counter(self.__class__, "keys_reconciled")
-        self.found = Metrics.counter(self.__class__, "discrepancies_found")
-
-    def process(self, element, items: pa.Table, location_types: pa.Table, coverage: list[tuple[str, str]]) -> Iterator:
-        _, tagged = element
-        tagged = list(tagged)
-        positions = _concat((t for tag, t in tagged if tag == "positions"), POSITION)
-        if positions.height == 0 and not any(tag == "availability" for tag, _ in tagged):
-            return
-        availability = _concat((t for tag, t in tagged if tag == "availability"), POSITION)
-        movements = _concat((t for tag, t in tagged if tag == "movements"), MOVEMENT)
-        from_end = _concat((t for tag, t in tagged if tag == "in_transit_from_location"), IN_TRANSIT).with_columns(pl.lit(None, dtype=pl.String).alias("to_location"))
-        to_end = _concat((t for tag, t in tagged if tag == "in_transit_to_location"), IN_TRANSIT).with_columns(pl.lit(None, dtype=pl.String).alias("from_location"))
-        in_transit = pl.concat([from_end, to_end])
-        cov = pl.DataFrame(coverage, schema={"system": pl.String, "location": pl.String}, orient="row")
-        snap, disc = reconcile_bucket(
-            positions=positions,
-            availability=availability,
-            movements=movements,
-            in_transit=in_transit,
-            items=pl.from_arrow(items),
-            location_types=pl.from_arrow(location_types),
-            coverage=cov,
-            params=self.params,
-        )
-        self.keys.inc(snap.num_rows)
-        self.found.inc(disc.num_rows)
-        if snap.num_rows:
-            yield snap
-        if disc.num_rows:
-            yield beam.pvalue.TaggedOutput("discrepancies", disc)
-
-
-def _coverage(table: pa.Table) -> list[tuple[str, str]]:
-    df = pl.from_arrow(table).filter(pl.col("on_hand").is_not_null()).select("system", "location").unique()
-    return [tuple(r) for r in df.iter_rows()]
-
-
-class _UnionFn(beam.CombineFn):
-    def create_accumulator(self) -> set:
-        return set()
-
-    def add_input(self, acc: set, rows: list) -> set:
-        acc.update(rows)
-        return acc
-
-    def merge_accumulators(self, accs: Iterable[set]) -> set:
-        return set().union(*accs)
-
-    def extract_output(self, acc: set) -> list:
-        return sorted(acc)
-
-
-def _load_items(uri: str) -> pa.Table:
-    return load_items(uri).to_arrow()
-
-
-def _location_types(uri: str) -> pa.Table:
-    with fsspec.open(uri, "rb") as f:
-        df = pl.read_csv(f.read(), infer_schema=False)
-    return df.select("location", "location_type").unique("location", keep="first").to_arrow()
-
-
-def _write(pcoll, name: str, schema: pa.Schema, staging: str):
-    return pcoll | f"Write{''.join(w.title() for w in name.split('_'))}" >> beam.io.WriteToParquetBatched(
-        file_path_prefix=f"{staging}/{name}/part",
-        schema=schema,
-        file_name_suffix=".parquet",
-        codec="zstd",
-    )
-
-
-class _SetRunId(beam.DoFn):
-    def __init__(self, run_id: str):
-        self.run_id = run_id
-
-    def process(self, table: pa.Table) -> Iterator[pa.Table]:
-        idx = table.schema.get_field_index("run_id")
-        yield table.set_column(idx, table.schema.field(idx), pa.array([self.run_id] * table.num_rows, pa.string()))
-
-
 def build_ingest(p: beam.Pipeline, job: BatchJob) -> None:
     """Stage 1: read every input file into canonical records, de-duplicate events.
 
     Writes `canonical/{positions,movements,in_transit_lines}`, `quarantine`, `counts` and `acks`
     under the staging folder; the data-quality gate reads them next.
     """
-    B = job.buckets
     reads = {tag: [] for tag in TAGS}
     for spec, files in job.sources:
         label = "".join(w.title() for w in spec.name.split("_"))
-        out = (
-            p
-            | f"List{label}" >> beam.Create(list(files))
-            | f"Read{label}" >> beam.ParDo(ReadSourceFn(spec, job.sku_crosswalk, job.location_crosswalk)).with_outputs(*TAGS)
-        )
+        out = p | f"Read{label}" >> ReadSource(spec, tuple(files), job.sku_crosswalk, job.location_crosswalk)
         for tag in TAGS:
             reads[tag].append(out[tag])
 
     def flat(tag: str):
         return tuple(reads[tag]) | f"Flatten{tag.title()}" >> beam.Flatten()
 
-    deduped = (
-        flat("movements")
-        | "KeyByEventBucket" >> beam.FlatMap(lambda t: split_by_bucket(t, ["event_id"], B, "movements"))
-        | "GroupEventBuckets" >> beam.GroupByKey()
-        | "DedupEvents" >> beam.ParDo(DedupEventsFn(job.run_id)).with_outputs("quarantine", main="movements")
-    )
+    deduped = flat("movements") | "DedupEvents" >> DedupEvents(job.buckets, job.run_id)
     quarantine = (
         (*reads["quarantine"], deduped.quarantine)
         | "FlattenQuarantine" >> beam.Flatten()
-        | "StampRunId" >> beam.ParDo(_SetRunId(job.run_id))
+        | "StampRunId" >> beam.ParDo(StampRunId(job.run_id))
     )
     canonical = f"{job.staging}/canonical"
     positions = (flat("positions"), flat("availability")) | "FlattenAllPositions" >> beam.Flatten()
-    _write(positions, "positions", POSITION, canonical)
-    _write(deduped.movements, "movements", MOVEMENT, canonical)
-    _write(flat("in_transit"), "in_transit_lines", IN_TRANSIT, canonical)
-    _write(quarantine, "quarantine", QUARANTINE, job.staging)
+    write_table(positions, "positions", POSITION, canonical)
+    write_table(deduped.movements, "movements", MOVEMENT, canonical)
+    write_table(flat("in_transit"), "in_transit_lines", IN_TRANSIT, canonical)
+    write_table(quarantine, "quarantine", QUARANTINE, job.staging)
     (
         flat("counts")
         | "SumReadCounts" >> beam.CombinePerKey(sum)
         | "CountsJson" >> beam.Map(lambda kv: json.dumps({"source": kv[0], "read": kv[1]}))
         | "WriteReadCounts" >> beam.io.WriteToText(f"{job.staging}/counts/part", file_name_suffix=".jsonl")
     )
-    flat("acks") | "WriteAcks" >> beam.ParDo(_WriteAckFn(f"{job.staging}/acks"))
+    flat("acks") | "WriteAcks" >> beam.ParDo(WriteAcks(f"{job.staging}/acks"))
 
 
 def _split_availability(table: pa.Table, availability_sources: frozenset[str]) -> Iterator:
@@ -383,7 +124,6 @@ def build_reconcile(p: beam.Pipeline, job: BatchJob) -> None:
     data-quality gate let through) and writes `inventory_snapshot`, `discrepancies` and the open
     `in_transit` lines.
     """
-    B = job.buckets
     staged = job.staging
     availability_sources = frozenset(spec.name for spec, _ in job.sources if spec.kind == "availability")
     split = (
@@ -391,63 +131,20 @@ def build_reconcile(p: beam.Pipeline, job: BatchJob) -> None:
         | "ReadPositions" >> beam.io.ReadFromParquetBatched(f"{staged}/positions/*.parquet")
         | "SplitAvailability" >> beam.FlatMap(_split_availability, availability_sources).with_outputs("availability", main="positions")
     )
-    positions, availability = split.positions, split.availability
     movements = p | "ReadMovements" >> beam.io.ReadFromParquetBatched(f"{staged}/movements/*.parquet")
     shipments = p | "ReadShipments" >> beam.io.ReadFromParquetBatched(f"{staged}/in_transit_lines/*.parquet")
-    open_transit = (
-        (
-            shipments | "KeyShipments" >> beam.FlatMap(lambda t: split_by_bucket(t, ["shipment_id"], B, "in_transit")),
-            movements
-            | "SelectReceipts" >> beam.Map(_receipts)
-            | "KeyReceipts" >> beam.FlatMap(lambda t: split_by_bucket(t, ["reference"], B, "receipts")),
-        )
-        | "FlattenShipmentKeys" >> beam.Flatten()
-        | "GroupShipments" >> beam.GroupByKey()
-        | "FindOpenInTransit" >> beam.ParDo(OpenInTransitFn(job.cutoff))
-    )
-    coverage = (
-        positions
-        | "SystemLocations" >> beam.Map(_coverage)
-        | "UnionCoverage" >> beam.CombineGlobally(_UnionFn())
-    )
-    items = p | "ItemsUri" >> beam.Create([job.items]) | "LoadItems" >> beam.Map(_load_items)
-    loc_types = p | "LocationsUri" >> beam.Create([job.location_crosswalk]) | "LoadLocationTypes" >> beam.Map(_location_types)
-    keyed = (
-        positions | "KeyPositions" >> beam.FlatMap(lambda t: split_by_bucket(t, ["sku", "location"], B, "positions")),
-        availability | "KeyAvailability" >> beam.FlatMap(lambda t: split_by_bucket(t, ["sku", "location"], B, "availability")),
-        movements | "KeyMovements" >> beam.FlatMap(lambda t: split_by_bucket(t, ["sku", "location"], B, "movements")),
-        open_transit | "KeyInTransitEnds" >> beam.FlatMap(lambda t: _both_ends(t, B)),
-    )
+    open_transit = (shipments, movements) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff)
     params = ReconcileParams(
         record_system=job.record_system, cutoff=job.cutoff, snapshot_date=job.run_date,
         tolerances=job.tolerances, run_id=job.run_id,
     )
-    reconciled = (
-        keyed
-        | "FlattenKeyed" >> beam.Flatten()
-        | "GroupBySkuLocation" >> beam.GroupByKey()
-        | "ReconcileBuckets" >> beam.ParDo(
-            ReconcileBucketFn(params),
-            items=beam.pvalue.AsSingleton(items),
-            location_types=beam.pvalue.AsSingleton(loc_types),
-            coverage=beam.pvalue.AsSingleton(coverage),
-        ).with_outputs("discrepancies", main="snapshot")
-    )
-    _write(reconciled.snapshot, "inventory_snapshot", INVENTORY_SNAPSHOT, staged)
-    _write(reconciled.discrepancies, "discrepancies", DISCREPANCIES, staged)
-    _write(open_transit, "in_transit", IN_TRANSIT, staged)
-
-
-class _WriteAckFn(beam.DoFn):
-    def __init__(self, folder: str):
-        self.folder = folder
-
-    def process(self, element: tuple[str, str]) -> None:
-        name, text = element
-        fs, _, _ = fsspec.get_fs_token_paths(self.folder)
-        fs.makedirs(self.folder, exist_ok=True)
-        with fsspec.open(f"{self.folder}/{name}", "w") as f:
-            f.write(text)
+    reconciled = {
+        "positions": split.positions, "availability": split.availability,
+        "movements": movements, "open_in_transit": open_transit,
+    } | "Reconcile" >> ReconcileBySkuLocation(job.buckets, params, job.items, job.location_crosswalk)
+    write_table(reconciled.snapshot, "inventory_snapshot", INVENTORY_SNAPSHOT, staged)
+    write_table(reconciled.discrepancies, "discrepancies", DISCREPANCIES, staged)
+    write_table(open_transit, "in_transit", IN_TRANSIT, staged)
 
 
 def _runner(name: str | None):

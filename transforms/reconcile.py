@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
+import apache_beam as beam
+import fsspec
 import polars as pl
 import pyarrow as pa
+from apache_beam.metrics import Metrics
 
-from schemas import DISCREPANCIES, INVENTORY_SNAPSHOT
+from schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION
+from transforms.canonical import load_items
+from transforms.ingest import concat_tables, split_by_bucket
 
 __all__ = [
+    "OpenInTransit",
+    "ReconcileBySkuLocation",
     "ReconcileParams",
     "Tolerance",
     "latest_positions",
@@ -357,3 +364,176 @@ def _snapshot_to_arrow(snap: pl.DataFrame) -> pa.Table:
     mapped = pa.MapArray.from_arrays(lst.offsets, entries.field("key"), entries.field("value"))
     table = table.set_column(names.index("qty_by_system"), "qty_by_system", mapped)
     return table.cast(INVENTORY_SNAPSHOT)
+
+
+# --------------------------------------------------------------------------- Beam transforms
+# The pure functions above run inside these, one hash bucket of keys at a time.
+
+class OpenInTransitFn(beam.DoFn):
+    """Join shipments with their receipts within a shipment-id bucket; emit what is still open."""
+
+    def __init__(self, cutoff: dt.datetime):
+        self.cutoff = cutoff
+
+    def process(self, element: tuple[int, Iterable[tuple[str, pa.Table]]]) -> Iterator[pa.Table]:
+        _, tagged = element
+        tagged = list(tagged)
+        its = concat_tables((t for tag, t in tagged if tag == "in_transit"), IN_TRANSIT)
+        if its.height == 0:
+            return
+        rec = concat_tables((t for tag, t in tagged if tag == "receipts"), MOVEMENT)
+        out = open_in_transit(its, rec, self.cutoff)
+        if out.height:
+            yield out.to_arrow().cast(IN_TRANSIT)
+
+
+def _receipts(table: pa.Table) -> pa.Table:
+    df = pl.from_arrow(table).filter(
+        pl.col("event_type").is_in(["receipt", "transfer_in"]) & pl.col("reference").is_not_null()
+    )
+    return df.to_arrow().cast(MOVEMENT)
+
+
+def _both_ends(table: pa.Table, buckets: int) -> Iterator[tuple[int, tuple[str, pa.Table]]]:
+    """An open shipment matters at both its ends: route it to the from and the to bucket.
+
+    The tag says which end the copy is for, so the bucket counts it once (inbound or outbound).
+    """
+    df = pl.from_arrow(table)
+    for end in ("from_location", "to_location"):
+        part = df.filter(pl.col(end).is_not_null())
+        if part.height:
+            yield from split_by_bucket(part.to_arrow(), ["sku", end], buckets, f"in_transit_{end}")
+
+
+class ReconcileBucketFn(beam.DoFn):
+    """Reconcile one hash bucket of (sku, location) keys (DESIGN.md §6)."""
+
+    def __init__(self, params: ReconcileParams):
+        self.params = params
+        self.keys = Metrics.counter(self.__class__, "keys_reconciled")
+        self.found = Metrics.counter(self.__class__, "discrepancies_found")
+
+    def process(self, element, items: pa.Table, location_types: pa.Table, coverage: list[tuple[str, str]]) -> Iterator:
+        _, tagged = element
+        tagged = list(tagged)
+        positions = concat_tables((t for tag, t in tagged if tag == "positions"), POSITION)
+        if positions.height == 0 and not any(tag == "availability" for tag, _ in tagged):
+            return
+        availability = concat_tables((t for tag, t in tagged if tag == "availability"), POSITION)
+        movements = concat_tables((t for tag, t in tagged if tag == "movements"), MOVEMENT)
+        from_end = concat_tables((t for tag, t in tagged if tag == "in_transit_from_location"), IN_TRANSIT).with_columns(pl.lit(None, dtype=pl.String).alias("to_location"))
+        to_end = concat_tables((t for tag, t in tagged if tag == "in_transit_to_location"), IN_TRANSIT).with_columns(pl.lit(None, dtype=pl.String).alias("from_location"))
+        in_transit = pl.concat([from_end, to_end])
+        cov = pl.DataFrame(coverage, schema={"system": pl.String, "location": pl.String}, orient="row")
+        snap, disc = reconcile_bucket(
+            positions=positions,
+            availability=availability,
+            movements=movements,
+            in_transit=in_transit,
+            items=pl.from_arrow(items),
+            location_types=pl.from_arrow(location_types),
+            coverage=cov,
+            params=self.params,
+        )
+        self.keys.inc(snap.num_rows)
+        self.found.inc(disc.num_rows)
+        if snap.num_rows:
+            yield snap
+        if disc.num_rows:
+            yield beam.pvalue.TaggedOutput("discrepancies", disc)
+
+
+def _coverage(table: pa.Table) -> list[tuple[str, str]]:
+    df = pl.from_arrow(table).filter(pl.col("on_hand").is_not_null()).select("system", "location").unique()
+    return [tuple(r) for r in df.iter_rows()]
+
+
+class _UnionFn(beam.CombineFn):
+    def create_accumulator(self) -> set:
+        return set()
+
+    def add_input(self, acc: set, rows: list) -> set:
+        acc.update(rows)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[set]) -> set:
+        return set().union(*accs)
+
+    def extract_output(self, acc: set) -> list:
+        return sorted(acc)
+
+
+def _load_items(uri: str) -> pa.Table:
+    return load_items(uri).to_arrow()
+
+
+def _location_types(uri: str) -> pa.Table:
+    with fsspec.open(uri, "rb") as f:
+        df = pl.read_csv(f.read(), infer_schema=False)
+    return df.select("location", "location_type").unique("location", keep="first").to_arrow()
+
+
+@dataclasses.dataclass
+class OpenInTransit(beam.PTransform):
+    """(shipment lines, movements) -> in-transit lines still open at the cut-off.
+
+    Shipments and receipts meet in a bucket of the shipment id (a receipt's `reference`).
+    """
+
+    buckets: int
+    cutoff: dt.datetime
+
+    def expand(self, pcolls):
+        shipments, movements = pcolls
+        return (
+            (
+                shipments | "KeyShipments" >> beam.FlatMap(split_by_bucket, ["shipment_id"], self.buckets, "in_transit"),
+                movements
+                | "SelectReceipts" >> beam.Map(_receipts)
+                | "KeyReceipts" >> beam.FlatMap(split_by_bucket, ["reference"], self.buckets, "receipts"),
+            )
+            | "FlattenShipmentKeys" >> beam.Flatten()
+            | "GroupShipments" >> beam.GroupByKey()
+            | "FindOpen" >> beam.ParDo(OpenInTransitFn(self.cutoff))
+        )
+
+
+@dataclasses.dataclass
+class ReconcileBySkuLocation(beam.PTransform):
+    """{positions, availability, movements, open_in_transit} -> snapshot and discrepancies.
+
+    Every input is shuffled by a stable hash bucket of (sku, location) (an open shipment to both
+    its ends); `reconcile_bucket` runs on each bucket with the items master, the location types
+    and the (system, location) coverage of the whole run as side inputs. Returns outputs
+    `snapshot` and `discrepancies`.
+    """
+
+    buckets: int
+    params: ReconcileParams
+    items_uri: str
+    locations_uri: str
+
+    def expand(self, inputs: dict):
+        B = self.buckets
+        p = inputs["positions"].pipeline
+        coverage = inputs["positions"] | "SystemLocations" >> beam.Map(_coverage) | "UnionCoverage" >> beam.CombineGlobally(_UnionFn())
+        items = p | "ItemsUri" >> beam.Create([self.items_uri]) | "LoadItems" >> beam.Map(_load_items)
+        loc_types = p | "LocationsUri" >> beam.Create([self.locations_uri]) | "LoadLocationTypes" >> beam.Map(_location_types)
+        keyed = (
+            inputs["positions"] | "KeyPositions" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "positions"),
+            inputs["availability"] | "KeyAvailability" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "availability"),
+            inputs["movements"] | "KeyMovements" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "movements"),
+            inputs["open_in_transit"] | "KeyInTransitEnds" >> beam.FlatMap(_both_ends, B),
+        )
+        return (
+            keyed
+            | "FlattenKeyed" >> beam.Flatten()
+            | "GroupBySkuLocation" >> beam.GroupByKey()
+            | "ReconcileBuckets" >> beam.ParDo(
+                ReconcileBucketFn(self.params),
+                items=beam.pvalue.AsSingleton(items),
+                location_types=beam.pvalue.AsSingleton(loc_types),
+                coverage=beam.pvalue.AsSingleton(coverage),
+            ).with_outputs("discrepancies", main="snapshot")
+        )

@@ -1,0 +1,241 @@
+"""Beam transforms of the batch's first stage: read source files, de-duplicate events.
+
+`ReadSource` turns the files of one configured source into canonical `pyarrow.Table` batches,
+one tagged output per record type (`TAGS`); `DedupEvents` keeps the first occurrence of every
+event_id across all files. Both are columnar: one element is a table of many records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Iterator
+
+import apache_beam as beam
+import fsspec
+import polars as pl
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+
+from schemas import MOVEMENT, QUARANTINE
+from transforms.canonical import Crosswalks, load_crosswalks
+from transforms.sources import SourceSpec, canonical_from_edi, read_events, read_tabular
+
+__all__ = [
+    "TAGS",
+    "DedupEvents",
+    "ReadSource",
+    "StampRunId",
+    "WriteAcks",
+    "concat_tables",
+    "split_by_bucket",
+    "write_table",
+]
+
+log = logging.getLogger("invrecon.ingest")
+
+# Outputs of reading, one tag per canonical record type, plus read counts and EDI 997s.
+TAGS = ("positions", "availability", "movements", "in_transit", "quarantine", "counts", "acks")
+
+
+def _bucket_expr(cols: list[str], buckets: int) -> pl.Expr:
+    # polars' hash is stable within one polars version, and every worker runs the same image.
+    return (pl.concat_str([pl.col(c) for c in cols], separator="\x1f").hash(seed=0) % buckets).cast(pl.Int64)
+
+
+def split_by_bucket(table: pa.Table, cols: list[str], buckets: int, tag: str) -> Iterator[tuple[int, tuple[str, pa.Table]]]:
+    """Split one table into (bucket, (tag, sub-table)) pairs by a stable hash of `cols`."""
+    if table.num_rows == 0:
+        return
+    df = pl.from_arrow(table).with_columns(_bucket_expr(cols, buckets).alias("_bucket"))
+    for (b,), part in df.partition_by("_bucket", as_dict=True).items():
+        yield int(b), (tag, part.drop("_bucket").to_arrow().cast(table.schema))
+
+
+def concat_tables(tables: Iterable[pa.Table], schema: pa.Schema) -> pl.DataFrame:
+    tables = [t for t in tables if t.num_rows]
+    table = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df
+
+
+class ReadSourceFn(beam.DoFn):
+    """Read one input file of a source into canonical tables (tagged outputs).
+
+    A file that fails in a way the readers did not foresee still never stops the run: it becomes
+    one quarantine row `reader_error` naming the file and the exception.
+    """
+
+    def __init__(self, spec: SourceSpec, sku_crosswalk: str, location_crosswalk: str):
+        self.spec = spec
+        self.sku_crosswalk = sku_crosswalk
+        self.location_crosswalk = location_crosswalk
+        self.files_read = Metrics.counter(self.__class__, "files_read")
+        self.records_read = Metrics.counter(self.__class__, "records_read")
+        self.records_quarantined = Metrics.counter(self.__class__, "records_quarantined")
+
+    def setup(self) -> None:
+        self.crosswalks: Crosswalks = load_crosswalks(self.sku_crosswalk, self.location_crosswalk)
+
+    def _results(self, uri: str) -> list:
+        spec = self.spec
+        if spec.kind in ("positions", "availability"):
+            return list(read_tabular(uri, spec, self.crosswalks))
+        if spec.kind == "events":
+            return list(read_events(uri, spec, self.crosswalks))
+        if spec.kind == "edi":
+            from transforms.edi import build_997, parse_edi
+
+            with fsspec.open(uri, "rb") as f:
+                data = f.read()
+            records = list(parse_edi(data, file=uri, qualifiers=dict(spec.qualifiers) or None))
+            acks = build_997(data, file=uri)
+            return [canonical_from_edi(records, uri, spec, self.crosswalks), ("acks", acks)]
+        raise ValueError(f"source kind {spec.kind!r} has no reader")
+
+    def process(self, uri: str) -> Iterator:
+        spec = self.spec
+        try:
+            results = self._results(uri)
+        except Exception as e:  # noqa: BLE001 - a bad file must not stop the run
+            log.warning("%s: %s: %s", spec.name, uri, e)
+            q = pa.table(
+                {"run_id": [""], "source": [spec.name], "file": [uri], "locator": ["file"],
+                 "reason_code": ["reader_error"], "reason": [f"{uri}: {type(e).__name__}: {e}"], "raw": [None]},
+                schema=QUARANTINE,
+            )
+            results = []
+            yield beam.pvalue.TaggedOutput("quarantine", q)
+            yield beam.pvalue.TaggedOutput("counts", (spec.name, 1))
+        self.files_read.inc()
+        for r in results:
+            if isinstance(r, tuple) and r[0] == "acks":
+                name = uri.rsplit("/", 1)[-1]
+                for k, text in enumerate(r[1]):
+                    yield beam.pvalue.TaggedOutput("acks", (f"{name}.{k + 1}.997", text))
+                continue
+            self.records_read.inc(r.read)
+            yield beam.pvalue.TaggedOutput("counts", (spec.name, r.read))
+            if r.positions is not None and r.positions.num_rows:
+                tag = "availability" if spec.kind == "availability" else "positions"
+                yield beam.pvalue.TaggedOutput(tag, r.positions)
+            if r.movements is not None and r.movements.num_rows:
+                yield beam.pvalue.TaggedOutput("movements", r.movements)
+            if r.in_transit is not None and r.in_transit.num_rows:
+                yield beam.pvalue.TaggedOutput("in_transit", r.in_transit)
+            if r.quarantine is not None and r.quarantine.num_rows:
+                self.records_quarantined.inc(r.quarantine.num_rows)
+                yield beam.pvalue.TaggedOutput("quarantine", r.quarantine)
+
+
+@dataclasses.dataclass
+class ReadSource(beam.PTransform):
+    """Read every file of one source; returns the tagged outputs of `TAGS`.
+
+    Example:
+        out = p | "ReadErpNightly" >> ReadSource(spec, files, sku_cw, loc_cw)
+        out.positions, out.quarantine, out.counts ...
+    """
+
+    spec: SourceSpec
+    files: tuple[str, ...]
+    sku_crosswalk: str
+    location_crosswalk: str
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "ListFiles" >> beam.Create(list(self.files))
+            | "ReadFiles" >> beam.ParDo(ReadSourceFn(self.spec, self.sku_crosswalk, self.location_crosswalk)).with_outputs(*TAGS)
+        )
+
+
+def _line_no(locator: pl.Expr) -> pl.Expr:
+    return locator.str.extract(r"(\d+)", 1).cast(pl.Int64, strict=False)
+
+
+class DedupEventsFn(beam.DoFn):
+    """Keep the first occurrence (by file, then line) of each event_id; quarantine repeats."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.duplicates = Metrics.counter(self.__class__, "events_deduplicated")
+
+    def process(self, element: tuple[int, Iterable[tuple[str, pa.Table]]]) -> Iterator:
+        _, tagged = element
+        df = concat_tables((t for _, t in tagged), MOVEMENT)
+        df = df.with_columns(_line_no(pl.col("locator")).alias("_n")).sort("file", "_n", "event_id", nulls_last=True)
+        first = pl.col("event_id").is_first_distinct()
+        kept = df.filter(first).drop("_n")
+        dups = df.filter(~first)
+        yield kept.to_arrow().cast(MOVEMENT)
+        if dups.height:
+            self.duplicates.inc(dups.height)
+            q = dups.select(
+                pl.lit(self.run_id).alias("run_id"),
+                "source",
+                "file",
+                "locator",
+                pl.lit("duplicate_event").alias("reason_code"),
+                pl.format("event_id {} was already read; counted once", pl.col("event_id")).alias("reason"),
+                pl.lit(None, dtype=pl.String).alias("raw"),
+            )
+            yield beam.pvalue.TaggedOutput("quarantine", q.to_arrow().cast(QUARANTINE))
+
+
+@dataclasses.dataclass
+class DedupEvents(beam.PTransform):
+    """De-duplicate movements by event_id over a hash-bucket shuffle.
+
+    Returns outputs `movements` (first occurrences) and `quarantine` (`duplicate_event` rows).
+    """
+
+    buckets: int
+    run_id: str
+
+    def __post_init__(self) -> None:
+        if self.buckets <= 0:
+            raise ValueError("`buckets` must be > 0")
+
+    def expand(self, movements):
+        return (
+            movements
+            | "KeyByEventBucket" >> beam.FlatMap(split_by_bucket, ["event_id"], self.buckets, "movements")
+            | "GroupEventBuckets" >> beam.GroupByKey()
+            | "KeepFirstOccurrence" >> beam.ParDo(DedupEventsFn(self.run_id)).with_outputs("quarantine", main="movements")
+        )
+
+
+def write_table(pcoll, name: str, schema: pa.Schema, staging: str):
+    return pcoll | f"Write{''.join(w.title() for w in name.split('_'))}" >> beam.io.WriteToParquetBatched(
+        file_path_prefix=f"{staging}/{name}/part",
+        schema=schema,
+        file_name_suffix=".parquet",
+        codec="zstd",
+    )
+
+
+class StampRunId(beam.DoFn):
+    """Set `run_id` on every row of a quarantine table (readers do not know the run)."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def process(self, table: pa.Table) -> Iterator[pa.Table]:
+        idx = table.schema.get_field_index("run_id")
+        yield table.set_column(idx, table.schema.field(idx), pa.array([self.run_id] * table.num_rows, pa.string()))
+
+
+class WriteAcks(beam.DoFn):
+    """Write each (name, text) 997 acknowledgement as a file under `folder`."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def process(self, element: tuple[str, str]) -> None:
+        name, text = element
+        fs, _, _ = fsspec.get_fs_token_paths(self.folder)
+        fs.makedirs(self.folder, exist_ok=True)
+        with fsspec.open(f"{self.folder}/{name}", "w") as f:
+            f.write(text)
