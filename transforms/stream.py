@@ -922,23 +922,106 @@ class CanonicalizeEvents(beam.PTransform):
         return {MOVEMENTS_TAG: canon[MOVEMENTS_TAG], AVAILABILITY_TAG: canon[AVAILABILITY_TAG], QUARANTINE_TAG: canon[QUARANTINE_TAG]}
 
 
-def _split_by_id_bucket(table: pa.Table, *, buckets: int) -> Iterator[tuple[int, pa.Table]]:
+# Arrow IPC options of the tables that cross a shuffle: JSON text and repeated ids compress ~10x,
+# and a runner's shuffle copies every byte several times.
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+
+class ArrowBatch:
+    """A table in transit between keyed steps, with `ArrowBatchCoder` as its coder.
+
+    Encoded once, as compressed Arrow IPC, when it first crosses a shuffle; decoded lazily, so a
+    runner that decodes and re-encodes elements to group them (the FnApiRunner) only moves the
+    bytes. `tag` tells inputs of one keyed step apart (movements / figures).
+    """
+
+    __slots__ = ("_table", "_wire", "tag")
+
+    def __init__(self, table: pa.Table | None = None, *, tag: str = "", wire: bytes | None = None):
+        self._table = table
+        self._wire = wire
+        self.tag = tag
+
+    @property
+    def table(self) -> pa.Table:
+        if self._table is None:
+            n = self._wire[0]
+            self._table = pa.ipc.open_stream(pa.py_buffer(self._wire)[1 + n:]).read_all()
+        return self._table
+
+    def wire(self) -> bytes:
+        if self._wire is None:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, self._table.schema, options=_IPC_OPTIONS) as writer:
+                writer.write_table(self._table)
+            tag = self.tag.encode()
+            self._wire = bytes([len(tag)]) + tag + sink.getvalue().to_pybytes()
+        return self._wire
+
+    def __reduce__(self):
+        return _arrow_batch_from_wire, (self.wire(),)
+
+
+def _arrow_batch_from_wire(wire: bytes) -> ArrowBatch:
+    n = wire[0]
+    return ArrowBatch(tag=wire[1:1 + n].decode(), wire=wire)
+
+
+class ArrowBatchCoder(beam.coders.Coder):
+    """Coder of ArrowBatch: its tag and compressed Arrow IPC stream, (re-)encoded without decoding."""
+
+    def encode(self, value: ArrowBatch) -> bytes:
+        return value.wire()
+
+    def decode(self, encoded: bytes) -> ArrowBatch:
+        return _arrow_batch_from_wire(encoded)
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def to_type_hint(self):
+        return ArrowBatch
+
+
+beam.coders.registry.register_coder(ArrowBatch, ArrowBatchCoder)
+
+
+def _frame(value) -> pl.DataFrame:
+    """A polars frame of an ArrowBatch, a pa.Table or a frame."""
+    if isinstance(value, pl.DataFrame):
+        return value
+    return pl.from_arrow(value.table if isinstance(value, ArrowBatch) else value)
+
+
+def _split_by_id_bucket(table: pa.Table, *, buckets: int) -> Iterator[tuple[int, ArrowBatch]]:
+    if buckets == 1:
+        yield 0, ArrowBatch(table)
+        return
     df = pl.from_arrow(table)
     df = df.with_columns(pl.Series("_b", stable_bucket(df["event_id"].to_list(), buckets), dtype=pl.Int64))
     for (b,), part in df.partition_by("_b", as_dict=True, include_key=False).items():
-        yield b, part.to_arrow()
+        yield b, ArrowBatch(part.to_arrow())
 
 
-def _split_by_key_bucket(table: pa.Table, *, buckets: int) -> Iterator[tuple[int, pa.Table]]:
-    df = _with_key_bucket(pl.from_arrow(table), buckets)
+# What RunningPosition reads of a movement or figure row: not the archive's other columns.
+_POSITION_INPUT = (*("sku", "location"), "event_id", "event_type", "system", "qty", "reserved_delta", "file", "locator", TS, ARRIVAL)
+
+
+def _split_by_key_bucket(table: pa.Table, *, buckets: int, tag: str = "") -> Iterator[tuple[int, ArrowBatch]]:
+    df = pl.from_arrow(table.select(list(_POSITION_INPUT)))
+    if buckets == 1:
+        yield 0, ArrowBatch(df.to_arrow(), tag=tag)
+        return
+    df = _with_key_bucket(df, buckets)
     for (b,), part in df.partition_by("_b", as_dict=True, include_key=False).items():
-        yield b, part.to_arrow()
+        yield b, ArrowBatch(part.to_arrow(), tag=tag)
 
 
-def _merge_in_arrival_order(element: tuple[int, Iterable[pa.Table]]) -> tuple[int, pa.Table]:
-    """A bounded replay's batches of one bucket as one table, in the order they arrived."""
-    key, tables = element
-    return key, pl.concat([pl.from_arrow(t) for t in tables], how="vertical_relaxed").sort(ARRIVAL).to_arrow()
+def _merge_in_arrival_order(element: tuple[int, Iterable[ArrowBatch]]) -> tuple[int, pl.DataFrame]:
+    """A bounded replay's batches of one bucket as one frame, in the order they arrived."""
+    key, batches = element
+    frames = [_frame(b) for b in batches]
+    return key, (pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]).sort(ARRIVAL)
 
 
 # --- Beam: de-duplication -------------------------------------------------------------------
@@ -970,9 +1053,9 @@ class _DedupFn(beam.DoFn):
         size = self.params.window_seconds * MICROS
         return Timestamp(micros=-(-expiry // size) * size)
 
-    def process(self, element: tuple[int, pa.Table], seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
+    def process(self, element: tuple[int, Any], seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
         _, table = element
-        df = pl.from_arrow(table)
+        df = _frame(table)
         known: pa.Table | None = seen.read()
         first = pl.col("event_id").is_first_distinct()
         keep = first & ~pl.col("event_id").is_in(pl.from_arrow(known)["event_id"]) if known is not None else first
@@ -1018,7 +1101,7 @@ class DedupEvents(beam.PTransform):
         keyed = (
             movements
             | "GlobalWindowEvents" >> beam.WindowInto(GlobalWindows())
-            | "KeyByIdBucket" >> beam.FlatMap(_split_by_id_bucket, buckets=self.params.gate_shards).with_output_types(tuple[int, Any])
+            | "KeyByIdBucket" >> beam.FlatMap(_split_by_id_bucket, buckets=self.params.gate_shards).with_output_types(tuple[int, ArrowBatch])
         )
         if self.bounded:
             keyed = keyed | "GroupIdBuckets" >> beam.GroupByKey() | "MergeIdBatches" >> beam.Map(_merge_in_arrival_order).with_output_types(tuple[int, Any])
@@ -1037,7 +1120,7 @@ def _by_window_expiry(table: pa.Table, *, params: StreamParams) -> Iterator[Time
     """Split a batch per (position bucket, window) and move each part to its window's expiry."""
     df = _with_key_bucket(_with_expiry(pl.from_arrow(table), params), params.gate_shards)
     for (b, expiry), part in df.partition_by(["_b", "_expiry"], as_dict=True).items():
-        yield TimestampedValue((b, part.drop("_b").to_arrow()), Timestamp(micros=expiry - 1))
+        yield TimestampedValue((b, ArrowBatch(part.drop("_b").to_arrow())), Timestamp(micros=expiry - 1))
 
 
 class _ClassifyLatenessFn(beam.DoFn):
@@ -1060,7 +1143,7 @@ class _ClassifyLatenessFn(beam.DoFn):
             tables = list(element[1])
             if not tables:  # a discarding pane after an early one may be empty
                 return
-            df = pl.concat([pl.from_arrow(t) for t in tables], how="vertical_relaxed").sort(ARRIVAL)
+            df = pl.concat([_frame(t) for t in tables], how="vertical_relaxed").sort(ARRIVAL)
         late_pane = pane.timing == PaneInfoTiming.LATE
         late = pl.lit(True) if late_pane else (pl.col(WM).is_not_null() & (pl.col(WM) > pl.col("_expiry")))
         df = df.with_columns(late.alias("_late"))
@@ -1109,7 +1192,7 @@ class GateLateEvents(beam.PTransform):
             return {MOVEMENTS_TAG: gated[MOVEMENTS_TAG], QUARANTINE_TAG: gated[QUARANTINE_TAG]}
         gated = (
             movements
-            | "StampWindowExpiry" >> beam.FlatMap(_by_window_expiry, params=p).with_output_types(tuple[int, Any])
+            | "StampWindowExpiry" >> beam.FlatMap(_by_window_expiry, params=p).with_output_types(tuple[int, ArrowBatch])
             | "WindowByExpiry" >> beam.WindowInto(
                 window.FixedWindows(p.window_seconds, offset=p.lateness_seconds % p.window_seconds),
                 trigger=trigger.AfterWatermark(early=trigger.AfterCount(1), late=trigger.AfterCount(1)),
@@ -1183,10 +1266,12 @@ class _RunningPositionFn(beam.DoFn):
 
     def process(self, element, seeds: dict, state=beam.DoFn.StateParam(POSITIONS), compact_at=beam.DoFn.StateParam(COMPACT_AT),
                 compact=beam.DoFn.TimerParam(COMPACT)) -> Iterator[Any]:
-        _, (movements, figures) = element
+        _, value = element
+        if isinstance(value, ArrowBatch):  # one batch, straight from the split
+            moves, figs = (None, _frame(value)) if value.tag == "f" else (_frame(value), None)
+        else:  # a bounded replay's merged batches
+            moves, figs = value
         books, pending = state.read() or (pl.DataFrame(schema=BOOKS_SCHEMA), pl.DataFrame(schema=PENDING_SCHEMA))
-        moves = pl.from_arrow(movements) if movements is not None else None
-        figs = pl.from_arrow(figures) if figures is not None else None
         keys = pl.concat([f.select(KEY) for f in (moves, figs) if f is not None]).unique(maintain_order=True)
         new = keys.join(books.select(KEY), on=KEY, how="anti")
         if new.height:
@@ -1280,14 +1365,17 @@ class _RunningPositionFn(beam.DoFn):
         return out
 
 
-def _merge_position_inputs(element: tuple[int, Iterable[tuple[pa.Table | None, pa.Table | None]]]) -> tuple[int, tuple]:
-    key, pairs = element
-    pairs = list(pairs)
-    merged = []
-    for side in (0, 1):
-        tables = [p[side] for p in pairs if p[side] is not None]
-        merged.append(pl.concat([pl.from_arrow(t) for t in tables], how="vertical_relaxed").sort(ARRIVAL).to_arrow() if tables else None)
-    return key, tuple(merged)
+def _merge_position_inputs(element: tuple[int, Iterable[ArrowBatch]]) -> tuple[int, tuple]:
+    """A bounded replay's movement and figure batches of one bucket: two frames (or None) in arrival order."""
+    key, batches = element
+    sides: dict[str, list[pl.DataFrame]] = {"": [], "f": []}
+    for b in batches:
+        sides[b.tag].append(_frame(b))
+    merged = tuple(
+        (pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]).sort(ARRIVAL) if frames else None
+        for frames in (sides[""], sides["f"])
+    )
+    return key, merged
 
 
 @dataclasses.dataclass
@@ -1309,11 +1397,11 @@ class RunningPosition(beam.PTransform):
         n = self.params.gate_shards
         keyed = (
             inputs[MOVEMENTS_TAG]
-            | "KeyMovements" >> beam.FlatMap(lambda t: ((b, (part, None)) for b, part in _split_by_key_bucket(t, buckets=n))).with_output_types(tuple[int, Any]),
+            | "KeyMovements" >> beam.FlatMap(_split_by_key_bucket, buckets=n).with_output_types(tuple[int, ArrowBatch]),
             inputs[AVAILABILITY_TAG]
             | "GlobalWindowFigures" >> beam.WindowInto(GlobalWindows())
-            | "KeyFigures" >> beam.FlatMap(lambda t: ((b, (None, part)) for b, part in _split_by_key_bucket(t, buckets=n))).with_output_types(tuple[int, Any]),
-        ) | "FlattenPositionInputs" >> beam.Flatten().with_output_types(tuple[int, Any])
+            | "KeyFigures" >> beam.FlatMap(_split_by_key_bucket, buckets=n, tag="f").with_output_types(tuple[int, ArrowBatch]),
+        ) | "FlattenPositionInputs" >> beam.Flatten().with_output_types(tuple[int, ArrowBatch])
         if self.bounded:
             keyed = keyed | "GroupPositionBuckets" >> beam.GroupByKey() | "MergePositionBatches" >> beam.Map(_merge_position_inputs).with_output_types(tuple[int, Any])
         out = keyed | "ApplyMovements" >> beam.ParDo(
