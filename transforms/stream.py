@@ -329,9 +329,11 @@ def _bus_clock(texts: list[str], *, timezone: str, carry: int | None) -> np.ndar
     reader computes.
     """
     s = pl.col("s")
+    frame = pl.DataFrame({"s": pl.Series(texts, dtype=pl.String)}).select(s.str.extract(_PUBLISHED.pattern, 1).alias("v"), s)
+    if frame["v"].null_count():  # occurred_at only where there is no published_at
+        frame = frame.with_columns(pl.coalesce("v", pl.when(pl.col("v").is_null()).then(s).str.extract(_OCCURRED.pattern, 1)).alias("v"))
     frame = (
-        pl.DataFrame({"s": pl.Series(texts, dtype=pl.String)})
-        .select(pl.coalesce(s.str.extract(_PUBLISHED.pattern, 1), s.str.extract(_OCCURRED.pattern, 1)).alias("v"))
+        frame.select("v")
         .with_columns(pl.col("v").str.to_datetime(_ISO_OFFSET, strict=False, time_unit="us", time_zone="UTC").dt.epoch("us").alias("t"))
     )
     if frame.filter(pl.col("t").is_null() & pl.col("v").is_not_null()).height:
@@ -1068,8 +1070,8 @@ class _DedupFn(beam.DoFn):
         if not self.bounded and state.num_rows:
             expire.set(self._sweep_at(int(pl.from_arrow(state)["expiry"].min())))
         self.kept.inc(kept.height)
-        if kept.height:
-            yield kept.to_arrow()
+        if kept.height:  # a frame: the gate, fused with this step, reads it as it is
+            yield kept
         if repeats.height:
             self.dups.inc(repeats.height)
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, _quarantine_frame(
@@ -1092,7 +1094,11 @@ class _DedupFn(beam.DoFn):
 
 @dataclasses.dataclass
 class DedupEvents(beam.PTransform):
-    """De-duplicate movement tables by event_id: per hash bucket of event_id, one batch at a time."""
+    """De-duplicate movement tables by event_id: per hash bucket of event_id, one batch at a time.
+
+    The kept movements leave as polars frames: the gate runs fused with this step and reads them
+    without a conversion (a frame pickles, should a runner ever put a boundary between them).
+    """
 
     params: StreamParams
     bounded: bool = False
@@ -1118,7 +1124,7 @@ def _with_expiry(df: pl.DataFrame, params: StreamParams) -> pl.DataFrame:
 
 def _by_window_expiry(table: pa.Table, *, params: StreamParams) -> Iterator[TimestampedValue]:
     """Split a batch per (position bucket, window) and move each part to its window's expiry."""
-    df = _with_key_bucket(_with_expiry(pl.from_arrow(table), params), params.gate_shards)
+    df = _with_key_bucket(_with_expiry(_frame(table), params), params.gate_shards)
     for (b, expiry), part in df.partition_by(["_b", "_expiry"], as_dict=True).items():
         yield TimestampedValue((b, ArrowBatch(part.drop("_b").to_arrow())), Timestamp(micros=expiry - 1))
 
@@ -1137,8 +1143,8 @@ class _ClassifyLatenessFn(beam.DoFn):
         self.late = Metrics.counter(self.__class__, "late_events_quarantined")
 
     def process(self, element, pane=beam.DoFn.PaneInfoParam) -> Iterator[Any]:
-        if isinstance(element, pa.Table):  # bounded: one batch, not grouped
-            df = _with_expiry(pl.from_arrow(element), self.params)
+        if not isinstance(element, tuple):  # bounded: one batch, not grouped
+            df = _with_expiry(_frame(element), self.params)
         else:
             tables = list(element[1])
             if not tables:  # a discarding pane after an early one may be empty
@@ -1422,21 +1428,15 @@ def _window_partials(table: pa.Table, *, params: StreamParams) -> Iterator[Times
     stamped at its earliest event, inside its window.
     """
     size = params.window_seconds * MICROS
-    df = pl.from_arrow(table).with_columns((pl.col("occurred_at") // size * size).alias("_w"))
-    group = ["_w", *KEY]
-    sums = df.group_by(group).agg(
+    # One sort and one group_by: the sums, and the latest event of each group (its latest
+    # instant, ties broken by event_id).
+    df = pl.from_arrow(table).sort(["occurred_at", "event_id"], maintain_order=True)
+    sums = df.group_by((pl.col("occurred_at") // size * size).alias("_w"), *KEY).agg(
         pl.col("on_hand_change").sum(), pl.col("reserved_change").sum(), pl.len().cast(pl.Int64).alias("events"),
-        pl.col("occurred_at").min().alias("_first"),
+        pl.col("occurred_at").first().alias("_first"), pl.col("occurred_at").last().alias("_last_ts"), pl.col("event_id").last().alias("_last_id"),
+        pl.col("on_hand").last(), pl.col("reserved").last(), pl.col("seeded").last(),
     )
-    # The latest event of each group: its latest instant, ties broken by event_id.
-    latest = (
-        df.filter(pl.col("occurred_at") == pl.col("occurred_at").max().over(group))
-        .sort("event_id").group_by(group).agg(
-            pl.col("occurred_at").last().alias("_last_ts"), pl.col("event_id").last().alias("_last_id"),
-            pl.col("on_hand").last(), pl.col("reserved").last(), pl.col("seeded").last(),
-        )
-    )
-    sums = _with_key_bucket(sums.join(latest, on=group), params.gate_shards)
+    sums = _with_key_bucket(sums, params.gate_shards)
     for (_, b), part in sums.partition_by(["_w", "_b"], as_dict=True).items():
         rows = part.select(*KEY, "on_hand_change", "reserved_change", "events", "_last_ts", "_last_id", "on_hand", "reserved", "seeded").rows()
         yield TimestampedValue((b, rows), Timestamp(micros=int(part["_first"].min())))
@@ -1586,18 +1586,28 @@ class _WriteBundleFn(beam.DoFn):
             self.rows.append(element)
             return
         for part, rows in _partitions(element):
-            self.parts.setdefault(part, []).append(rows.select(self.schema.names).cast(self.schema))
+            self.parts.setdefault(part, []).append(rows)
+
+    def _conform(self, tables: list[pa.Table]) -> pa.Table:
+        """A partition's tables as one table of the schema: one select and cast per file."""
+        names = self.schema.names
+        tables = [t.select(names) for t in tables]
+        try:
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        except pa.ArrowInvalid:  # parts of other (castable) types: conform each first
+            table = pa.concat_tables([t.cast(self.schema) for t in tables])
+        return table if table.schema.equals(self.schema) else table.cast(self.schema)
 
     def finish_bundle(self) -> None:
         if self.rows:
             for part, rows in _partitions(pa.Table.from_pylist(self.rows)):
-                self.parts.setdefault(part, []).append(rows.select(self.schema.names).cast(self.schema))
+                self.parts.setdefault(part, []).append(rows)
         fs, _, _ = fsspec.get_fs_token_paths(self.root)
         for part, tables in self.parts.items():
             folder = f"{self.root}/{self.table}/{self.partition}={part}"
             fs.makedirs(folder, exist_ok=True)
             name = f"{self.prefix}-{uuid.uuid4().hex[:12]}.parquet"
-            table = pa.concat_tables(tables)
+            table = self._conform(tables)
             tmp = f"{folder}/.{name}.tmp"
             with fs.open(tmp, "wb") as f:
                 pq.write_table(table, f, compression="zstd")
