@@ -365,49 +365,14 @@ def read_event_chunks(uri: str, *, timezone: str, file_index: int = 0, chunk: in
     texts: list[str] = []
     numbers: list[int] = []
     with fsspec.open(uri, "rb") as f:
-        for n, text in _event_lines(f):
-            texts.extend(text)
-            numbers.extend(n)
-            while len(texts) >= chunk:
-                head, texts, head_n, numbers = texts[:chunk], texts[chunk:], numbers[:chunk], numbers[chunk:]
-                yield RawChunk(head, uri, head_n, None, wms(head), base)
+        for n, text in iter_event_lines(f):
+            texts.append(text)
+            numbers.append(n)
+            if len(texts) >= chunk:
+                yield RawChunk(texts, uri, numbers, None, wms(texts), base)
+                texts, numbers = [], []
     if texts:
         yield RawChunk(texts, uri, numbers, None, wms(texts), base)
-
-
-_READ_BLOCK = 8 << 20
-
-
-def _event_lines(f) -> Iterator[tuple[list[int], list[str]]]:
-    """`iter_event_lines` a block at a time: (line numbers, stripped texts) of the non-blank lines.
-
-    A block ends at a newline, which no UTF-8 sequence contains, so decoding a block decodes each
-    of its lines exactly as the line-by-line reader does (BOM dropped from line 1, undecodable
-    bytes replaced, blank lines skipped).
-    """
-    rest, first = b"", 1
-    while True:
-        block = f.read(_READ_BLOCK)
-        if not block:
-            break
-        block = rest + block
-        cut = block.rfind(b"\n") + 1
-        if not cut:
-            rest = block
-            continue
-        block, rest = block[:cut], block[cut:]
-        yield _block_lines(block[:-1], first)
-        first += block.count(b"\n")
-    if rest:
-        yield _block_lines(rest, first)
-
-
-def _block_lines(block: bytes, first: int) -> tuple[list[int], list[str]]:
-    lines = [line.strip() for line in block.decode("utf-8", errors="replace").split("\n")]
-    if first == 1 and lines:
-        lines[0] = lines[0].lstrip("\ufeff")
-    keep = [i for i, text in enumerate(lines) if text]
-    return [first + i for i in keep], [lines[i] for i in keep]
 
 
 def read_event_lines(uri: str, *, timezone: str) -> Iterator[RawEvent]:

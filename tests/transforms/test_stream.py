@@ -96,23 +96,6 @@ def test_replay_watermark_follows_published_at(tmp_path):
     assert [r.replay_watermark for r in got] == [us("10:00"), us("10:20"), us("11:00")]
 
 
-def test_block_reader_matches_the_line_reader(monkeypatch):
-    """The replay reads a block at a time; its lines are exactly iter_event_lines' lines."""
-    import io
-    import random
-
-    import transforms.stream as stream
-    from transforms.sources import iter_event_lines
-
-    rng = random.Random(7)
-    pieces = ["\ufeff".encode(), b" ", b"\r", b"\n", b"\n", b'{"a": 1}', "é".encode(), b"\xff", b"\xe2\x82", "\u2028".encode(), b"x" * 5]
-    for _ in range(500):
-        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
-        monkeypatch.setattr(stream, "_READ_BLOCK", rng.randint(1, 12))
-        got = [(n, t) for ns, texts in stream._event_lines(io.BytesIO(data)) for n, t in zip(ns, texts)]
-        assert got == list(iter_event_lines(io.BytesIO(data))), data
-
-
 def test_position_book_out_of_order_counts_and_compaction():
     b = PositionBook()
     b.seed(on_hand=10, reserved=1, as_of=100)
