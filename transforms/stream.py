@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import re
 import time
 import uuid
@@ -1455,7 +1456,7 @@ class RunningPosition(beam.PTransform):
 # --- Beam: windowed position changes -----------------------------------------------------------
 
 
-def _window_partials(table: pa.Table, *, params: StreamParams) -> Iterator[TimestampedValue]:
+def _window_partials(table: pa.Table, *, params: StreamParams, by_bucket: bool = True) -> Iterator[TimestampedValue]:
     """Sum an updates table per (window, sku, location); one element per (bucket, window), keyed so.
 
     Each element carries rows (sku, location, on_hand change, reserved change, events,
@@ -1471,12 +1472,16 @@ def _window_partials(table: pa.Table, *, params: StreamParams) -> Iterator[Times
         pl.col("occurred_at").first().alias("_first"), pl.col("occurred_at").last().alias("_last_ts"), pl.col("event_id").last().alias("_last_id"),
         pl.col("on_hand").last(), pl.col("reserved").last(), pl.col("seeded").last(),
     )
-    sums = _with_key_bucket(sums, params.gate_shards)
-    for (w, b), part in sums.partition_by(["_w", "_b"], as_dict=True).items():
-        rows = part.select(*KEY, "on_hand_change", "reserved_change", "events", "_last_ts", "_last_id", "on_hand", "reserved", "seeded").rows()
-        # Keyed by (bucket, window start): a key has one window, so the trigger machinery of the
-        # panes does not scan a bucket's other windows at every timer.
-        yield TimestampedValue(((b, w), rows), Timestamp(micros=int(part["_first"].min())))
+    # A bounded replay has one pane per window: one element per window then, whatever the bucket.
+    sums = _with_key_bucket(sums, params.gate_shards) if by_bucket else sums.with_columns(pl.lit(0, dtype=pl.Int64).alias("_b"))
+    rows = sums.sort("_w", "_b").select(
+        "_w", "_b", "_first", *KEY, "on_hand_change", "reserved_change", "events", "_last_ts", "_last_id", "on_hand", "reserved", "seeded",
+    ).rows()
+    # Keyed by (bucket, window start): a key has one window, so the trigger machinery of the
+    # panes does not scan a bucket's other windows at every timer.
+    for (w, b), group in itertools.groupby(rows, key=lambda r: (r[0], r[1])):
+        group = list(group)
+        yield TimestampedValue(((b, w), [r[3:] for r in group]), Timestamp(micros=min(r[2] for r in group)))
 
 
 class _ChangesFn(beam.CombineFn):
@@ -1552,7 +1557,8 @@ class WindowPositionChanges(beam.PTransform):
     late batch within the allowed lateness. Panes accumulate, so the latest one of a (window, sku,
     location) is its figure. A pane holds every key of its bucket that moved in the window.
     A bounded replay (`early_panes=False`) has no processing-time clock and no late data on the
-    batch runners: one pane per window.
+    batch runners: one pane per window, holding every key that moved in it (keyed by window
+    alone, so the pane count does not grow with the buckets).
     """
 
     params: StreamParams
@@ -1560,7 +1566,7 @@ class WindowPositionChanges(beam.PTransform):
 
     def expand(self, updates):
         p = self.params
-        partials = updates | "SumPerWindow" >> beam.FlatMap(_window_partials, params=p).with_output_types(tuple[tuple[int, int], Any])
+        partials = updates | "SumPerWindow" >> beam.FlatMap(_window_partials, params=p, by_bucket=self.early_panes).with_output_types(tuple[tuple[int, int], Any])
         if self.early_panes:
             windowed = partials | "WindowUpdates" >> beam.WindowInto(
                 window.FixedWindows(p.window_seconds),
