@@ -1058,8 +1058,13 @@ def _split_by_key_bucket(table: pa.Table, *, buckets: int, tag: str = "") -> Ite
 def _merge_in_arrival_order(element: tuple[int, Iterable[ArrowBatch]]) -> tuple[int, pl.DataFrame]:
     """A bounded replay's batches of one bucket as one frame, in the order they arrived."""
     key, batches = element
-    frames = [_frame(b) for b in batches]
-    return key, (pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]).sort(ARRIVAL)
+    return key, _in_arrival_order([_frame(b) for b in batches])
+
+
+def _in_arrival_order(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Frames as one, sorted by arrival (no sort, which moves every string, when they already are)."""
+    df = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    return df if df[ARRIVAL].is_sorted() else df.sort(ARRIVAL)
 
 
 # --- Beam: de-duplication -------------------------------------------------------------------
@@ -1185,7 +1190,7 @@ class _ClassifyLatenessFn(beam.DoFn):
             tables = list(element[1])
             if not tables:  # a discarding pane after an early one may be empty
                 return
-            df = pl.concat([_frame(t) for t in tables], how="vertical_relaxed").sort(ARRIVAL)
+            df = _in_arrival_order([_frame(t) for t in tables])
         late_pane = pane.timing == PaneInfoTiming.LATE
         late = pl.lit(True) if late_pane else (pl.col(WM).is_not_null() & (pl.col(WM) > pl.col("_expiry")))
         df = df.with_columns(late.alias("_late"))
@@ -1413,10 +1418,7 @@ def _merge_position_inputs(element: tuple[int, Iterable[ArrowBatch]]) -> tuple[i
     sides: dict[str, list[pl.DataFrame]] = {"": [], "f": []}
     for b in batches:
         sides[b.tag].append(_frame(b))
-    merged = tuple(
-        (pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]).sort(ARRIVAL) if frames else None
-        for frames in (sides[""], sides["f"])
-    )
+    merged = tuple(_in_arrival_order(frames) if frames else None for frames in (sides[""], sides["f"]))
     return key, merged
 
 
