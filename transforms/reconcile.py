@@ -321,7 +321,8 @@ def reconcile_bucket(
         frames.append(oversell)
     out_frames = []
     for f in frames:
-        f = f.with_columns(*common, (pl.col("delta") * pl.col("unit_cost")).alias("value_delta"))
+        # Rounded to 1/100 of a cent: float noise (-9103.289999999999) is not a figure finance signs.
+        f = f.with_columns(*common, (pl.col("delta") * pl.col("unit_cost")).round(4).alias("value_delta"))
         for name in cols:
             if name not in f.columns:
                 f = f.with_columns(pl.lit(None).alias(name))
