@@ -224,13 +224,21 @@ def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col:
     if empty.height:
         rejected.append(quarantine_rows(empty, "missing_field", f"field {id_col}: item id is empty"))
         df = df.filter(pl.col("_id").is_not_null() & (pl.col("_id") != ""))
+    # Normalize and look up each distinct (type, id) once: a day's files name the same few
+    # thousand items over and over, so this is a small frame, joined back in one step.
     gtin, valid = normalize_gtin_expr(pl.col("_id"))
     is_gtin = pl.col(type_col) == "gtin"
-    df = df.with_columns(
-        pl.when(is_gtin).then(gtin).otherwise(pl.col("_id")).alias("_id_norm"),
-        (is_gtin & ~valid).alias("_bad_gtin"),
+    keys = (
+        df.select(type_col, "_id").unique()
+        .with_columns(
+            pl.when(is_gtin).then(gtin).otherwise(pl.col("_id")).alias("_id_norm"),
+            (is_gtin & ~valid).fill_null(False).alias("_bad_gtin"),
+        )
+        .join(crosswalks.sku.rename({"id_type": type_col, "id_value": "_id_norm"}), on=[type_col, "_id_norm"], how="left")
+        .drop("_id_norm")
     )
-    bad = df.filter(pl.col("_bad_gtin"))
+    joined = df.join(keys, on=[type_col, "_id"], how="left", nulls_equal=True, maintain_order="left")
+    bad = joined.filter(pl.col("_bad_gtin"))
     if bad.height:
         rejected.append(
             quarantine_rows(
@@ -238,11 +246,7 @@ def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col:
                 pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(id_col), pl.col("_id")),
             )
         )
-        df = df.filter(~pl.col("_bad_gtin"))
-    joined = df.join(
-        crosswalks.sku.rename({"id_type": type_col, "id_value": "_id_norm"}),
-        on=[type_col, "_id_norm"], how="left",
-    )
+        joined = joined.filter(~pl.col("_bad_gtin"))
     unmapped = joined.filter(pl.col("sku").is_null())
     if unmapped.height:
         rejected.append(
@@ -251,7 +255,7 @@ def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col:
                 pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(id_col), pl.col(type_col), pl.col("_id")),
             )
         )
-    mapped = joined.filter(pl.col("sku").is_not_null()).drop("_id", "_id_norm", "_bad_gtin")
+    mapped = joined.filter(pl.col("sku").is_not_null()).drop("_id", "_bad_gtin")
     return mapped, rejected
 
 
