@@ -101,13 +101,9 @@ def _history(db: str, run_date, n: int) -> pl.DataFrame:
 
 
 def _metrics(staging: str, job, quarantine: pl.DataFrame, written: dict[str, int]) -> list[dict]:
-    read: dict[str, int] = {}
-    for name in glob.glob(f"{staging}/counts/*.jsonl"):
-        with open(name) as f:
-            for line in f:
-                if line.strip():
-                    rec = json.loads(line)
-                    read[rec["source"]] = read.get(rec["source"], 0) + int(rec["read"])
+    from pipelines.warehouse import read_counts
+
+    read = read_counts(staging)
     out = []
     for spec, _ in job.sources:
         q = quarantine.filter(pl.col("source") == spec.name)
@@ -219,47 +215,18 @@ def publish_failed_gate(*, job, cfg, output: str, inputs: list[dict], started, r
     The previous run's snapshot and discrepancies for the date (if any) stay as they were, so
     finance never reads figures built on data the gate refused. Returns the conservation counts.
     """
-    import datetime as dt
-    import uuid
-
     from pipelines import warehouse
-    from schemas import RUNS
 
     staging = job.staging
     con = duckdb.connect()
     counts = warehouse._conservation(con, staging, job)
     con.close()
-    runs = pa.Table.from_pylist(
-        [{
-            "run_id": job.run_id, "run_date": job.run_date, "config_sha256": cfg.sha256,
-            "inputs": [{k: f[k] for k in ("source", "uri", "size", "sha256")} for f in inputs],
-            "counts": counts, "status": "dq_failed", "started": started,
-            "finished": dt.datetime.now(dt.timezone.utc), "runner": runner, "message": message,
-        }],
-        schema=RUNS,
-    )
-    os.makedirs(f"{staging}/runs", exist_ok=True)
-    pq.write_table(runs, f"{staging}/runs/run.parquet")
+    warehouse.write_runs_row(staging, job=job, cfg=cfg, inputs=inputs, counts=counts, status="dq_failed", started=started, runner=runner, message=message)
     published = {}
     for table, col in GATE_TABLES.items():
         dst = f"{output}/{table}/{col}={job.run_date.isoformat()}"
         warehouse._publish_folder(f"{staging}/{table}", dst)
         published[table] = dst
-    db = f"{output}/warehouse.duckdb"
-    tmp = f"{db}.loading-{uuid.uuid4().hex[:8]}"
-    if os.path.exists(db):
-        shutil.copyfile(db, tmp)
-    try:
-        con = duckdb.connect(tmp)
-        con.execute("BEGIN TRANSACTION")
-        for table, col in GATE_TABLES.items():
-            warehouse._load_partition(con, table, col, published[table], job.run_date)
-        con.execute("COMMIT")
-        con.close()
-        os.replace(tmp, db)
-    finally:
-        for leftover in (tmp, f"{tmp}.wal"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+    warehouse._load(f"{output}/warehouse.duckdb", published, job.run_date, tables=GATE_TABLES)
     shutil.rmtree(staging, ignore_errors=True)
     return counts

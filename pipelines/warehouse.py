@@ -183,8 +183,9 @@ def _write_empty(staging: str, table: str, schema: pa.Schema) -> None:
     pq.write_table(schema.empty_table(), f"{staging}/{table}/part-00000-of-00001.parquet")
 
 
-def _conservation(con: duckdb.DuckDBPyConnection, staging: str, job) -> list[dict]:
-    read = {}
+def read_counts(staging: str) -> dict[str, int]:
+    """Records read per source, from the JSON lines the Beam readers wrote to `counts/`."""
+    read: dict[str, int] = {}
     counts_dir = f"{staging}/counts"
     for name in sorted(os.listdir(counts_dir)) if os.path.isdir(counts_dir) else []:
         with open(f"{counts_dir}/{name}") as f:
@@ -192,6 +193,32 @@ def _conservation(con: duckdb.DuckDBPyConnection, staging: str, job) -> list[dic
                 if line.strip():
                     rec = json.loads(line)
                     read[rec["source"]] = read.get(rec["source"], 0) + int(rec["read"])
+    return read
+
+
+def write_runs_row(staging: str, *, job, cfg, inputs: list[dict], counts: list[dict], status: str, started: dt.datetime, runner: str, message: str | None) -> None:
+    """Stage this run's `runs` row (finished now) for publishing."""
+    runs = pa.table(
+        {
+            "run_id": [job.run_id],
+            "run_date": [job.run_date],
+            "config_sha256": [cfg.sha256],
+            "inputs": [[{k: f[k] for k in ("source", "uri", "size", "sha256")} for f in inputs]],
+            "counts": [counts],
+            "status": [status],
+            "started": [started],
+            "finished": [dt.datetime.now(dt.timezone.utc)],
+            "runner": [runner],
+            "message": [message or None],
+        },
+        schema=RUNS,
+    )
+    os.makedirs(f"{staging}/runs", exist_ok=True)
+    pq.write_table(runs, f"{staging}/runs/run.parquet")
+
+
+def _conservation(con: duckdb.DuckDBPyConnection, staging: str, job) -> list[dict]:
+    read = read_counts(staging)
     written: dict[str, int] = {}
     for table in ("positions", "movements", "in_transit_lines"):
         if _has_files(staging, table):
@@ -422,8 +449,11 @@ def _publish(con: duckdb.DuckDBPyConnection, staging: str, output: str, run_date
     return published
 
 
-def _load(db_path: str, published: dict[str, str], run_date: dt.date, reaged: list[dt.date] = ()) -> None:
-    """Load into a copy of the warehouse, then swap it in with one rename.
+def _load(db_path: str, published: dict[str, str], run_date: dt.date, reaged: list[dt.date] = (), tables: dict[str, str] = PUBLISHED) -> None:
+    """Load `tables` into a copy of the warehouse, then swap it in with one rename.
+
+    `tables` other than the full PUBLISHED set (a failed data-quality gate) load only those
+    partitions: no movements, no re-aged dates, no views.
 
     DuckDB lets one process write a file and no other process read it meanwhile, so loading in
     place would lock analysts out (or fail while one of them has it open). Readers holding the old
@@ -433,7 +463,7 @@ def _load(db_path: str, published: dict[str, str], run_date: dt.date, reaged: li
     if os.path.exists(db_path):
         shutil.copyfile(db_path, tmp)
     try:
-        _load_into(tmp, published, run_date, reaged)
+        _load_into(tmp, published, run_date, reaged, tables)
         os.replace(tmp, db_path)
     finally:
         for leftover in (tmp, f"{tmp}.wal"):
@@ -451,12 +481,15 @@ def _load_partition(con: duckdb.DuckDBPyConnection, table: str, col: str, folder
     con.execute(f"INSERT INTO {table} BY NAME {select}")
 
 
-def _load_into(db_path: str, published: dict[str, str], run_date: dt.date, reaged: list[dt.date] = ()) -> None:
+def _load_into(db_path: str, published: dict[str, str], run_date: dt.date, reaged: list[dt.date], tables: dict[str, str]) -> None:
     con = duckdb.connect(db_path)
     try:
         con.execute("BEGIN TRANSACTION")
-        for table, col in PUBLISHED.items():
+        for table, col in tables.items():
             _load_partition(con, table, col, published[table], run_date)
+        if tables is not PUBLISHED:
+            con.execute("COMMIT")
+            return
         output = os.path.dirname(os.path.dirname(published["discrepancies"]))
         for day in reaged:
             for table in ("discrepancies", "alerts"):
@@ -506,24 +539,7 @@ def finalize(*, job, cfg, output: str, inputs: list[dict], started: dt.datetime,
     classes = dict(con.execute(f"SELECT class, count(*) FROM read_parquet('{_glob(staging, 'discrepancies')}') GROUP BY 1 ORDER BY 1").fetchall())
     gross, net = con.execute(f"SELECT coalesce(sum(abs(value_delta)), 0), coalesce(sum(value_delta), 0) FROM read_parquet('{_glob(staging, 'discrepancies')}') WHERE class <> 'oversell_risk'").fetchall()[0]
     quarantined = sum(c["quarantined"] for c in counts)
-    finished = dt.datetime.now(dt.timezone.utc)
-    runs = pa.table(
-        {
-            "run_id": [job.run_id],
-            "run_date": [job.run_date],
-            "config_sha256": [cfg.sha256],
-            "inputs": [[{k: f[k] for k in ("source", "uri", "size", "sha256")} for f in inputs]],
-            "counts": [counts],
-            "status": [status],
-            "started": [started],
-            "finished": [finished],
-            "runner": [runner],
-            "message": [message or None],
-        },
-        schema=RUNS,
-    )
-    os.makedirs(f"{staging}/runs", exist_ok=True)
-    pq.write_table(runs, f"{staging}/runs/run.parquet")
+    write_runs_row(staging, job=job, cfg=cfg, inputs=inputs, counts=counts, status=status, started=started, runner=runner, message=message)
     if os.path.isdir(f"{staging}/in_transit_lines"):
         shutil.rmtree(f"{staging}/in_transit_lines")
     published = _publish(con, staging, output, job.run_date)
