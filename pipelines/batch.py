@@ -90,7 +90,7 @@ def build_ingest(p: beam.Pipeline, job: BatchJob) -> None:
     quarantine = (
         (*reads["quarantine"], deduped.quarantine)
         | "FlattenQuarantine" >> beam.Flatten()
-        | "StampRunId" >> beam.ParDo(StampRunId(job.run_id))
+        | "StampRunId" >> beam.ParDo(StampRunId(job.run_id)).with_output_types(pa.Table)
     )
     canonical = f"{job.staging}/canonical"
     positions = (flat("positions"), flat("availability")) | "FlattenAllPositions" >> beam.Flatten()
@@ -128,11 +128,11 @@ def build_reconcile(p: beam.Pipeline, job: BatchJob) -> None:
     availability_sources = frozenset(spec.name for spec, _ in job.sources if spec.kind == "availability")
     split = (
         p
-        | "ReadPositions" >> beam.io.ReadFromParquetBatched(f"{staged}/positions/*.parquet")
-        | "SplitAvailability" >> beam.FlatMap(_split_availability, availability_sources).with_outputs("availability", main="positions")
+        | "ReadPositions" >> beam.io.ReadFromParquetBatched(f"{staged}/positions/*.parquet").with_output_types(pa.Table)
+        | "SplitAvailability" >> beam.FlatMap(_split_availability, availability_sources).with_output_types(pa.Table, availability=pa.Table).with_outputs("availability", main="positions")
     )
-    movements = p | "ReadMovements" >> beam.io.ReadFromParquetBatched(f"{staged}/movements/*.parquet")
-    shipments = p | "ReadShipments" >> beam.io.ReadFromParquetBatched(f"{staged}/in_transit_lines/*.parquet")
+    movements = p | "ReadMovements" >> beam.io.ReadFromParquetBatched(f"{staged}/movements/*.parquet").with_output_types(pa.Table)
+    shipments = p | "ReadShipments" >> beam.io.ReadFromParquetBatched(f"{staged}/in_transit_lines/*.parquet").with_output_types(pa.Table)
     open_transit = (shipments, movements) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff)
     params = ReconcileParams(
         record_system=job.record_system, cutoff=job.cutoff, snapshot_date=job.run_date,

@@ -49,6 +49,7 @@ from typing import Any
 
 import apache_beam as beam
 import fsspec
+import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.batch import cutoff_for
@@ -62,6 +63,7 @@ from transforms.stream import (
     MOVEMENTS_TAG,
     QUARANTINE_TAG,
     STREAM_TABLES,
+    RawChunk,
     RawEvent,
     RunningPosition,
     StockEvents,
@@ -276,7 +278,7 @@ def read_source(p: beam.Pipeline, job: StreamJob):
         return (
             p
             | "ListEventFiles" >> beam.Create(list(enumerate(job.files)))
-            | "ReadEventChunks" >> beam.FlatMapTuple(lambda i, uri: read_event_chunks(uri, timezone=tz, file_index=i))
+            | "ReadEventChunks" >> beam.FlatMapTuple(lambda i, uri: read_event_chunks(uri, timezone=tz, file_index=i)).with_output_types(RawChunk)
         )
     if job.events.startswith("pubsub://"):
         from apache_beam.io.gcp.pubsub import ReadFromPubSub
@@ -321,7 +323,7 @@ def build(p: beam.Pipeline, job: StreamJob, *, raw=None) -> dict:
         "quarantine": events[QUARANTINE_TAG],
         "alerts": positions[ALERTS_TAG],
         "position_changes": changes,
-        "availability": events[AVAILABILITY_TAG] | "FiguresAsPositions" >> beam.Map(as_position_table),
+        "availability": events[AVAILABILITY_TAG] | "FiguresAsPositions" >> beam.Map(as_position_table).with_output_types(pa.Table),
     }
     for name, pcoll in outputs.items():
         schema, partition = STREAM_TABLES[name]

@@ -19,10 +19,13 @@ from apache_beam.metrics import Metrics
 
 from schemas import MOVEMENT, QUARANTINE
 from transforms.canonical import Crosswalks, load_crosswalks
+from transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
 from transforms.sources import SourceSpec, canonical_from_edi, read_events, read_tabular
 
 __all__ = [
+    "OUTPUT_TYPES",
     "TAGS",
+    "Bucketed",
     "DedupEvents",
     "ReadSource",
     "StampRunId",
@@ -36,6 +39,10 @@ log = logging.getLogger("invrecon.ingest")
 
 # Outputs of reading, one tag per canonical record type, plus read counts and EDI 997s.
 TAGS = ("positions", "availability", "movements", "in_transit", "quarantine", "counts", "acks")
+# Element types of the tagged outputs: tables get `TableCoder` (weighed by buffers, never pickled).
+OUTPUT_TYPES = {**{t: pa.Table for t in TAGS[:5]}, "counts": tuple[str, int], "acks": tuple[str, str]}
+# A (bucket, (tag, table)) pair of a hash-bucket shuffle.
+Bucketed = tuple[int, tuple[str, pa.Table]]
 
 
 def _bucket_expr(cols: list[str], buckets: int) -> pl.Expr:
@@ -147,7 +154,9 @@ class ReadSource(beam.PTransform):
         return (
             pbegin
             | "ListFiles" >> beam.Create(list(self.files))
-            | "ReadFiles" >> beam.ParDo(ReadSourceFn(self.spec, self.sku_crosswalk, self.location_crosswalk)).with_outputs(*TAGS)
+            | "ReadFiles" >> beam.ParDo(ReadSourceFn(self.spec, self.sku_crosswalk, self.location_crosswalk))
+            .with_output_types(pa.Table, **OUTPUT_TYPES)
+            .with_outputs(*TAGS)
         )
 
 
@@ -201,9 +210,9 @@ class DedupEvents(beam.PTransform):
     def expand(self, movements):
         return (
             movements
-            | "KeyByEventBucket" >> beam.FlatMap(split_by_bucket, ["event_id"], self.buckets, "movements")
+            | "KeyByEventBucket" >> beam.FlatMap(split_by_bucket, ["event_id"], self.buckets, "movements").with_output_types(Bucketed)
             | "GroupEventBuckets" >> beam.GroupByKey()
-            | "KeepFirstOccurrence" >> beam.ParDo(DedupEventsFn(self.run_id)).with_outputs("quarantine", main="movements")
+            | "KeepFirstOccurrence" >> beam.ParDo(DedupEventsFn(self.run_id)).with_output_types(pa.Table, quarantine=pa.Table).with_outputs("quarantine", main="movements")
         )
 
 

@@ -27,7 +27,7 @@ from apache_beam.metrics import Metrics
 
 from schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION
 from transforms.canonical import load_items
-from transforms.ingest import concat_tables, split_by_bucket
+from transforms.ingest import Bucketed, concat_tables, split_by_bucket
 
 __all__ = [
     "OpenInTransit",
@@ -489,14 +489,14 @@ class OpenInTransit(beam.PTransform):
         shipments, movements = pcolls
         return (
             (
-                shipments | "KeyShipments" >> beam.FlatMap(split_by_bucket, ["shipment_id"], self.buckets, "in_transit"),
+                shipments | "KeyShipments" >> beam.FlatMap(split_by_bucket, ["shipment_id"], self.buckets, "in_transit").with_output_types(Bucketed),
                 movements
-                | "SelectReceipts" >> beam.Map(_receipts)
-                | "KeyReceipts" >> beam.FlatMap(split_by_bucket, ["reference"], self.buckets, "receipts"),
+                | "SelectReceipts" >> beam.Map(_receipts).with_output_types(pa.Table)
+                | "KeyReceipts" >> beam.FlatMap(split_by_bucket, ["reference"], self.buckets, "receipts").with_output_types(Bucketed),
             )
             | "FlattenShipmentKeys" >> beam.Flatten()
             | "GroupShipments" >> beam.GroupByKey()
-            | "FindOpen" >> beam.ParDo(OpenInTransitFn(self.cutoff))
+            | "FindOpen" >> beam.ParDo(OpenInTransitFn(self.cutoff)).with_output_types(pa.Table)
         )
 
 
@@ -519,13 +519,13 @@ class ReconcileBySkuLocation(beam.PTransform):
         B = self.buckets
         p = inputs["positions"].pipeline
         coverage = inputs["positions"] | "SystemLocations" >> beam.Map(_coverage) | "UnionCoverage" >> beam.CombineGlobally(_UnionFn())
-        items = p | "ItemsUri" >> beam.Create([self.items_uri]) | "LoadItems" >> beam.Map(_load_items)
-        loc_types = p | "LocationsUri" >> beam.Create([self.locations_uri]) | "LoadLocationTypes" >> beam.Map(_location_types)
+        items = p | "ItemsUri" >> beam.Create([self.items_uri]) | "LoadItems" >> beam.Map(_load_items).with_output_types(pa.Table)
+        loc_types = p | "LocationsUri" >> beam.Create([self.locations_uri]) | "LoadLocationTypes" >> beam.Map(_location_types).with_output_types(pa.Table)
         keyed = (
-            inputs["positions"] | "KeyPositions" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "positions"),
-            inputs["availability"] | "KeyAvailability" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "availability"),
-            inputs["movements"] | "KeyMovements" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "movements"),
-            inputs["open_in_transit"] | "KeyInTransitEnds" >> beam.FlatMap(_both_ends, B),
+            inputs["positions"] | "KeyPositions" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "positions").with_output_types(Bucketed),
+            inputs["availability"] | "KeyAvailability" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "availability").with_output_types(Bucketed),
+            inputs["movements"] | "KeyMovements" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "movements").with_output_types(Bucketed),
+            inputs["open_in_transit"] | "KeyInTransitEnds" >> beam.FlatMap(_both_ends, B).with_output_types(Bucketed),
         )
         return (
             keyed
@@ -536,5 +536,5 @@ class ReconcileBySkuLocation(beam.PTransform):
                 items=beam.pvalue.AsSingleton(items),
                 location_types=beam.pvalue.AsSingleton(loc_types),
                 coverage=beam.pvalue.AsSingleton(coverage),
-            ).with_outputs("discrepancies", main="snapshot")
+            ).with_output_types(pa.Table, discrepancies=pa.Table).with_outputs("discrepancies", main="snapshot")
         )

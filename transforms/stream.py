@@ -38,13 +38,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import pickle
 import re
 import time
 import uuid
 import zlib
 import zoneinfo
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import apache_beam as beam
 import fsspec
@@ -62,6 +63,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming, WindowedValue
 
 from schemas import ALERTS, MOVEMENT, POSITION, QUARANTINE
+from transforms.coders import TableCoder, ipc_bytes, read_ipc
 from transforms.canonical import load_crosswalks, load_items, parse_timestamps
 from transforms.reconcile import Tolerance, _tolerance_exprs
 from transforms.sources import (
@@ -312,6 +314,28 @@ class RawChunk(NamedTuple):
     locators: list[str] | None = None
     replay_watermarks: list[int | None] | np.ndarray | None = None  # µs; _NO_TIME or None: no clock
     arrival_base: int = 0
+
+
+class RawChunkCoder(beam.coders.Coder):
+    """Coder of RawChunk: pickled (it rarely crosses a boundary), weighed by its text, not encoded."""
+
+    def encode(self, value: RawChunk) -> bytes:
+        return pickle.dumps(tuple(value), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes) -> RawChunk:
+        return RawChunk(*pickle.loads(encoded))
+
+    def estimate_size(self, value: RawChunk) -> int:
+        return sum(map(len, value.texts)) + 16 * len(value.texts)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self):
+        return RawChunk
+
+
+beam.coders.registry.register_coder(RawChunk, RawChunkCoder)
 
 
 _PUBLISHED = re.compile(r'"published_at"\s*:\s*"([^"]+)"')
@@ -918,16 +942,14 @@ class CanonicalizeEvents(beam.PTransform):
     def expand(self, raw):
         canon = (
             raw
-            | "BatchPayloads" >> beam.ParDo(_BatchPayloadsFn())
+            | "BatchPayloads" >> beam.ParDo(_BatchPayloadsFn()).with_output_types(RawChunk)
             | "CanonicalizeChunks" >> beam.ParDo(_CanonicalizeFn(self.params, self.spec, self.sku_crosswalk, self.location_crosswalk))
+            .with_output_types(pa.Table, **{QUARANTINE_TAG: pa.Table, AVAILABILITY_TAG: pa.Table})
             .with_outputs(QUARANTINE_TAG, AVAILABILITY_TAG, main=MOVEMENTS_TAG)
         )
         return {MOVEMENTS_TAG: canon[MOVEMENTS_TAG], AVAILABILITY_TAG: canon[AVAILABILITY_TAG], QUARANTINE_TAG: canon[QUARANTINE_TAG]}
 
 
-# Arrow IPC options of the tables that cross a shuffle: JSON text and repeated ids compress ~10x,
-# and a runner's shuffle copies every byte several times.
-_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 # Bytes before an ArrowBatch's IPC stream (tag length, tag, padding): 8 keeps Arrow's buffers aligned.
 _HEADER = 8
 
@@ -950,28 +972,17 @@ class ArrowBatch:
     @property
     def table(self) -> pa.Table:
         if self._table is None:
-            self._table = _read_ipc(pa.py_buffer(self._wire)[_HEADER:])
+            self._table = read_ipc(pa.py_buffer(self._wire)[_HEADER:])
         return self._table
 
     def wire(self) -> bytes:
         if self._wire is None:
             tag = self.tag.encode()
-            self._wire = bytes([len(tag)]) + tag.ljust(_HEADER - 1, b"\0") + _ipc_bytes(self._table)
+            self._wire = bytes([len(tag)]) + tag.ljust(_HEADER - 1, b"\0") + ipc_bytes(self._table)
         return self._wire
 
     def __reduce__(self):
         return _arrow_batch_from_wire, (self.wire(),)
-
-
-def _ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _read_ipc(buffer) -> pa.Table:
-    return pa.ipc.open_stream(buffer).read_all()
 
 
 def _arrow_batch_from_wire(wire: bytes) -> ArrowBatch:
@@ -996,32 +1007,6 @@ class ArrowBatchCoder(beam.coders.Coder):
 
 
 beam.coders.registry.register_coder(ArrowBatch, ArrowBatchCoder)
-
-
-class ArrowStateCoder(beam.coders.Coder):
-    """State coder of a pa.Table or a tuple of polars frames: Arrow IPC streams, not pickle.
-
-    A bucket's state is one big table or two; pickling polars frames costs ~10x more.
-    """
-
-    def encode(self, value) -> bytes:
-        kind, tables = (b"T", [value]) if isinstance(value, pa.Table) else (b"F", [f.to_arrow() for f in value])
-        parts = [_ipc_bytes(t) for t in tables]
-        parts = [p + b"\0" * (-len(p) % 8) for p in parts]
-        header = kind + bytes([len(parts)]) + b"\0" * 6 + b"".join(len(p).to_bytes(8, "little") for p in parts)
-        return header + b"".join(parts)
-
-    def decode(self, encoded: bytes):
-        n = encoded[1]
-        sizes = [int.from_bytes(encoded[8 + 8 * i:16 + 8 * i], "little") for i in range(n)]
-        buf, at, tables = pa.py_buffer(encoded), 8 + 8 * n, []
-        for size in sizes:
-            tables.append(_read_ipc(buf[at:at + size]))
-            at += size
-        return tables[0] if encoded[:1] == b"T" else tuple(pl.from_arrow(t) for t in tables)
-
-    def is_deterministic(self) -> bool:
-        return True
 
 
 def _frame(value) -> pl.DataFrame:
@@ -1083,7 +1068,7 @@ class _DedupFn(beam.DoFn):
     as duplicate_event, so d1 counts once.
     """
 
-    SEEN = ReadModifyWriteStateSpec("seen", ArrowStateCoder())
+    SEEN = ReadModifyWriteStateSpec("seen", TableCoder())
     EXPIRE = TimerSpec("expire", beam.TimeDomain.WATERMARK)
 
     def __init__(self, params: StreamParams, *, bounded: bool = False):
@@ -1151,8 +1136,8 @@ class DedupEvents(beam.PTransform):
             | "KeyByIdBucket" >> beam.FlatMap(_split_by_id_bucket, buckets=self.params.gate_shards).with_output_types(tuple[int, ArrowBatch])
         )
         if self.bounded:
-            keyed = keyed | "GroupIdBuckets" >> beam.GroupByKey() | "MergeIdBatches" >> beam.Map(_merge_in_arrival_order).with_output_types(tuple[int, Any])
-        return keyed | "DropRepeats" >> beam.ParDo(_DedupFn(self.params, bounded=self.bounded)).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
+            keyed = keyed | "GroupIdBuckets" >> beam.GroupByKey() | "MergeIdBatches" >> beam.Map(_merge_in_arrival_order).with_output_types(tuple[int, pl.DataFrame])
+        return keyed | "DropRepeats" >> beam.ParDo(_DedupFn(self.params, bounded=self.bounded)).with_output_types(pl.DataFrame, **{QUARANTINE_TAG: pa.Table}).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
 
 
 # --- Beam: lateness gate -----------------------------------------------------------------------
@@ -1235,7 +1220,7 @@ class GateLateEvents(beam.PTransform):
         if self.bounded:
             # A bounded replay's watermark is -inf until the end: only the replay clock can
             # make an event late, and nothing needs grouping for that.
-            gated = movements | "ClassifyLateness" >> beam.ParDo(_ClassifyLatenessFn(p)).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
+            gated = movements | "ClassifyLateness" >> beam.ParDo(_ClassifyLatenessFn(p)).with_output_types(pa.Table, **{QUARANTINE_TAG: pa.Table}).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
             return {MOVEMENTS_TAG: gated[MOVEMENTS_TAG], QUARANTINE_TAG: gated[QUARANTINE_TAG]}
         gated = (
             movements
@@ -1247,7 +1232,7 @@ class GateLateEvents(beam.PTransform):
                 allowed_lateness=Duration(seconds=p.ttl_seconds),
             )
             | "GroupByExpiry" >> beam.GroupByKey()
-            | "ClassifyLateness" >> beam.ParDo(_ClassifyLatenessFn(p)).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
+            | "ClassifyLateness" >> beam.ParDo(_ClassifyLatenessFn(p)).with_output_types(pa.Table, **{QUARANTINE_TAG: pa.Table}).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
         )
         admitted = gated[MOVEMENTS_TAG] | "RewindowAdmitted" >> beam.WindowInto(GlobalWindows())
         late = gated[QUARANTINE_TAG] | "RewindowLate" >> beam.WindowInto(GlobalWindows())
@@ -1290,7 +1275,7 @@ class _RunningPositionFn(beam.DoFn):
     alerts; a timer per bucket folds movements older than twice the lateness horizon.
     """
 
-    POSITIONS = ReadModifyWriteStateSpec("positions", ArrowStateCoder())
+    POSITIONS = ReadModifyWriteStateSpec("positions", TableCoder())
     COMPACT = TimerSpec("compact", beam.TimeDomain.WATERMARK)
     COMPACT_AT = ReadModifyWriteStateSpec("compact_at", PickleCoder())
 
@@ -1412,6 +1397,10 @@ class _RunningPositionFn(beam.DoFn):
         return out
 
 
+# A bounded replay's merged position inputs of one bucket: (movements, figures), either may be None.
+_BothSides = tuple[Optional[pl.DataFrame], Optional[pl.DataFrame]]
+
+
 def _merge_position_inputs(element: tuple[int, Iterable[ArrowBatch]]) -> tuple[int, tuple]:
     """A bounded replay's movement and figure batches of one bucket: two frames (or None) in arrival order."""
     key, batches = element
@@ -1447,11 +1436,11 @@ class RunningPosition(beam.PTransform):
             | "KeyFigures" >> beam.FlatMap(_split_by_key_bucket, buckets=n, tag="f").with_output_types(tuple[int, ArrowBatch]),
         ) | "FlattenPositionInputs" >> beam.Flatten().with_output_types(tuple[int, ArrowBatch])
         if self.bounded:
-            keyed = keyed | "GroupPositionBuckets" >> beam.GroupByKey() | "MergePositionBatches" >> beam.Map(_merge_position_inputs).with_output_types(tuple[int, Any])
+            keyed = keyed | "GroupPositionBuckets" >> beam.GroupByKey() | "MergePositionBatches" >> beam.Map(_merge_position_inputs).with_output_types(tuple[int, _BothSides])
         out = keyed | "ApplyMovements" >> beam.ParDo(
             _RunningPositionFn(self.params, self.items, self.location_crosswalk, self.sku_crosswalk, bounded=self.bounded),
             beam.pvalue.AsDict(inputs["seeds"]),
-        ).with_outputs(ALERTS_TAG, main=UPDATES_TAG)
+        ).with_output_types(pa.Table, **{ALERTS_TAG: pa.Table}).with_outputs(ALERTS_TAG, main=UPDATES_TAG)
         return {UPDATES_TAG: out[UPDATES_TAG], ALERTS_TAG: out[ALERTS_TAG]}
 
 
@@ -1581,7 +1570,7 @@ class WindowPositionChanges(beam.PTransform):
         return (
             windowed
             | "SumChanges" >> beam.CombinePerKey(_ChangesFn())
-            | "FormatChanges" >> beam.ParDo(_FormatChangesFn(p.run_id))
+            | "FormatChanges" >> beam.ParDo(_FormatChangesFn(p.run_id)).with_output_types(pa.Table)
         )
 
 

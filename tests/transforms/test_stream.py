@@ -340,7 +340,8 @@ def test_shuffled_batches_and_state_round_trip_through_their_coders():
     """ArrowBatch crosses a shuffle as Arrow IPC (re-encoded as the same bytes); state as Arrow too."""
     import polars as pl
 
-    from transforms.stream import BOOKS_SCHEMA, PENDING_SCHEMA, ArrowBatch, ArrowBatchCoder, ArrowStateCoder
+    from transforms.coders import TableCoder
+    from transforms.stream import BOOKS_SCHEMA, PENDING_SCHEMA, ArrowBatch, ArrowBatchCoder
 
     table = pa.table({"event_id": ["a", "b", None], "_raw": ['{"x": 1}', "é", ""], "_ts": [1, 2, 3]})
     coder = ArrowBatchCoder()
@@ -348,7 +349,7 @@ def test_shuffled_batches_and_state_round_trip_through_their_coders():
     batch = coder.decode(wire)
     assert coder.encode(batch) == wire  # regrouping moves the bytes, no decode
     assert batch.tag == "f" and batch.table.equals(table)
-    state = ArrowStateCoder()
+    state = TableCoder()
     assert state.decode(state.encode(table)).equals(table)
     books = pl.DataFrame(schema=BOOKS_SCHEMA)
     pending = pl.DataFrame({"sku": ["s"], "location": ["l"], "ts": [5], "qty": [-2]}, schema=PENDING_SCHEMA)
