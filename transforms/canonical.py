@@ -336,7 +336,28 @@ def parse_timestamps(col: pl.Expr, *, timezone: str, dtype: pl.DataType | None =
         return col.dt.cast_time_unit("us").dt.convert_time_zone("UTC")
     if isinstance(dtype, pl.Date):
         return col.cast(pl.Datetime("us")).dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
-    s = col.cast(pl.String).str.strip_chars()
+    return col.map_batches(lambda values: _parse_timestamp_series(values, timezone), return_dtype=_UTC_US, is_elementwise=True)
+
+
+_UTC_US = pl.Datetime("us", "UTC")
+
+
+def _parse_timestamp_series(values: pl.Series, timezone: str) -> pl.Series:
+    """`parse_timestamps` of a column: the common shape in one pass, the rest format by format.
+
+    Most values look like `2026-11-30T10:05:00+00:00` (what isoformat writes); only those that
+    shape leaves null go through the other formats, each of which costs a full pass.
+    """
+    s = values.cast(pl.String).str.strip_chars()
+    out = s.str.to_datetime(_OFFSET_FORMATS[0], strict=False, time_unit="us", time_zone="UTC")
+    rest = out.is_null() & s.is_not_null()
+    if not rest.any():
+        return out
+    slow = pl.DataFrame({"s": s.filter(rest)}).select(_parse_any_format(pl.col("s"), timezone))
+    return out.scatter(rest.arg_true(), slow.to_series())
+
+
+def _parse_any_format(s: pl.Expr, timezone: str) -> pl.Expr:
     has_offset = s.str.contains(_OFFSET_RE).fill_null(False)
     with_offset = s.str.replace(r"Z$", "+00:00")
     aware = pl.coalesce(

@@ -122,3 +122,13 @@ def test_items_master_duplicate_sku_names_lines(tmp_path):
     (tmp_path / "items.csv").write_text("sku,unit_cost\nA,abc\n")
     with pytest.raises(CrosswalkError, match="line 2: field unit_cost"):
         load_items(str(tmp_path / "items.csv"))
+
+
+def test_timestamps_of_every_shape_in_one_column_keep_their_rows():
+    """The common shape parses in one pass, the rest format by format: each value stays in its row."""
+    values = ["2026-11-30T20:00:00+00:00", None, "2026-11-30T14:00:00-06:00", "2026-11-30 20:00", "x", "2026-11-30T20:00:00.5Z",
+              " 2026-11-30T21:00:00+01:00 ", "2026-11-30"]
+    df = pl.DataFrame({"t": values}, schema={"t": pl.String})
+    got = df.select(parse_timestamps(pl.col("t"), timezone="UTC").dt.epoch("ms").alias("u"))["u"].to_list()
+    at8 = 1_796_068_800_000  # 2026-11-30T20:00:00Z
+    assert got == [at8, None, at8, at8, None, at8 + 500, at8, at8 - 20 * 3_600_000]
