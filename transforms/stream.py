@@ -71,7 +71,7 @@ from transforms.sources import (
     SourceSpec,
     canonical_events_frame,
     decode_event_chunk,
-    iter_event_lines,
+    iter_line_chunks,
     parse_event,
     split_missing_fields,
 )
@@ -305,12 +305,13 @@ class RawChunk(NamedTuple):
     A replayed file is read in chunks of `EVENT_CHUNK` lines (`read_event_chunks`); live messages
     are gathered per bundle (`BatchPayloads`). `numbers` are line numbers (or message positions);
     `locators` default to `line <number>`; `replay_watermarks` are the bus clock of each line in a
-    replay (None live); a payload's arrival ordinal is `arrival_base + number`.
+    replay (None live); a payload's arrival ordinal is `arrival_base + number`. A replay's texts
+    and numbers are polars Series (cut by `iter_line_chunks`), a bundle's are lists.
     """
 
-    texts: list[str]
+    texts: list[str] | pl.Series
     file: str | None
-    numbers: list[int]
+    numbers: list[int] | pl.Series
     locators: list[str] | None = None
     replay_watermarks: list[int | None] | np.ndarray | None = None  # µs; _NO_TIME or None: no clock
     arrival_base: int = 0
@@ -326,7 +327,9 @@ class RawChunkCoder(beam.coders.Coder):
         return RawChunk(*pickle.loads(encoded))
 
     def estimate_size(self, value: RawChunk) -> int:
-        return sum(map(len, value.texts)) + 16 * len(value.texts)
+        texts = value.texts
+        size = int(texts.str.len_bytes().sum()) if isinstance(texts, pl.Series) else sum(map(len, texts))
+        return size + 16 * len(texts)
 
     def is_deterministic(self) -> bool:
         return False
@@ -339,34 +342,52 @@ beam.coders.registry.register_coder(RawChunk, RawChunkCoder)
 
 
 _PUBLISHED = re.compile(r'"published_at"\s*:\s*"([^"]+)"')
+_OCCURRED = re.compile(r'"occurred_at"\s*:\s*"([^"]+)"')
 # The bus's own timestamp shape, parsed in one pass; anything else takes parse_timestamps.
 _ISO_OFFSET = "%Y-%m-%dT%H:%M:%S%.f%:z"
-_OCCURRED = re.compile(r'"occurred_at"\s*:\s*"([^"]+)"')
 
 
-def _bus_clock(texts: list[str], *, timezone: str, carry: int | None) -> np.ndarray:
+def _field_text(frame: pl.DataFrame, name: str, pattern: re.Pattern, *, rows: pl.Expr | None = None) -> pl.Series:
+    """The string value of field `name` in each line of `frame["s"]` (null: none), on `rows` only.
+
+    The shape json.dumps writes (`"name": "`) is found literally, a cheap scan; the lines where
+    it is not are searched with `pattern`, which allows any whitespace.
+    """
+    s = pl.col("s") if rows is None else pl.when(rows).then(pl.col("s"))
+    key = f'"{name}": "'
+    tail = s.str.slice(s.str.find(key, literal=True) + len(key))
+    fast = frame.select(tail.str.head(tail.str.find('"', literal=True)).alias("v"))["v"]
+    fast = pl.select(pl.when(fast != "").then(fast)).to_series()
+    missing = fast.is_null()
+    if rows is not None:
+        missing = missing & frame.select(rows.fill_null(False)).to_series()
+    if not missing.any():
+        return fast
+    slow = frame.select(pl.when(missing).then(pl.col("s")).str.extract(pattern.pattern, 1)).to_series()
+    return fast.fill_null(slow)
+
+
+def _bus_clock(texts: list[str] | pl.Series, *, timezone: str, carry: int | None) -> np.ndarray:
     """Running max (µs) of `published_at` (else `occurred_at`) over the lines, after `carry`.
 
     `_NO_TIME` stands for "no clock yet".
 
-    Columnar: the regexes and polars' timestamp parser do all lines at once; a value that parser
-    leaves null is parsed line by line (`event_time_micros`), so the clock is what the per-line
-    reader computes.
+    Columnar: `_field_text` and polars' timestamp parser do all lines at once; a value that
+    parser leaves null is parsed line by line (`event_time_micros`), so the clock is what the
+    per-line reader computes.
     """
-    s = pl.col("s")
-    frame = pl.DataFrame({"s": pl.Series(texts, dtype=pl.String)}).select(s.str.extract(_PUBLISHED.pattern, 1).alias("v"), s)
-    if frame["v"].null_count():  # occurred_at only where there is no published_at
-        frame = frame.with_columns(pl.coalesce("v", pl.when(pl.col("v").is_null()).then(s).str.extract(_OCCURRED.pattern, 1)).alias("v"))
-    frame = (
-        frame.select("v")
-        .with_columns(pl.col("v").str.to_datetime(_ISO_OFFSET, strict=False, time_unit="us", time_zone="UTC").dt.epoch("us").alias("t"))
-    )
-    if frame.filter(pl.col("t").is_null() & pl.col("v").is_not_null()).height:
-        frame = frame.with_columns(pl.coalesce("t", parse_timestamps(pl.col("v"), timezone=timezone).dt.epoch("us")).alias("t"))
-    t = frame["t"].to_numpy().copy() if frame["t"].null_count() == 0 else None
-    if t is None:
-        vals, parsed = frame["v"].to_list(), frame["t"].to_list()
-        t = np.array([p if p is not None else (event_time_micros(v, timezone=timezone) if v is not None else None) for v, p in zip(vals, parsed)], dtype=object)
+    frame = pl.DataFrame({"s": pl.Series(texts, dtype=pl.String)})
+    v = _field_text(frame, "published_at", _PUBLISHED)
+    if v.null_count():  # occurred_at only where there is no published_at
+        v = v.fill_null(_field_text(frame, "occurred_at", _OCCURRED, rows=pl.lit(v.is_null())))
+    t = v.str.to_datetime(_ISO_OFFSET, strict=False, time_unit="us", time_zone="UTC").dt.epoch("us")
+    if (t.is_null() & v.is_not_null()).any():
+        t = t.fill_null(pl.select(parse_timestamps(pl.lit(v), timezone=timezone).dt.epoch("us")).to_series())
+    if t.null_count() == 0:
+        t = t.to_numpy().copy()
+    else:
+        vals, parsed = v.to_list(), t.to_list()
+        t = np.array([p if p is not None else (event_time_micros(x, timezone=timezone) if x is not None else None) for x, p in zip(vals, parsed)], dtype=object)
         t = np.array([_NO_TIME if x is None else x for x in t], dtype=np.int64)
     return np.maximum.accumulate(np.concatenate([[_NO_TIME if carry is None else carry], t]))[1:]
 
@@ -380,30 +401,17 @@ def read_event_chunks(uri: str, *, timezone: str, file_index: int = 0, chunk: in
     """
     clock: int | None = None
     base = (file_index + 1) << 40
-
-    def wms(texts: list[str]) -> np.ndarray:
-        nonlocal clock
-        out = _bus_clock(texts, timezone=timezone, carry=clock)
-        clock = int(out[-1])
-        return out
-
-    texts: list[str] = []
-    numbers: list[int] = []
     with fsspec.open(uri, "rb") as f:
-        for n, text in iter_event_lines(f):
-            texts.append(text)
-            numbers.append(n)
-            if len(texts) >= chunk:
-                yield RawChunk(texts, uri, numbers, None, wms(texts), base)
-                texts, numbers = [], []
-    if texts:
-        yield RawChunk(texts, uri, numbers, None, wms(texts), base)
+        for numbers, texts in iter_line_chunks(f, chunk=chunk):
+            wms = _bus_clock(texts, timezone=timezone, carry=clock)
+            clock = int(wms[-1])
+            yield RawChunk(texts, uri, numbers, None, wms, base)
 
 
 def read_event_lines(uri: str, *, timezone: str) -> Iterator[RawEvent]:
     """Yield the non-blank lines of one JSON Lines file as RawEvents with a replay watermark."""
     for c in read_event_chunks(uri, timezone=timezone):
-        for text, n, wm in zip(c.texts, c.numbers, _clock_list(c.replay_watermarks, len(c.texts))):
+        for text, n, wm in zip(c.texts.to_list(), c.numbers.to_list(), _clock_list(c.replay_watermarks, len(c.texts))):
             yield RawEvent(text, uri, f"line {n}", wm)
 
 
@@ -458,6 +466,15 @@ _PARSED_COLUMNS = ("event_id", "event_type", "occurred_at", "system", "location"
                    "reference", "counterparty_location", "_locator", "_raw")
 
 
+def _chunk_series(chunk: RawChunk) -> tuple[pl.Series, pl.Series]:
+    """(texts, numbers) of a chunk as polars Series, whether it holds Series or lists."""
+    texts, numbers = chunk.texts, chunk.numbers
+    return (
+        texts if isinstance(texts, pl.Series) else pl.Series("t", texts, dtype=pl.String),
+        numbers if isinstance(numbers, pl.Series) else pl.Series("n", numbers, dtype=pl.Int64),
+    )
+
+
 def decode_chunk(chunk: RawChunk) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Decode a chunk of payloads: (parsed events with `_seq`, rejected `(_seq, code, reason)`).
 
@@ -466,18 +483,19 @@ def decode_chunk(chunk: RawChunk) -> tuple[pl.DataFrame, pl.DataFrame]:
     those (and lines that do not look like an object) go through `parse_event` one by one, so a
     1% share of broken lines costs a few small decodes, not the whole chunk's speed.
     """
-    texts = chunk.texts
-    locators = chunk.locators or [f"line {n}" for n in chunk.numbers]
-    s = pl.Series(texts, dtype=pl.String)
-    looks = (s.str.starts_with("{") & s.str.ends_with("}")).to_list()
+    texts, numbers = _chunk_series(chunk)
+    looks = texts.str.starts_with("{") & texts.str.ends_with("}")
     frames: list[pl.DataFrame] = []
     rows: list[dict] = []
     rejects: list[tuple[int, str, str]] = []
     where = f"{chunk.file}: " if chunk.file else ""
 
+    def locator(i: int) -> str:
+        return chunk.locators[i] if chunk.locators else f"line {numbers[i]}"
+
     def one_by_one(idx: list[int]) -> None:
         for i in idx:
-            fields, err = parse_event(texts[i], locator=locators[i])
+            fields, err = parse_event(texts[i], locator=locator(i))
             if err is not None:
                 rejects.append((i, err[0], where + err[1]))
             else:
@@ -488,7 +506,7 @@ def decode_chunk(chunk: RawChunk) -> tuple[pl.DataFrame, pl.DataFrame]:
         if len(idx) <= _FALLBACK_LINES:
             one_by_one(idx)
             return
-        df = decode_event_chunk([texts[i] for i in idx], idx)
+        df = decode_event_chunk(texts.gather(idx), idx)
         if df is None:
             mid = len(idx) // 2
             decode(idx[:mid])
@@ -496,9 +514,9 @@ def decode_chunk(chunk: RawChunk) -> tuple[pl.DataFrame, pl.DataFrame]:
         else:
             frames.append(df)
 
-    simple = [i for i, ok in enumerate(looks) if ok]
+    simple = looks.arg_true().to_list()
     if len(simple) < len(texts):
-        one_by_one([i for i, ok in enumerate(looks) if not ok])
+        one_by_one((~looks).arg_true().to_list())
     if simple:
         decode(simple)
     parts = []
@@ -506,7 +524,7 @@ def decode_chunk(chunk: RawChunk) -> tuple[pl.DataFrame, pl.DataFrame]:
         ok, missing = split_missing_fields(pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0])
         parts.append(ok)
         rejects.extend(
-            (i, "missing_field", where + locators[i] + reason)
+            (i, "missing_field", where + locator(i) + reason)
             for i, reason in missing.select("_n", pl.col("_reason").str.replace(r"^line \d+", "")).iter_rows()
         )
     if rows:
@@ -531,16 +549,17 @@ def canonicalize_chunk(chunk: RawChunk, *, spec: SourceSpec, crosswalks, run_id:
     batch's own `canonical_events_frame`, so ids, locations, units, signs and codes mean exactly
     what they mean in the nightly batch.
     """
-    n = len(chunk.texts)
+    texts, numbers = _chunk_series(chunk)
+    n = len(texts)
     info = pl.DataFrame(
         {
             "_seq": pl.Series(range(n), dtype=pl.Int64),
-            "_loc": pl.Series(chunk.locators or [f"line {x}" for x in chunk.numbers], dtype=pl.String),
-            RAW: pl.Series(chunk.texts, dtype=pl.String),
+            "_n": numbers,
+            RAW: texts,
             WM: _clock_series(chunk.replay_watermarks, n),
-            ARRIVAL: pl.Series(chunk.numbers, dtype=pl.Int64) + chunk.arrival_base,
+            ARRIVAL: numbers + chunk.arrival_base,
         }
-    )
+    ).with_columns((pl.Series(chunk.locators, dtype=pl.String) if chunk.locators else pl.format("line {}", "_n")).alias("_loc"))
     parsed, rejected = decode_chunk(chunk)
     uri = chunk.file or ""
     # The canonical kernel reports rows by `_locator`: a unique one (the position in the chunk)

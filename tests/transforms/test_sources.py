@@ -48,3 +48,35 @@ def test_one_malformed_line_costs_only_its_chunk(tmp_path, crosswalks, monkeypat
     mv, q, read = _collect(list(read_events(str(path), SPEC, crosswalks)))
     assert read == 31 and q.select("locator", "reason_code").rows() == [("line 16", "malformed_event")]
     assert mv.height + q.height == read  # conserved: every line is a movement or a quarantine row
+
+
+def _lines_one_by_one(data: bytes) -> list[tuple[int, str]]:
+    """The reference: Python's own line iteration, decoded and stripped line by line."""
+    import io
+
+    out = []
+    for n, line in enumerate(io.BytesIO(data), start=1):
+        text = line.decode("utf-8", errors="replace").strip()
+        if n == 1:
+            text = text.lstrip("\ufeff")
+        if text:
+            out.append((n, text))
+    return out
+
+
+def test_line_chunks_are_the_lines_python_reads_whatever_the_blocks():
+    """BOMs, CRLF, blank and whitespace-only lines, broken UTF-8, no final newline, any block size."""
+    import io
+    import random
+
+    rng = random.Random(3)
+    pieces = [b'{"a": 1}', b"", b"  ", b"\r", b"\x1c", b"\xff\xfe bad", b"\xc3", b"\xc3\xa9t\xc3\xa9", b"\xef\xbb\xbf{x}", b"\t{y}\t",
+              "\u2028z\u3000".encode()]
+    for _ in range(150):
+        data = b"\n".join(rng.choice(pieces) for _ in range(rng.randint(0, 25))) + rng.choice([b"", b"\n"])
+        data = rng.choice([b"", b"\xef\xbb\xbf"]) + data
+        want = _lines_one_by_one(data)
+        for chunk, block in ((1, 1), (3, 7), (100, 2), (100, 1 << 20)):
+            got = list(sources.iter_line_chunks(io.BytesIO(data), chunk=chunk, block_bytes=block))
+            assert [(n, t) for ns, ts in got for n, t in zip(ns.to_list(), ts.to_list())] == want
+            assert all(len(ns) == chunk for ns, _ in got[:-1]) and all(0 < len(ns) <= chunk for ns, _ in got)

@@ -387,3 +387,24 @@ def test_bounded_replay_equals_the_streaming_graph(tmp_path):
     assert sorted(m["event_id"] for m in _SINKS["bounded_movements"]) == sorted(m["event_id"] for m in out["movements"]) == ["r1", "r2", "r3"]
     codes = sorted(q["reason_code"] for q in _SINKS["bounded_quarantine"])
     assert codes == sorted(q["reason_code"] for q in out["quarantine"]) == ["duplicate_event", "malformed_event"]
+
+
+def test_bus_clock_equals_a_line_by_line_reading():
+    """The columnar clock (literal scan, regex fallback, any timestamp shape) is the per-line one."""
+    import re
+
+    from transforms.stream import _NO_TIME, _bus_clock, event_time_micros
+
+    published, occurred = re.compile(r'"published_at"\s*:\s*"([^"]+)"'), re.compile(r'"occurred_at"\s*:\s*"([^"]+)"')
+    lines = ['{"published_at": "2026-11-30T10:00:00+00:00", "occurred_at": "2026-11-30T09:00:00+00:00"}',
+             '{"published_at" : "2026-11-30T10:05:00Z"}', '{"occurred_at": "2026-11-30T11:00:00"}', '{"published_at": ""}', "garbage",
+             '{"occurred_at":"2026-11-30 12:00"}', '{"published_at": "2026-11-30T09:00:00+00:00"}',
+             '{"published_at": "nonsense", "occurred_at": "2026-11-30T13:00:00+00:00"}']
+    want, clock = [], _NO_TIME
+    for text in lines:
+        m = published.search(text) or occurred.search(text)
+        t = event_time_micros(m.group(1), timezone="America/Chicago") if m else None
+        clock = clock if t is None else max(clock, t)
+        want.append(clock)
+    assert _bus_clock(lines, timezone="America/Chicago", carry=None).tolist() == want
+    assert _bus_clock(lines[2:], timezone="America/Chicago", carry=want[1]).tolist() == want[2:]
