@@ -467,6 +467,17 @@ def iter_event_lines(f) -> Iterator[tuple[int, str]]:
         yield from zip(numbers.to_list(), texts.to_list())
 
 
+def _joined_lines(texts: pl.Series) -> memoryview:
+    """The texts as one newline-separated UTF-8 buffer, read out of Arrow (no Python string)."""
+    arr = (texts + "\n").to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
+    return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
+
+
 def decode_event_chunk(texts: list[str] | pl.Series, numbers: list[int] | pl.Series) -> pl.DataFrame | None:
     """Decode a chunk of event lines at once; None when any line is not an event object.
 
@@ -476,8 +487,7 @@ def decode_event_chunk(texts: list[str] | pl.Series, numbers: list[int] | pl.Ser
     """
     texts = texts if isinstance(texts, pl.Series) else pl.Series(texts, dtype=pl.String)
     try:
-        payload = texts.str.join("\n").item().encode("utf-8", errors="replace")
-        decoded = pl.read_ndjson(io.BytesIO(payload), schema=_EVENT_SCHEMA)
+        decoded = pl.read_ndjson(io.BytesIO(_joined_lines(texts)), schema=_EVENT_SCHEMA)
     except pl.exceptions.PolarsError:
         return None
     if decoded.height != len(texts):
