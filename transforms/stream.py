@@ -7,7 +7,7 @@ stable hash bucket of events at once instead of one event at a time:
 
     RawEvent (a message) ─BatchPayloads─▶ RawChunk ◀─ read_event_chunks (a replayed file)
       ──CanonicalizeChunks (decode_event_chunk + canonical_events_frame, the batch's kernels)──▶
-      ──DedupEvents (bucket of event_id: seen ids + expiry in state, one timer per bucket)──▶
+      ──DedupEvents (live: state + timer per event_id; replay: each bucket of event_id whole)──▶
       ──GateLateEvents (per position bucket and window: beyond allowed lateness ─▶ `late_event`)──▶
       ──RunningPosition (bucket of sku/location: positions in state, seeded from the warehouse)──▶
       ──WindowPositionChanges (fixed windows, early + late panes, per bucket)──▶ position changes
@@ -54,7 +54,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
@@ -1074,89 +1074,154 @@ def _in_arrival_order(frames: list[pl.DataFrame]) -> pl.DataFrame:
 # --- Beam: de-duplication -------------------------------------------------------------------
 
 
-class _DedupFn(beam.DoFn):
-    """Pass the first movement of each event_id of a bucket; repeats go to quarantine.
+def _drop_repeats(df: pl.DataFrame, params: StreamParams) -> tuple[pl.DataFrame, pa.Table | None]:
+    """(first occurrence of each event_id, in order; quarantine rows of the repeats or None)."""
+    first = pl.col("event_id").is_first_distinct()
+    kept, repeats = df.filter(first), df.filter(~first)
+    return kept, (_duplicates_quarantine(repeats, params) if repeats.height else None)
 
-    State holds the bucket's seen event_ids with their expiry (occurred_at + TTL), read and
-    written once per batch. One event-time timer per bucket forgets them: it is set at the first
-    window boundary after the earliest expiry (so a bucket's timer fires at most once a window),
-    and drops every id whose expiry the watermark has passed.
+
+def _duplicates_quarantine(repeats: pl.DataFrame, params: StreamParams) -> pa.Table:
+    return _quarantine_frame(
+        repeats, code="duplicate_event", run_id=params.run_id, source=params.source, when=pl.col(TS),
+        reason=pl.format("{}: {}: event_id {} was already applied; counted once", pl.col("file"), pl.col("locator"), pl.col("event_id")),
+    ).to_arrow()
+
+
+class _DropRepeatsFn(beam.DoFn):
+    """A bounded replay's de-dup: a bucket of event_id arrives whole, in arrival order, once."""
+
+    def __init__(self, params: StreamParams):
+        self.params = params
+        self.kept = Metrics.counter(self.__class__, "events_kept")
+        self.dups = Metrics.counter(self.__class__, "duplicates_quarantined")
+
+    def process(self, element: tuple[int, pl.DataFrame]) -> Iterator[Any]:
+        kept, repeats = _drop_repeats(element[1], self.params)
+        self.kept.inc(kept.height)
+        if kept.height:  # a frame: the gate, fused with this step, reads it as it is
+            yield kept
+        if repeats is not None:
+            self.dups.inc(repeats.num_rows)
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, repeats)
+
+
+# A movement row between the live de-dup steps: the batch's columns, occurred_at as epoch µs.
+_ROW_COLUMNS = (*MOVEMENT.names, *EXTRA_COLUMNS)
+
+
+def _rows_by_event_id(table: pa.Table) -> Iterator[tuple[str, tuple]]:
+    """A movement batch as (event_id, row) pairs: the key of the live de-dup's state."""
+    df = _frame(table).select(_ROW_COLUMNS).with_columns(pl.col("occurred_at").dt.epoch("us"))
+    at = _ROW_COLUMNS.index("event_id")
+    for row in df.iter_rows():
+        yield row[at], row
+
+
+class _DedupPerIdFn(beam.DoFn):
+    """A live stream's de-dup: state per event_id, so each event costs one point lookup.
+
+    The first movement of an id to reach this step is passed on, and the id is remembered until
+    the watermark passes its occurred_at + TTL (rounded up to a window boundary, so timers fire in
+    batches); a repeat before then is passed to the `quarantine` output, as a row too.
 
     Example (TTL 2 h, windows 15 min): d1 at 10:02 is kept and remembered until 12:02, forgotten
     when the watermark passes 12:15; a repeat of d1 at 10:17, in another window, is quarantined
     as duplicate_event, so d1 counts once.
     """
 
-    SEEN = ReadModifyWriteStateSpec("seen", TableCoder())
+    SEEN = ReadModifyWriteStateSpec("seen", VarIntCoder())  # the instant the id is forgotten (µs)
     EXPIRE = TimerSpec("expire", beam.TimeDomain.WATERMARK)
 
-    def __init__(self, params: StreamParams, *, bounded: bool = False):
+    def __init__(self, params: StreamParams):
         self.params = params
-        self.bounded = bounded
         self.kept = Metrics.counter(self.__class__, "events_kept")
         self.dups = Metrics.counter(self.__class__, "duplicates_quarantined")
 
-    def _sweep_at(self, expiry: int) -> Timestamp:
+    def process(self, element: tuple[str, tuple], seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
+        _, row = element
+        if seen.read() is not None:
+            self.dups.inc()
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, row)
+            return
         size = self.params.window_seconds * MICROS
-        return Timestamp(micros=-(-expiry // size) * size)
-
-    def process(self, element: tuple[int, Any], seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
-        _, table = element
-        df = _frame(table)
-        known: pa.Table | None = seen.read()
-        first = pl.col("event_id").is_first_distinct()
-        keep = first & ~pl.col("event_id").is_in(pl.from_arrow(known)["event_id"]) if known is not None else first
-        df = df.with_columns(keep.alias("_keep"))
-        kept = df.filter(pl.col("_keep")).drop("_keep")
-        repeats = df.filter(~pl.col("_keep"))
-        new = kept.select("event_id", (pl.col(TS) + self.params.ttl_seconds * MICROS).alias("expiry")).to_arrow()
-        state = pa.concat_tables([known, new.cast(known.schema)]) if known is not None else new
-        seen.write(state)
-        if not self.bounded and state.num_rows:
-            expire.set(self._sweep_at(int(pl.from_arrow(state)["expiry"].min())))
-        self.kept.inc(kept.height)
-        if kept.height:  # a frame: the gate, fused with this step, reads it as it is
-            yield kept
-        if repeats.height:
-            self.dups.inc(repeats.height)
-            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, _quarantine_frame(
-                repeats, code="duplicate_event", run_id=self.params.run_id, source=self.params.source, when=pl.col(TS),
-                reason=pl.format("{}: {}: event_id {} was already applied; counted once", pl.col("file"), pl.col("locator"), pl.col("event_id")),
-            ).to_arrow())
+        forget_at = -(-(row[_ROW_COLUMNS.index(TS)] + self.params.ttl_seconds * MICROS) // size) * size
+        seen.write(forget_at)
+        expire.set(Timestamp(micros=forget_at))
+        self.kept.inc()
+        yield row
 
     @on_timer(EXPIRE)
-    def forget(self, fired=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)) -> None:
-        known: pa.Table | None = seen.read()
-        if known is None:
-            return
-        left = pl.from_arrow(known).filter(pl.col("expiry") > fired.micros)
-        if left.height:
-            seen.write(left.to_arrow())
-            expire.set(self._sweep_at(int(left["expiry"].min())))
-        else:
-            seen.clear()
+    def forget(self, seen=beam.DoFn.StateParam(SEEN)) -> None:
+        seen.clear()
+
+
+def _rows_frame(rows: list[tuple]) -> pl.DataFrame:
+    """Rows of `_rows_by_event_id` as a movement frame again."""
+    schema = {**{c: pl.String for c in _ROW_COLUMNS}, **{c: pl.Int64 for c in ("qty", "reserved_delta", "occurred_at", WM, TS, ARRIVAL)}}
+    df = pl.DataFrame(rows, schema=schema, orient="row")
+    return df.with_columns(pl.from_epoch("occurred_at", time_unit="us").dt.replace_time_zone("UTC"))
+
+
+class _RebatchRowsFn(beam.DoFn):
+    """Gather a bundle's rows (per window) into one frame again, stamped at its earliest row.
+
+    `quarantine=True`: the rows are repeats, and leave as duplicate_event quarantine rows.
+    """
+
+    def __init__(self, params: StreamParams, *, quarantine: bool = False):
+        self.params = params
+        self.quarantine = quarantine
+
+    def start_bundle(self) -> None:
+        self.buffer: dict[Any, list[tuple[tuple, Timestamp]]] = {}
+
+    def process(self, row: tuple, ts=beam.DoFn.TimestampParam, win=beam.DoFn.WindowParam) -> None:
+        self.buffer.setdefault(win, []).append((row, ts))
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        buffered, self.buffer = self.buffer, {}
+        for win, items in buffered.items():
+            df = _rows_frame([r for r, _ in items])
+            value = _duplicates_quarantine(df, self.params) if self.quarantine else df
+            yield WindowedValue(value, min(t for _, t in items), (win,))
 
 
 @dataclasses.dataclass
 class DedupEvents(beam.PTransform):
-    """De-duplicate movement tables by event_id: per hash bucket of event_id, one batch at a time.
+    """De-duplicate movement tables by event_id; repeats leave as `duplicate_event` quarantine.
 
-    The kept movements leave as polars frames: the gate runs fused with this step and reads them
-    without a conversion (a frame pickles, should a runner ever put a boundary between them).
+    A live stream keeps state per event_id (`_DedupPerIdFn`: one point lookup per event, state
+    that grows with the ids inside the TTL, not with what a batch must read); a bounded replay
+    groups each hash bucket of event_id whole and drops repeats in one columnar step. The kept
+    movements leave as polars frames: the gate runs fused with this step and reads them without a
+    conversion (a frame crosses a boundary as Arrow IPC, `TableCoder`).
     """
 
     params: StreamParams
     bounded: bool = False
 
     def expand(self, movements):
-        keyed = (
-            movements
-            | "GlobalWindowEvents" >> beam.WindowInto(GlobalWindows())
-            | "KeyByIdBucket" >> beam.FlatMap(_split_by_id_bucket, buckets=self.params.gate_shards).with_output_types(tuple[int, ArrowBatch])
-        )
+        movements = movements | "GlobalWindowEvents" >> beam.WindowInto(GlobalWindows())
         if self.bounded:
-            keyed = keyed | "GroupIdBuckets" >> beam.GroupByKey() | "MergeIdBatches" >> beam.Map(_merge_in_arrival_order).with_output_types(tuple[int, pl.DataFrame])
-        return keyed | "DropRepeats" >> beam.ParDo(_DedupFn(self.params, bounded=self.bounded)).with_output_types(pl.DataFrame, **{QUARANTINE_TAG: pa.Table}).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
+            return (
+                movements
+                | "KeyByIdBucket" >> beam.FlatMap(_split_by_id_bucket, buckets=self.params.gate_shards).with_output_types(tuple[int, ArrowBatch])
+                | "GroupIdBuckets" >> beam.GroupByKey()
+                | "MergeIdBatches" >> beam.Map(_merge_in_arrival_order).with_output_types(tuple[int, pl.DataFrame])
+                | "DropRepeats" >> beam.ParDo(_DropRepeatsFn(self.params))
+                .with_output_types(pl.DataFrame, **{QUARANTINE_TAG: pa.Table}).with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
+            )
+        rows = (
+            movements
+            | "KeyByEventId" >> beam.FlatMap(_rows_by_event_id).with_output_types(tuple[str, tuple])
+            | "DropRepeats" >> beam.ParDo(_DedupPerIdFn(self.params)).with_output_types(tuple, **{QUARANTINE_TAG: tuple})
+            .with_outputs(QUARANTINE_TAG, main=MOVEMENTS_TAG)
+        )
+        return {
+            MOVEMENTS_TAG: rows[MOVEMENTS_TAG] | "RebatchKept" >> beam.ParDo(_RebatchRowsFn(self.params)).with_output_types(pl.DataFrame),
+            QUARANTINE_TAG: rows[QUARANTINE_TAG] | "RebatchRepeats" >> beam.ParDo(_RebatchRowsFn(self.params, quarantine=True)).with_output_types(pa.Table),
+        }
 
 
 # --- Beam: lateness gate -----------------------------------------------------------------------

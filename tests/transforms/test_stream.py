@@ -197,6 +197,22 @@ def test_duplicate_in_another_window_counts_once():
     assert sum(u["on_hand_change"] for u in out["updates"]) == -4
 
 
+def test_an_event_id_is_forgotten_after_its_ttl():
+    """State per event_id expires: past occurred_at + TTL (2 h, rounded up to a window) an id is new again."""
+    s = (
+        script()
+        .add_elements([raw(ev("x1", "sale", "10:02", 3), 1)])
+        .advance_watermark_to(Timestamp(micros=us("11:00")))
+        .add_elements([raw(ev("x1", "sale", "11:05", 3), 2)])  # within the TTL: a repeat
+        .advance_watermark_to(Timestamp(micros=us("12:20")))  # past 10:02 + 2 h -> 12:15: forgotten
+        .add_elements([raw(ev("x1", "sale", "12:25", 3), 3)])
+        .advance_watermark_to_infinity()
+    )
+    out = run_stream(s)
+    assert [m["locator"] for m in out["movements"] if m["event_id"] == "x1"] == ["message 1", "message 3"]
+    assert [q["locator"] for q in out["quarantine"] if q["reason_code"] == "duplicate_event"] == ["message 2"]
+
+
 def test_late_within_lateness_updates_the_pane_beyond_is_quarantined():
     s = (
         script()
