@@ -18,7 +18,7 @@ import csv
 import dataclasses
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import fsspec
 import numpy as np
@@ -41,11 +41,13 @@ __all__ = [
     "EDI_QUALIFIERS",
     "FileResult",
     "SourceSpec",
-    "canonical_from_edi",
-    "canonical_events",
+    "LineLocator",
     "canonical_events_frame",
+    "canonical_from_edi",
     "decode_event_chunk",
+    "decode_event_texts",
     "iter_event_lines",
+    "iter_line_chunks",
     "parse_event",
     "read_events",
     "read_tabular",
@@ -346,7 +348,7 @@ def parse_event(text: str, *, locator: str) -> tuple[dict | None, tuple[str, str
     """Parse one stock event (a JSON object, DESIGN.md §5) into flat string fields.
 
     Returns:
-      (fields, None) for a usable event, where fields has the keys `canonical_events` takes;
+      (fields, None) for a usable event, where fields has the keys `canonical_events_frame` takes;
       (None, (reason_code, reason)) for `malformed_event` or `missing_field`.
 
     Example:
@@ -398,9 +400,10 @@ _EVENT_DTYPE = pl.Struct(
 )
 _EVENT_SCHEMA = dict(_EVENT_DTYPE.to_schema())  # the same shape as a frame schema, for read_ndjson
 # Lines per decode attempt. Each polars call has a fixed cost, so canonicalizing 100k lines at
-# once costs ~2.5x less per line than 20k (measured); a malformed line costs its chunk the
-# per-line path (~0.7 s for 100k lines in the batch; the stream bisects instead).
+# once costs ~2.5x less per line than 20k (measured). A run with a broken line is halved until
+# the line stands alone (`decode_event_texts`); runs this short go line by line.
 EVENT_CHUNK = 100_000
+_FALLBACK_LINES = 32
 
 
 # What str.strip() strips: Python's whitespace (polars' own set lacks \x1c-\x1f).
@@ -478,12 +481,13 @@ def _joined_lines(texts: pl.Series) -> memoryview:
     return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
 
 
-def decode_event_chunk(texts: list[str] | pl.Series, numbers: list[int] | pl.Series) -> pl.DataFrame | None:
-    """Decode a chunk of event lines at once; None when any line is not an event object.
+def decode_event_chunk(texts: list[str] | pl.Series, positions: list[int] | pl.Series) -> pl.DataFrame | None:
+    """Decode a run of event payloads at once; None when any of them is not an event object.
 
     polars' NDJSON reader parses the joined lines ~5x faster than `str.json_decode` on one core;
     a line it cannot take as one object of `_EVENT_DTYPE` (not JSON, an array, an `item` that is
-    not an object, two objects on a line) fails the chunk and the caller falls back.
+    not an object, two objects on a line) fails the run and the caller falls back. Each row
+    keeps its `_pos` (from `positions`) and `_raw` text.
     """
     texts = texts if isinstance(texts, pl.Series) else pl.Series(texts, dtype=pl.String)
     try:
@@ -500,26 +504,97 @@ def decode_event_chunk(texts: list[str] | pl.Series, numbers: list[int] | pl.Ser
         pl.col("uom").fill_null("EA"),
         pl.col("reference"),
         pl.col("counterparty_location"),
-        pl.Series("_n", numbers, dtype=pl.Int64),
+        pl.Series("_pos", positions, dtype=pl.Int64),
         texts.alias("_raw"),
-    ).with_columns(pl.format("line {}", pl.col("_n")).alias("_locator"))
+    )
 
 
 def split_missing_fields(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(events with every required field, events missing some) of a decoded chunk."""
+    """(events with every required field, events missing some, with `_reason`) of a decoded run."""
     empty = {c: pl.col(c).is_null() | (pl.col(c) == "") for c in (*_EVENT_FIELDS, "item_id")}
     names = [pl.when(cond).then(pl.lit("item.id" if c == "item_id" else c)) for c, cond in empty.items()]
     df = df.with_columns(pl.concat_list(names).list.drop_nulls().alias("_missing"))
     ok = df.filter(pl.col("_missing").list.len() == 0).drop("_missing")
     missing = df.filter(pl.col("_missing").list.len() > 0).with_columns(
-        pl.format("line {}: field {} missing or empty", pl.col("_n"), pl.col("_missing").list.join(", ")).alias("_reason")
+        pl.format("field {} missing or empty", pl.col("_missing").list.join(", ")).alias("_reason")
     )
     return ok, missing
 
 
-# The names the batch used before the stream shared these kernels.
-_decode_chunk = decode_event_chunk
-_split_missing = split_missing_fields
+_DECODED = {**{c: pl.String for c in _EVENT_COLUMNS}, "_pos": pl.Int64}
+
+
+def decode_event_texts(texts: pl.Series, locator: Callable[[int], str]) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
+    """Decode event payloads: (events, rejected), the one decoder of the batch and the stream.
+
+    events: the columns `canonical_events_frame` takes (`_locator` from `locator`) plus `_pos`,
+    the payload's position in `texts`, in order. rejected: (position, reason code, reason) of
+    each payload that is not an event object (`malformed_event`) or misses a required field
+    (`missing_field`); the reason starts with `locator(position)`.
+
+    Payloads that look like one object are decoded at once by `decode_event_chunk`; a run it
+    cannot decode is halved until the bad payloads stand alone, and those (and payloads that do
+    not look like an object) go through `parse_event` one by one, so a 1% share of broken lines
+    costs a few small decodes, not the chunk's speed.
+    """
+    looks = texts.str.starts_with("{") & texts.str.ends_with("}")
+    frames: list[pl.DataFrame] = []
+    rows: list[dict] = []
+    rejected: list[tuple[int, str, str]] = []
+
+    def one_by_one(idx: list[int]) -> None:
+        for i in idx:
+            fields, err = parse_event(texts[i], locator=locator(i))
+            if err is not None:
+                rejected.append((i, *err))
+            else:
+                fields["_pos"] = i
+                rows.append(fields)
+
+    def decode(idx: list[int]) -> None:
+        if len(idx) <= _FALLBACK_LINES:
+            one_by_one(idx)
+            return
+        df = decode_event_chunk(texts.gather(idx), idx)
+        if df is None:
+            mid = len(idx) // 2
+            decode(idx[:mid])
+            decode(idx[mid:])
+        else:
+            frames.append(df)
+
+    simple = looks.arg_true().to_list()
+    if len(simple) < len(texts):
+        one_by_one((~looks).arg_true().to_list())
+    if simple:
+        decode(simple)
+    parts = []
+    if frames:
+        ok, missing = split_missing_fields(pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0])
+        rejected.extend((i, "missing_field", f"{locator(i)}: {reason}") for i, reason in missing.select("_pos", "_reason").iter_rows())
+        parts.append(ok.with_columns(_locators(locator, ok["_pos"]).alias("_locator")))
+    if rows:
+        parts.append(pl.DataFrame(rows, schema=_DECODED))
+    events = pl.concat([p.select(list(_DECODED)) for p in parts], how="vertical_relaxed") if parts else pl.DataFrame(schema=_DECODED)
+    return (events if len(parts) < 2 else events.sort("_pos")), sorted(rejected)
+
+
+def _locators(locator: Callable[[int], str], positions: pl.Series) -> pl.Series:
+    """`locator` of many positions: columnar for a `LineLocator`, else one by one."""
+    if isinstance(locator, LineLocator):
+        return pl.select(pl.format("line {}", pl.lit(locator.numbers.gather(positions)))).to_series()
+    return pl.Series([locator(i) for i in positions.to_list()], dtype=pl.String)
+
+
+@dataclasses.dataclass(frozen=True)
+class LineLocator:
+    """`line <number>` of the payload at a position, from the line numbers of a chunk."""
+
+    numbers: pl.Series
+
+    def __call__(self, i: int) -> str:
+        return f"line {self.numbers[i]}"
+
 
 
 def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[FileResult]:
@@ -536,40 +611,16 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
     good: list[pl.DataFrame] = []
     bad: list[tuple[int, str, str, str]] = []
     pending = 0
-
-    def flush_chunk(texts: list[str], numbers: list[int]) -> None:
-        nonlocal pending
-        df = _decode_chunk(texts, numbers)
-        if df is not None:
-            ok, missing = _split_missing(df)
-            bad.extend((n, raw, "missing_field", reason) for n, raw, reason in missing.select("_n", "_raw", "_reason").iter_rows())
-        else:
-            rows = []
-            for n, text in zip(numbers, texts):
-                fields, err = parse_event(text, locator=f"line {n}")
-                if err:
-                    bad.append((n, text, *err))
-                else:
-                    rows.append(fields)
-            ok = _events_frame(rows) if rows else None
-        if ok is not None and ok.height:
-            good.append(ok.drop("_n", strict=False))
-            pending += ok.height
-
-    texts: list[str] = []
-    numbers: list[int] = []
     with f:
-        for n, text in iter_event_lines(f):
-            texts.append(text)
-            numbers.append(n)
-            if len(texts) >= EVENT_CHUNK:
-                flush_chunk(texts, numbers)
-                texts, numbers = [], []
+        for numbers, texts in iter_line_chunks(f, chunk=EVENT_CHUNK):
+            events, rejected = decode_event_texts(texts, LineLocator(numbers))
+            bad.extend((numbers[i], texts[i], code, reason) for i, code, reason in rejected)
+            if events.height:
+                good.append(events.drop("_pos"))
+                pending += events.height
             if pending >= BATCH_ROWS:
-                yield _canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
+                yield canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
                 good, pending = [], 0
-    if texts:
-        flush_chunk(texts, numbers)
     if bad:
         q = pl.DataFrame(
             {"_file": [uri] * len(bad), "_locator": [f"line {b[0]}" for b in bad], "_raw": [b[1] for b in bad], "_code": [b[2] for b in bad], "_reason": [b[3] for b in bad]},
@@ -577,19 +628,7 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
         frames = [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code", maintain_order=True)]
         yield FileResult(quarantine=_quarantine_table(frames, spec.name), read=len(bad))
     if good:
-        yield _canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
-
-
-def _events_frame(events: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame({k: [e[k] for e in events] for k in _EVENT_COLUMNS}, schema={k: pl.String for k in _EVENT_COLUMNS})
-
-
-def canonical_events(events: list[dict], *, uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
-    """Canonicalize parsed events (from `parse_event`) into movements, columnar.
-
-    The batch reads a file per call; the stream calls it on the events of a bundle.
-    """
-    return canonical_events_frame(_events_frame(events), uri=uri, spec=spec, crosswalks=crosswalks)
+        yield canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
 
 
 def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
@@ -642,7 +681,6 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
     return FileResult(movements=_to_arrow(df, MOVEMENT), quarantine=_quarantine_table(rejected, spec.name), read=read)
 
 
-_canonical_events_frame = canonical_events_frame
 
 
 def _locator(rec: dict) -> str:

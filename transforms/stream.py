@@ -6,7 +6,7 @@ path is columnar: events travel as `pyarrow.Table` micro-batches, and every keye
 stable hash bucket of events at once instead of one event at a time:
 
     RawEvent (a message) ─BatchPayloads─▶ RawChunk ◀─ read_event_chunks (a replayed file)
-      ──CanonicalizeChunks (decode_event_chunk + canonical_events_frame, the batch's kernels)──▶
+      ──CanonicalizeChunks (decode_event_texts + canonical_events_frame, the batch's kernels)──▶
       ──DedupEvents (live: state + timer per event_id; replay: each bucket of event_id whole)──▶
       ──GateLateEvents (per position bucket and window: beyond allowed lateness ─▶ `late_event`)──▶
       ──RunningPosition (bucket of sku/location: positions in state, seeded from the warehouse)──▶
@@ -70,10 +70,10 @@ from transforms.sources import (
     EVENT_CHUNK,
     SourceSpec,
     canonical_events_frame,
-    decode_event_chunk,
+    LineLocator,
+    decode_event_texts,
     iter_line_chunks,
     parse_event,
-    split_missing_fields,
 )
 
 __all__ = [
@@ -128,9 +128,6 @@ EXTRA_COLUMNS = (RAW, WM, TS, ARRIVAL)
 
 # Stand-in for "no base yet" in the position arithmetic: earlier than any event.
 _NO_TIME = -(2**62)
-
-# A chunk whose columnar decode fails is bisected; runs this short go line by line instead.
-_FALLBACK_LINES = 32
 
 # One row per (window, sku, location) pane of position changes. Panes accumulate: the latest
 # pane (highest pane_index) of a window is its current figure; LATE panes revise it.
@@ -478,61 +475,15 @@ def _chunk_series(chunk: RawChunk) -> tuple[pl.Series, pl.Series]:
 def decode_chunk(chunk: RawChunk) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Decode a chunk of payloads: (parsed events with `_seq`, rejected `(_seq, code, reason)`).
 
-    Lines that look like one JSON object are decoded at once by the batch's
-    `decode_event_chunk`; a run it cannot decode is halved until the bad lines stand alone, and
-    those (and lines that do not look like an object) go through `parse_event` one by one, so a
-    1% share of broken lines costs a few small decodes, not the whole chunk's speed.
+    The batch's own decoder (`decode_event_texts`: columnar, a broken line halves its run until
+    it stands alone); reasons name the file and the line (or message).
     """
     texts, numbers = _chunk_series(chunk)
-    looks = texts.str.starts_with("{") & texts.str.ends_with("}")
-    frames: list[pl.DataFrame] = []
-    rows: list[dict] = []
-    rejects: list[tuple[int, str, str]] = []
+    locator = chunk.locators.__getitem__ if chunk.locators else LineLocator(numbers)
+    events, rejected = decode_event_texts(texts, locator)
     where = f"{chunk.file}: " if chunk.file else ""
-
-    def locator(i: int) -> str:
-        return chunk.locators[i] if chunk.locators else f"line {numbers[i]}"
-
-    def one_by_one(idx: list[int]) -> None:
-        for i in idx:
-            fields, err = parse_event(texts[i], locator=locator(i))
-            if err is not None:
-                rejects.append((i, err[0], where + err[1]))
-            else:
-                fields["_n"] = i
-                rows.append(fields)
-
-    def decode(idx: list[int]) -> None:
-        if len(idx) <= _FALLBACK_LINES:
-            one_by_one(idx)
-            return
-        df = decode_event_chunk(texts.gather(idx), idx)
-        if df is None:
-            mid = len(idx) // 2
-            decode(idx[:mid])
-            decode(idx[mid:])
-        else:
-            frames.append(df)
-
-    simple = looks.arg_true().to_list()
-    if len(simple) < len(texts):
-        one_by_one((~looks).arg_true().to_list())
-    if simple:
-        decode(simple)
-    parts = []
-    if frames:
-        ok, missing = split_missing_fields(pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0])
-        parts.append(ok)
-        rejects.extend(
-            (i, "missing_field", where + locator(i) + reason)
-            for i, reason in missing.select("_n", pl.col("_reason").str.replace(r"^line \d+", "")).iter_rows()
-        )
-    if rows:
-        parts.append(pl.DataFrame(rows, schema={**{c: pl.String for c in _PARSED_COLUMNS}, "_n": pl.Int64}))
-    schema = {**{c: pl.String for c in _PARSED_COLUMNS}, "_n": pl.Int64}
-    parsed = pl.concat([p.select(list(schema)) for p in parts], how="vertical_relaxed") if parts else pl.DataFrame(schema=schema)
-    rejected = pl.DataFrame(rejects, schema={"_seq": pl.Int64, "code": pl.String, "reason": pl.String}, orient="row")
-    return parsed.rename({"_n": "_seq"}), rejected
+    rejects = pl.DataFrame([(i, code, where + reason) for i, code, reason in rejected], schema={"_seq": pl.Int64, "code": pl.String, "reason": pl.String}, orient="row")
+    return events.select(*_PARSED_COLUMNS, pl.col("_pos").alias("_seq")), rejects
 
 
 def _clock_series(wms, n: int) -> pl.Series:

@@ -33,14 +33,14 @@ def test_fast_and_per_line_paths_agree(tmp_path, crosswalks, monkeypatch):
     path = tmp_path / "e.jsonl"
     path.write_text("\n".join(lines) + "\n")
     fast = _collect(list(read_events(str(path), SPEC, crosswalks)))
-    monkeypatch.setattr(sources, "_decode_chunk", lambda texts, numbers: None)
+    monkeypatch.setattr(sources, "decode_event_chunk", lambda texts, positions: None)
     slow = _collect(list(read_events(str(path), SPEC, crosswalks)))
     assert fast[0].equals(slow[0]) and fast[2] == slow[2] == 101
     assert fast[1].select("locator", "reason_code", "reason").rows() == slow[1].select("locator", "reason_code", "reason").rows()
     assert fast[1]["locator"].to_list() == ["line 52"]  # the blank line 51 keeps its number
 
 
-def test_one_malformed_line_costs_only_its_chunk(tmp_path, crosswalks, monkeypatch):
+def test_one_malformed_line_is_quarantined_alone(tmp_path, crosswalks, monkeypatch):
     monkeypatch.setattr(sources, "EVENT_CHUNK", 10)
     good = [l for l in (WORLD / "inputs/events/2026-11-30/events.jsonl").read_text().splitlines() if l.startswith('{"event_id": "')][:30]
     path = tmp_path / "e.jsonl"
