@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-from transforms.edi import build_997, parse_edi_stream
+from transforms.edi import AckCollector, parse_edi_stream
 
 __all__ = ["main"]
 
@@ -85,9 +85,8 @@ def _expand(paths: list[str]) -> Iterator[tuple[str, pathlib.Path | None]]:
             yield name, None
 
 
-def _write_acks(path: pathlib.Path, ack_dir: pathlib.Path) -> None:
-    acks = build_997(path.read_bytes(), file=str(path))
-    for n, text in enumerate(acks, 1):
+def _write_acks(path: pathlib.Path, ack_dir: pathlib.Path, texts: list[str]) -> None:
+    for n, text in enumerate(texts, 1):
         (ack_dir / f"{path.stem}.{n}.997").write_text(text, encoding="utf-8")
 
 
@@ -108,12 +107,13 @@ def run(paths: list[str], *, qualifiers: dict[str, str] | None, ack_dir: str | N
             code = EXIT_USAGE
             continue
         try:
+            collector = AckCollector() if acks is not None else None  # filled by the same pass
             with open(path, "rb") as fh:
-                for rec in parse_edi_stream(fh, file=name, qualifiers=qualifiers):
+                for rec in parse_edi_stream(fh, file=name, qualifiers=qualifiers, acks=collector):
                     out.write(dumps(rec, ensure_ascii=False))
                     out.write("\n")
             if acks is not None:
-                _write_acks(path, acks)
+                _write_acks(path, acks, collector.texts)
         except BrokenPipeError:
             raise
         except OSError as exc:

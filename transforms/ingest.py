@@ -92,13 +92,13 @@ class ReadSourceFn(beam.DoFn):
         if spec.kind == "events":
             return list(read_events(uri, spec, self.crosswalks))
         if spec.kind == "edi":
-            from transforms.edi import build_997, parse_edi
+            from transforms.edi import AckCollector, parse_edi
 
             with fsspec.open(uri, "rb") as f:
                 data = f.read()
-            records = list(parse_edi(data, file=uri, qualifiers=dict(spec.qualifiers) or None))
-            acks = build_997(data, file=uri)
-            return [canonical_from_edi(records, uri, spec, self.crosswalks), ("acks", acks)]
+            acks = AckCollector()  # filled by the same pass that yields the records
+            records = list(parse_edi(data, file=uri, qualifiers=dict(spec.qualifiers) or None, acks=acks))
+            return [canonical_from_edi(records, uri, spec, self.crosswalks), ("acks", acks.texts)]
         raise ValueError(f"source kind {spec.kind!r} has no reader")
 
     def process(self, uri: str) -> Iterator:

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from transforms.edi.ack import build_997
+from transforms.edi.ack import AckCollector, build_997
 from transforms.edi.errors import CODES, EdiError
 from transforms.edi.parse import parse_edi, parse_edi_stream
 from transforms.edi.records import RECORD_FIELDS, RECORD_KINDS
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_QUALIFIERS",
     "RECORD_FIELDS",
     "RECORD_KINDS",
+    "AckCollector",
     "EdiError",
     "build_997",
     "parse_edi",

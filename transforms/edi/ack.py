@@ -14,6 +14,10 @@ The verdicts follow the parser: an envelope-broken transaction (SE01, SE02, no S
 an unsupported set is rejected as not supported (AK5 code 1), a transaction with a bad line
 is accepted with errors (the other lines loaded).
 
+The verdicts come from the parse itself: pass an `AckCollector` to `parse_edi` and the one
+pass over the file that yields its records fills the collector's 997s too (`build_997` is that,
+for a file nobody needs the records of).
+
 Example:
     >>> build_997(b"not edi", file="x")
     []
@@ -24,22 +28,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from transforms.edi.decode import CHUNK_SIZE, decode_chunks
 from transforms.edi.errors import Problem
-from transforms.edi.parse import sniff
-from transforms.edi.records import MapContext
 from transforms.edi.x12 import (
     Group,
     GroupEnd,
     RejectedTransaction,
     Transaction,
     X12Delimiters,
-    walk,
-    x12_batches,
 )
-from transforms.edi.x12_sets import map_transaction
 
-__all__ = ["build_997"]
+__all__ = ["AckCollector", "build_997"]
 
 # AK5 transaction set syntax error codes (X12 element 718) for our envelope problem codes.
 AK5_CODES = {"missing_trailer": "2", "control_mismatch": "3", "count_mismatch": "4",
@@ -64,12 +62,12 @@ class _TxAck:
     lines: list[Problem]
 
 
-def _tx_ack(ev: Transaction | RejectedTransaction, ctx: MapContext) -> _TxAck:
+def _tx_ack(ev: Transaction | RejectedTransaction, problems: list[Problem]) -> _TxAck:
+    """The acknowledgement of one transaction, from the problems its mapping reported."""
     ctl = ev.control["transaction"] or ""
     if isinstance(ev, RejectedTransaction):
         codes = sorted({AK5_CODES.get(p.code, "5") for p in ev.problems})
         return _TxAck(ev.set_id, ctl, ev.start, "R", codes, [])
-    _, problems = map_transaction(ev, ctx)
     if any(p.code == "unsupported_set" for p in problems):
         return _TxAck(ev.set_id, ctl, ev.start, "R", ["1"], [])
     lines = [p for p in problems if p.code in LINE_CODES]
@@ -147,6 +145,28 @@ def _render(group: Group, body: list[list[str]], now: dt.datetime) -> str:
     return d.element.join(header) + end + "".join(d.element.join(s) + end for s in segs)
 
 
+class AckCollector:
+    """The 997s of an X12 file, filled in by `parse_edi(..., acks=collector)` as it parses.
+
+    `texts` holds one 997 interchange per functional group, in group order, once the parse is
+    done; it stays empty for EDIFACT or anything that is not X12.
+    """
+
+    def __init__(self, *, now: dt.datetime | None = None):
+        self.now = now or dt.datetime.now(dt.timezone.utc)
+        self.texts: list[str] = []
+        self._open: dict[int, list[_TxAck]] = {}
+
+    def transaction(self, ev: Transaction | RejectedTransaction, problems: list[Problem]) -> None:
+        """A transaction was mapped (its records all yielded) with these problems."""
+        if ev.group is not None:
+            self._open.setdefault(id(ev.group), []).append(_tx_ack(ev, problems))
+
+    def group_end(self, ev: GroupEnd) -> None:
+        body = _ak_segments(ev.group, self._open.pop(id(ev.group), []), ev)
+        self.texts.append(_render(ev.group, body, self.now))
+
+
 def build_997(data: bytes, *, file: str, now: dt.datetime | None = None) -> list[str]:
     """Return one 997 interchange text per functional group received in `data` (X12 only).
 
@@ -158,17 +178,9 @@ def build_997(data: bytes, *, file: str, now: dt.datetime | None = None) -> list
     Returns:
       The 997s in group order; [] when the data holds no readable X12 group.
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
-    texts = list(decode_chunks(data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)))
-    if sniff("".join(texts)[:256]) != "x12":
-        return []
-    ctx = MapContext(file=file)
-    acks: dict[int, list[_TxAck]] = {}
-    out: list[str] = []
-    for ev in walk(x12_batches(texts)):
-        if isinstance(ev, (Transaction, RejectedTransaction)) and ev.group is not None:
-            acks.setdefault(id(ev.group), []).append(_tx_ack(ev, ctx))
-        elif isinstance(ev, GroupEnd):
-            body = _ak_segments(ev.group, acks.pop(id(ev.group), []), ev)
-            out.append(_render(ev.group, body, now))
-    return out
+    from transforms.edi.parse import parse_edi
+
+    acks = AckCollector(now=now)
+    for _ in parse_edi(data, file=file, acks=acks):
+        pass
+    return acks.texts

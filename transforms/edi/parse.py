@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from transforms.edi import edifact
 from transforms.edi.decode import CHUNK_SIZE, decode_chunks, read_chunks
@@ -30,6 +30,9 @@ from transforms.edi.x12 import (
     x12_batches,
 )
 from transforms.edi.x12_sets import stream_transaction
+
+if TYPE_CHECKING:
+    from transforms.edi.ack import AckCollector
 
 __all__ = ["parse_edi", "parse_edi_stream", "parse_text", "sniff"]
 
@@ -51,7 +54,7 @@ def sniff(head: str) -> str | None:
     return None
 
 
-def _x12(texts: Iterable[str], ctx: MapContext) -> Iterator[list[dict]]:
+def _x12(texts: Iterable[str], ctx: MapContext, acks: AckCollector | None) -> Iterator[list[dict]]:
     """X12 output, one iterable per transaction or envelope event (flattened by `parse_text`)."""
     file = ctx.file
     for ev in walk(x12_batches(texts)):
@@ -61,19 +64,25 @@ def _x12(texts: Iterable[str], ctx: MapContext) -> Iterator[list[dict]]:
             # iterable before asking for the next, so `problems` is complete below).
             problems: list[Problem] = []
             yield stream_transaction(ev, ctx, problems)
+            if acks is not None:
+                acks.transaction(ev, problems)
             if ev.problems or problems:
                 yield [error_dict(p, file=file, control=ev.control)
                        for p in (*ev.problems, *problems)]
         elif kind is RejectedTransaction:
+            if acks is not None:
+                acks.transaction(ev, [])
             yield [error_dict(p, file=file, control=ev.control) for p in ev.problems]
         elif kind is GroupEnd:
+            if acks is not None:
+                acks.group_end(ev)
             yield [error_dict(p, file=file, control=p.control) for p in ev.problems]
         else:
             yield [error_dict(ev, file=file, control=ev.control)]
 
 
 def _parse_parts(
-    texts: Iterable[str], *, file: str, qualifiers: Mapping[str, str] | None
+    texts: Iterable[str], *, file: str, qualifiers: Mapping[str, str] | None, acks: AckCollector | None = None
 ) -> Iterator[Iterable[dict]]:
     source = iter(texts)
     head = ""
@@ -90,7 +99,7 @@ def _parse_parts(
         yield from source
 
     if standard == "x12":
-        yield from _x12(chunks(), ctx)
+        yield from _x12(chunks(), ctx, acks)
     elif standard == "edifact":
         yield edifact.parse(chunks(), ctx)
     else:
@@ -100,7 +109,7 @@ def _parse_parts(
 
 
 def parse_text(
-    texts: Iterable[str], *, file: str, qualifiers: Mapping[str, str] | None = None
+    texts: Iterable[str], *, file: str, qualifiers: Mapping[str, str] | None = None, acks: AckCollector | None = None
 ) -> Iterator[dict]:
     """Parse decoded text chunks (the layer under `parse_edi_stream`).
 
@@ -108,7 +117,7 @@ def parse_text(
     time and handed out through `itertools.chain`, so a record costs one step of a C iterator
     rather than a resume of every generator between the mapper and the caller.
     """
-    return chain.from_iterable(_parse_parts(texts, file=file, qualifiers=qualifiers))
+    return chain.from_iterable(_parse_parts(texts, file=file, qualifiers=qualifiers, acks=acks))
 
 
 def _slices(data: bytes, size: int) -> Iterator[bytes]:
@@ -118,7 +127,7 @@ def _slices(data: bytes, size: int) -> Iterator[bytes]:
 
 
 def parse_edi(
-    data: bytes, *, file: str, qualifiers: Mapping[str, str] | None = None
+    data: bytes, *, file: str, qualifiers: Mapping[str, str] | None = None, acks: AckCollector | None = None
 ) -> Iterator[dict]:
     """Yield one dict per extracted record or problem, in the parse-edi format of DESIGN.md §3.
 
@@ -130,8 +139,10 @@ def parse_edi(
       file: the name to put in every dict's `file` field.
       qualifiers: EDI id qualifier -> id type overrides (e.g. ``{"VN": "sku"}``), merged over
         `DEFAULT_QUALIFIERS`; they decide which of a line's ids becomes `item_id`.
+      acks: an `AckCollector` to fill with the file's 997s as it is parsed (X12 only): one
+        pass gives the records and the acknowledgements.
     """
-    return parse_text(decode_chunks(_slices(data, CHUNK_SIZE)), file=file, qualifiers=qualifiers)
+    return parse_text(decode_chunks(_slices(data, CHUNK_SIZE)), file=file, qualifiers=qualifiers, acks=acks)
 
 
 def parse_edi_stream(
@@ -140,9 +151,10 @@ def parse_edi_stream(
     file: str,
     qualifiers: Mapping[str, str] | None = None,
     chunk_size: int = CHUNK_SIZE,
+    acks: AckCollector | None = None,
 ) -> Iterator[dict]:
     """Like `parse_edi`, reading `fileobj` (binary) in `chunk_size` blocks as it goes."""
     if chunk_size <= 0:
         raise ValueError("`chunk_size` must be > 0")
     return parse_text(decode_chunks(read_chunks(fileobj, chunk_size=chunk_size)), file=file,
-                      qualifiers=qualifiers)
+                      qualifiers=qualifiers, acks=acks)

@@ -45,3 +45,17 @@ def test_one_997_per_group_and_none_for_edifact_or_junk():
     assert len(build_997(data + data, file="f", now=NOW)) == 2
     assert build_997((FIXTURES / "slsrpt-stores.edi").read_bytes(), file="f") == []
     assert build_997(b"\x00junk", file="f") == []
+
+
+def test_one_pass_gives_the_records_and_the_997s():
+    """A collector passed to parse_edi leaves the records as they are and gets what build_997 builds."""
+    from transforms.edi import AckCollector, parse_edi
+
+    now = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.timezone.utc)
+    for path in sorted(FIXTURES.glob("*.edi")):
+        data = path.read_bytes()
+        acks = AckCollector(now=now)
+        records = list(parse_edi(data, file=path.name, acks=acks))
+        assert records == list(parse_edi(data, file=path.name)), path.name
+        assert acks.texts == build_997(data, file=path.name, now=now), path.name
+        assert bool(acks.texts) == data.lstrip(b"\xef\xbb\xbf \r\n\t").startswith(b"ISA"), path.name
