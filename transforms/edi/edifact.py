@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 
 from transforms.edi.errors import Problem
 from transforms.edi.records import error_dict
-from transforms.edi.values import same_control
+from transforms.edi.values import LAYOUT_WHITESPACE, same_control
 
 __all__ = [
     "DEFAULT_DELIMITERS",
@@ -39,7 +39,6 @@ __all__ = [
     "walk",
 ]
 
-_LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
 # Refill the buffer from the source when it holds less than this many characters.
 _REFILL_BELOW = 1 << 16
 
@@ -167,10 +166,10 @@ def edifact_batches(
 
     while True:
         if d is None:
-            buf = buf.lstrip(_LAYOUT_WHITESPACE)
+            buf = buf.lstrip(LAYOUT_WHITESPACE)
             while not eof and len(buf) < 16:
                 read()
-                buf = buf.lstrip(_LAYOUT_WHITESPACE)
+                buf = buf.lstrip(LAYOUT_WHITESPACE)
             if not buf:
                 return
             if buf.startswith("UNA"):
@@ -205,7 +204,7 @@ def edifact_batches(
         batch = []
         closed = False
         for k, part in enumerate(parts):
-            s = part.strip(_LAYOUT_WHITESPACE)
+            s = part.strip(LAYOUT_WHITESPACE)
             if not s:
                 continue
             seg = split_segment(s, d)

@@ -20,7 +20,7 @@ from transforms.edi import edifact
 from transforms.edi.decode import CHUNK_SIZE, decode_chunks, read_chunks
 from transforms.edi.errors import Problem
 from transforms.edi.records import MapContext, error_dict
-from transforms.edi.values import DEFAULT_QUALIFIERS
+from transforms.edi.values import DEFAULT_QUALIFIERS, LAYOUT_WHITESPACE
 from transforms.edi.x12 import (
     GroupEnd,
     RejectedTransaction,
@@ -38,14 +38,12 @@ __all__ = ["parse_edi", "parse_edi_stream", "parse_text", "sniff"]
 
 # How many characters the sniffer looks at; an ISA is 106, UNA+UNB well under this.
 _SNIFF = 128
-# Blank characters allowed before the first header (not \x1c-\x1f: those can be delimiters).
-_BLANKS = " \t\r\n\x0b\x0c"
 
 
 def sniff(head: str) -> str | None:
     """Return "x12", "edifact" or None for the first characters of a file (blanks stripped)."""
-    h = head.lstrip(_BLANKS)
-    if h.startswith("ISA") and len(h) > 3 and not h[3].isalnum() and h[3] not in _BLANKS:
+    h = head.lstrip(LAYOUT_WHITESPACE)
+    if h.startswith("ISA") and len(h) > 3 and not h[3].isalnum() and h[3] not in LAYOUT_WHITESPACE:
         return "x12"
     if h[:3] in ("UNA", "UNB") and len(h) > 3 and not h[3].isalnum():
         return "edifact"
@@ -88,7 +86,7 @@ def _parse_parts(
     head = ""
     for piece in source:
         head += piece
-        if len(head.lstrip(_BLANKS)) >= _SNIFF:
+        if len(head.lstrip(LAYOUT_WHITESPACE)) >= _SNIFF:
             break
     standard = sniff(head)
     merged = {**DEFAULT_QUALIFIERS, **(qualifiers or {})}
@@ -103,7 +101,7 @@ def _parse_parts(
     elif standard == "edifact":
         yield edifact.parse(chunks(), ctx)
     else:
-        shown = head.lstrip(_BLANKS)[:20]
+        shown = head.lstrip(LAYOUT_WHITESPACE)[:20]
         message = "empty file" if not shown else f"not an X12 or EDIFACT interchange: starts {shown!r}"
         yield [error_dict(Problem("not_edi", message, segment=None), file=file, control=None)]
 

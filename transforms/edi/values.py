@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from transforms.edi.errors import EdiError
 
 __all__ = [
+    "LAYOUT_WHITESPACE",
     "DEFAULT_QUALIFIERS",
     "ID_TYPE_PREFERENCE",
     "choose_item_id",
@@ -58,6 +59,9 @@ _CIVIL_ZONES: dict[str, tuple[str, int]] = {
 }
 
 # Characters a decimal (X12 R / EDIFACT n..) may contain besides digits.
+# Whitespace that is layout, not data: around segments (line breaks, indentation) and before an
+# interchange header. Not \x1c-\x1f, which can be delimiters; a tokenizer takes its delimiters out.
+LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
 _NUMBER_EXTRA = frozenset("+-.,")
 
 

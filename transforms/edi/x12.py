@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from itertools import repeat
 
 from transforms.edi.errors import EdiError, Problem
-from transforms.edi.values import same_control
+from transforms.edi.values import LAYOUT_WHITESPACE, same_control
 
 __all__ = [
     "GroupEnd",
@@ -58,8 +58,6 @@ _REFILL_BELOW = 1 << 16
 # Characters per batch of segments: ~2,000 segments, few enough that the mapper reads them
 # while the tokenizer's work is still in the CPU cache (1 MiB batches were ~5% slower).
 _BATCH = 1 << 15
-# Whitespace that may surround segments (line breaks, indentation); delimiters are taken out.
-_LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
 # Envelope tags the walker handles itself; everything else is transaction content.
 _ENVELOPE = frozenset(("ISA", "IEA", "GS", "GE", "ST", "SE"))
 # Hierarchy of the control segments, for "a trailer closes what was left open".
@@ -177,7 +175,7 @@ def looks_like_isa(text: str) -> bool:
     if len(text) < ISA_LENGTH - 1:
         return False
     sep = text[3]
-    if _word_char(sep) or sep in _LAYOUT_WHITESPACE:
+    if _word_char(sep) or sep in LAYOUT_WHITESPACE:
         return False
     return sum(text[p] == sep for p in ISA_SEPARATORS) >= 14
 
@@ -202,7 +200,7 @@ def read_isa(text: str) -> IsaHeader:
     if not text.startswith("ISA") or len(text) < 4:
         raise EdiError(f"interchange header starts with {text[:3]!r}, expected ISA")
     sep = text[3]
-    if _word_char(sep) or sep in _LAYOUT_WHITESPACE:
+    if _word_char(sep) or sep in LAYOUT_WHITESPACE:
         raise EdiError(f"ISA element separator {sep!r} is not usable")
     problems: list[Problem] = []
     if len(text) >= ISA_LENGTH and all(text[p] == sep for p in ISA_SEPARATORS):
@@ -247,7 +245,7 @@ def read_isa(text: str) -> IsaHeader:
     if (
         version >= _REPETITION_FROM_VERSION
         and not _word_char(rep_char)
-        and not rep_char in _LAYOUT_WHITESPACE
+        and not rep_char in LAYOUT_WHITESPACE
         and rep_char not in (sep, component, segment)
     ):
         repetition = rep_char
@@ -277,7 +275,7 @@ def _find_isa(text: str, start: int = 0) -> int:
     i = text.find("ISA", start)
     while i >= 0:
         after = text[i + 3 : i + 4]
-        if after and not _word_char(after) and after not in _LAYOUT_WHITESPACE and (
+        if after and not _word_char(after) and after not in LAYOUT_WHITESPACE and (
             i == 0 or not _word_char(text[i - 1])
         ):
             return i
@@ -298,7 +296,7 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Probl
     at = 0  # where the unread text starts in buf (the delimited loop below moves it)
     eof = False
     delims: X12Delimiters | None = None
-    strip = _LAYOUT_WHITESPACE
+    strip = LAYOUT_WHITESPACE
     line_break = ""  # the line break characters that are layout (not delimiters) here
 
     def read() -> None:
@@ -311,10 +309,10 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Probl
 
     while True:
         if delims is None:
-            buf = buf.lstrip(_LAYOUT_WHITESPACE)
+            buf = buf.lstrip(LAYOUT_WHITESPACE)
             while not eof and len(buf) < _ISA_SEARCH:
                 read()
-                buf = buf.lstrip(_LAYOUT_WHITESPACE)
+                buf = buf.lstrip(LAYOUT_WHITESPACE)
             if not buf:
                 return
             if buf.startswith("ISA") and len(buf) > 3 and not _word_char(buf[3]):
@@ -325,7 +323,7 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Probl
                     buf = buf[3:]
                 else:
                     delims = header.delimiters
-                    strip = "".join(c for c in _LAYOUT_WHITESPACE if c not in (
+                    strip = "".join(c for c in LAYOUT_WHITESPACE if c not in (
                         delims.element, delims.component, delims.repetition))
                     line_break = "".join(c for c in "\r\n" if c in strip)
                     buf = buf[header.consumed :]
