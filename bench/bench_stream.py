@@ -143,9 +143,10 @@ def run(*, quick: bool) -> dict[str, float | int | str]:
             "runner": "FnApiRunner, 1 worker, pinned to 1 CPU, de-dup on", "repeats": REPEATS, "goal_events_per_s": GOAL_EVENTS_PER_S,
             "replay_fixed_s": round(fixed, 2),
         }
-        figures.update(_rate(tmp, n, "replay"))
-        if not quick:  # the sustained rate: the fixed cost weighs little at 1M events
+        figures.update(_rate(tmp, n, "replay_20k" if quick else "replay_200k"))
+        if not quick:  # the sustained rate, which the goal is about: the start-up weighs little at 1M
             figures.update(_rate(tmp, 1_000_000, "replay_1m"))
+            figures["goal_met_at_1m"] = figures["replay_1m_events_per_s"] >= GOAL_EVENTS_PER_S
         path = tmp / "events_kernels.jsonl"
         lines = write_events(path, n)
         k = _pinned("kernels", f"file://{path}")
