@@ -2,8 +2,9 @@
 
 Raw event payloads (JSON text from Pub/Sub, Kafka or a replayed JSON Lines file) become canonical
 movements, a running position per (sku, location), windowed position changes and alerts. The hot
-path is columnar: events travel as `pyarrow.Table` micro-batches, and every keyed step works on a
-stable hash bucket of events at once instead of one event at a time:
+path is columnar: events travel as `pyarrow.Table` micro-batches, and the keyed steps work on a
+stable hash bucket of events at once instead of one event at a time (but for a live stream's
+de-dup, whose state is per event_id, so that each event costs a point lookup):
 
     RawEvent (a message) ─BatchPayloads─▶ RawChunk ◀─ read_event_chunks (a replayed file)
       ──CanonicalizeChunks (decode_event_texts + canonical_events_frame, the batch's kernels)──▶
@@ -30,7 +31,8 @@ dropped by the windows downstream.
 
 A bounded replay (`bounded=True`) runs the same steps on a batch runner, where the watermark only
 moves at the end: it gathers each bucket's events into one batch (in arrival order) before the
-keyed steps, sets no expiry timers (its state ends with the run) and gates by the replay clock.
+keyed steps (so the de-dup needs no state), sets no expiry timers (its state ends with the run)
+and gates by the replay clock.
 """
 
 from __future__ import annotations
