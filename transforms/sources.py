@@ -521,6 +521,23 @@ def split_missing_fields(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return ok, missing
 
 
+@dataclasses.dataclass(frozen=True)
+class LineLocator:
+    """`line <number>` of the payload at a position, from the line numbers of a chunk."""
+
+    numbers: pl.Series
+
+    def __call__(self, i: int) -> str:
+        return f"line {self.numbers[i]}"
+
+
+def _locators(locator: Callable[[int], str], positions: pl.Series) -> pl.Series:
+    """`locator` of many positions: columnar for a `LineLocator`, else one by one."""
+    if isinstance(locator, LineLocator):
+        return pl.select(pl.format("line {}", pl.lit(locator.numbers.gather(positions)))).to_series()
+    return pl.Series([locator(i) for i in positions.to_list()], dtype=pl.String)
+
+
 _DECODED = {**{c: pl.String for c in _EVENT_COLUMNS}, "_pos": pl.Int64}
 
 
@@ -577,24 +594,6 @@ def decode_event_texts(texts: pl.Series, locator: Callable[[int], str]) -> tuple
         parts.append(pl.DataFrame(rows, schema=_DECODED))
     events = pl.concat([p.select(list(_DECODED)) for p in parts], how="vertical_relaxed") if parts else pl.DataFrame(schema=_DECODED)
     return (events if len(parts) < 2 else events.sort("_pos")), sorted(rejected)
-
-
-def _locators(locator: Callable[[int], str], positions: pl.Series) -> pl.Series:
-    """`locator` of many positions: columnar for a `LineLocator`, else one by one."""
-    if isinstance(locator, LineLocator):
-        return pl.select(pl.format("line {}", pl.lit(locator.numbers.gather(positions)))).to_series()
-    return pl.Series([locator(i) for i in positions.to_list()], dtype=pl.String)
-
-
-@dataclasses.dataclass(frozen=True)
-class LineLocator:
-    """`line <number>` of the payload at a position, from the line numbers of a chunk."""
-
-    numbers: pl.Series
-
-    def __call__(self, i: int) -> str:
-        return f"line {self.numbers[i]}"
-
 
 
 def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[FileResult]:
@@ -679,8 +678,6 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
         pl.col("_locator").alias("locator"),
     )
     return FileResult(movements=_to_arrow(df, MOVEMENT), quarantine=_quarantine_table(rejected, spec.name), read=read)
-
-
 
 
 def _locator(rec: dict) -> str:
