@@ -56,7 +56,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from apache_beam.coders import PickleCoder, VarIntCoder
+from apache_beam.coders import BooleanCoder, PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
@@ -1061,6 +1061,10 @@ class _DropRepeatsFn(beam.DoFn):
 
 # A movement row between the live de-dup steps: the batch's columns, occurred_at as epoch µs.
 _ROW_COLUMNS = (*MOVEMENT.names, *EXTRA_COLUMNS)
+_ROW_SCHEMA = {
+    **{f.name: pl.Int64 if f.name == "occurred_at" else pl.from_arrow(pa.array([], f.type)).dtype for f in MOVEMENT},
+    RAW: pl.String, WM: pl.Int64, TS: pl.Int64, ARRIVAL: pl.Int64,
+}
 
 
 def _rows_by_event_id(table: pa.Table) -> Iterator[tuple[str, tuple]]:
@@ -1083,7 +1087,7 @@ class _DedupPerIdFn(beam.DoFn):
     as duplicate_event, so d1 counts once.
     """
 
-    SEEN = ReadModifyWriteStateSpec("seen", VarIntCoder())  # the instant the id is forgotten (µs)
+    SEEN = ReadModifyWriteStateSpec("seen", BooleanCoder())
     EXPIRE = TimerSpec("expire", beam.TimeDomain.WATERMARK)
 
     def __init__(self, params: StreamParams):
@@ -1099,7 +1103,7 @@ class _DedupPerIdFn(beam.DoFn):
             return
         size = self.params.window_seconds * MICROS
         forget_at = -(-(row[_ROW_COLUMNS.index(TS)] + self.params.ttl_seconds * MICROS) // size) * size
-        seen.write(forget_at)
+        seen.write(True)
         expire.set(Timestamp(micros=forget_at))
         self.kept.inc()
         yield row
@@ -1111,8 +1115,7 @@ class _DedupPerIdFn(beam.DoFn):
 
 def _rows_frame(rows: list[tuple]) -> pl.DataFrame:
     """Rows of `_rows_by_event_id` as a movement frame again."""
-    schema = {**{c: pl.String for c in _ROW_COLUMNS}, **{c: pl.Int64 for c in ("qty", "reserved_delta", "occurred_at", WM, TS, ARRIVAL)}}
-    df = pl.DataFrame(rows, schema=schema, orient="row")
+    df = pl.DataFrame(rows, schema=_ROW_SCHEMA, orient="row")
     return df.with_columns(pl.from_epoch("occurred_at", time_unit="us").dt.replace_time_zone("UTC"))
 
 
