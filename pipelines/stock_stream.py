@@ -56,7 +56,7 @@ from pipelines.batch import cutoff_for
 from pipelines.config import Config, ConfigError, load_config
 from transforms.canonical import CrosswalkError, load_crosswalks, load_items
 from transforms.reconcile import Tolerance
-from transforms.sources import SourceSpec, iter_event_lines
+from transforms.sources import SourceSpec, iter_line_chunks
 from transforms.stream import (
     ALERTS_TAG,
     AVAILABILITY_TAG,
@@ -361,7 +361,7 @@ def replay_counts(job: StreamJob) -> dict[str, int]:
     read = 0
     for uri in job.files:
         with fsspec.open(uri, "rb") as f:
-            read += sum(1 for _ in iter_event_lines(f))
+            read += sum(len(numbers) for numbers, _ in iter_line_chunks(f))
     con = duckdb.connect()
     counts = {"read": read}
     for table in ("movements", "availability", "quarantine", "alerts", "position_changes"):

@@ -46,7 +46,6 @@ __all__ = [
     "canonical_from_edi",
     "decode_event_chunk",
     "decode_event_texts",
-    "iter_event_lines",
     "iter_line_chunks",
     "parse_event",
     "read_events",
@@ -459,15 +458,6 @@ def iter_line_chunks(f, *, chunk: int = EVENT_CHUNK, block_bytes: int = LINE_BLO
             numbers, texts, held = [n.slice(done)], [t.slice(done)], held - done
     if held:
         yield pl.concat(numbers), pl.concat(texts)
-
-
-def iter_event_lines(f) -> Iterator[tuple[int, str]]:
-    """Yield (line number, stripped text) of the non-blank lines of a binary JSON Lines file.
-
-    The lines of `iter_line_chunks`, one at a time.
-    """
-    for numbers, texts in iter_line_chunks(f):
-        yield from zip(numbers.to_list(), texts.to_list())
 
 
 def _joined_lines(texts: pl.Series) -> memoryview:
