@@ -31,6 +31,7 @@ The optional `streaming:` config section (validated here, ConfigError -> exit 2)
       dedup_ttl_hours: 48           # how long an event_id is remembered
       alert_systems: [store, commerce]
       min_alert_abs: 0              # floor (units) under the top-level `tolerances` for alerts
+      gate_shards: 16               # hash buckets of the keyed steps (parallelism, batch size)
       events: pubsub://...          # default --events
 """
 
