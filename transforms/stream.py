@@ -353,10 +353,10 @@ def _field_text(frame: pl.DataFrame, name: str, pattern: re.Pattern, *, rows: pl
     it is not are searched with `pattern`, which allows any whitespace.
     """
     s = pl.col("s") if rows is None else pl.when(rows).then(pl.col("s"))
-    key = f'"{name}": "'
-    tail = s.str.slice(s.str.find(key, literal=True) + len(key))
-    fast = frame.select(tail.str.head(tail.str.find('"', literal=True)).alias("v"))["v"]
-    fast = pl.select(pl.when(fast != "").then(fast)).to_series()
+    # Split, never slice: polars finds byte offsets but slices characters, so an offset would
+    # land elsewhere after any non-ASCII text. The value must close with a quote, as the regex.
+    value = frame.select(s.str.splitn(f'"{name}": "', 2).struct.field("field_1").str.splitn('"', 2).alias("v")).unnest("v")
+    fast = value.select(pl.when(pl.col("field_1").is_not_null() & (pl.col("field_0") != "")).then(pl.col("field_0"))).to_series()
     missing = fast.is_null()
     if rows is not None:
         missing = missing & frame.select(rows.fill_null(False)).to_series()

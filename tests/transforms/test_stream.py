@@ -415,7 +415,11 @@ def test_bus_clock_equals_a_line_by_line_reading():
     lines = ['{"published_at": "2026-11-30T10:00:00+00:00", "occurred_at": "2026-11-30T09:00:00+00:00"}',
              '{"published_at" : "2026-11-30T10:05:00Z"}', '{"occurred_at": "2026-11-30T11:00:00"}', '{"published_at": ""}', "garbage",
              '{"occurred_at":"2026-11-30 12:00"}', '{"published_at": "2026-11-30T09:00:00+00:00"}',
-             '{"published_at": "nonsense", "occurred_at": "2026-11-30T13:00:00+00:00"}']
+             '{"published_at": "nonsense", "occurred_at": "2026-11-30T13:00:00+00:00"}',
+             # non-ASCII before the field (polars finds bytes, slices characters), an unclosed value
+             '{"reference": "café 日本 \ufffd", "published_at": "2026-12-01T05:00:00+00:00"}',
+             '{"reference": "' + "é" * 81 + '", "published_at": "2026-12-01T05:30:00+00:00", "x": "2027-01-01T00:00:00+00:00"}',
+             '{"published_at": "2026-12-30T00:00:00+00:00']
     want, clock = [], _NO_TIME
     for text in lines:
         m = published.search(text) or occurred.search(text)
