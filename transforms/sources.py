@@ -471,6 +471,11 @@ def _joined_lines(texts: pl.Series) -> memoryview:
     return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
 
 
+def _or_default(value: pl.Expr, default: str) -> pl.Expr:
+    """`value or default`, as `parse_event` reads an optional field: null and "" take the default."""
+    return pl.when(value.is_null() | (value == "")).then(pl.lit(default)).otherwise(value)
+
+
 def decode_event_chunk(texts: list[str] | pl.Series, positions: list[int] | pl.Series) -> pl.DataFrame | None:
     """Decode a run of event payloads at once; None when any of them is not an event object.
 
@@ -488,10 +493,10 @@ def decode_event_chunk(texts: list[str] | pl.Series, positions: list[int] | pl.S
         return None
     return decoded.select(
         *[pl.col(c) for c in ("event_id", "event_type", "occurred_at", "system", "location")],
-        pl.col("item").struct.field("id_type").fill_null("sku").alias("id_type"),
+        _or_default(pl.col("item").struct.field("id_type"), "sku").alias("id_type"),
         pl.col("item").struct.field("id").alias("item_id"),
         pl.col("qty"),
-        pl.col("uom").fill_null("EA"),
+        _or_default(pl.col("uom"), "EA").alias("uom"),
         pl.col("reference"),
         pl.col("counterparty_location"),
         pl.Series("_pos", positions, dtype=pl.Int64),

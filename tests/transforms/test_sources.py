@@ -80,3 +80,14 @@ def test_line_chunks_are_the_lines_python_reads_whatever_the_blocks():
             got = list(sources.iter_line_chunks(io.BytesIO(data), chunk=chunk, block_bytes=block))
             assert [(n, t) for ns, ts in got for n, t in zip(ns.to_list(), ts.to_list())] == want
             assert all(len(ns) == chunk for ns, _ in got[:-1]) and all(0 < len(ns) <= chunk for ns, _ in got)
+
+
+def test_empty_optional_fields_read_the_same_on_both_paths():
+    """`"uom": ""` and `"id_type": ""` take their defaults whether a line is decoded columnar or alone."""
+    line = ('{"event_id": "e1", "event_type": "sale", "occurred_at": "2026-11-30T10:00:00+00:00", "location": "0001", '
+            '"item": {"id_type": "", "id": "A"}, "qty": 2, "uom": ""}')
+    texts = pl.Series([line] * 40)
+    columnar, _ = sources.decode_event_texts(texts, lambda i: f"line {i + 1}")
+    alone, _ = sources.parse_event(line, locator="line 1")
+    assert columnar["id_type"].unique().to_list() == [alone["id_type"]] == ["sku"]
+    assert columnar["uom"].unique().to_list() == [alone["uom"]] == ["EA"]
