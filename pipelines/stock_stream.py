@@ -80,7 +80,7 @@ __all__ = ["StreamJob", "build", "load_seeds", "local_runner", "main", "plan_job
 
 log = logging.getLogger("invrecon.stream")
 
-# streaming: key -> (type, check, message); numbers may be int or float.
+# streaming: number key -> what it must be (for the error message); int or float both count.
 _NUMBER_KEYS = {
     "window_minutes": "a number > 0",
     "allowed_lateness_minutes": "a number >= 0",
