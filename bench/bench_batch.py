@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from fixtures.generator import WorldSpec, generate
+from invrecon.fixtures.generator import WorldSpec, generate
 
 # (label = skus x locations): ~11k, ~216k and ~864k positions across ERP, WMS, stores and commerce.
 SIZES_QUICK = [("200x32", 200, 32)]
@@ -36,7 +36,7 @@ def _run_one(root: pathlib.Path, label: str, skus: int, locations: int) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "batch", "--config", str(world / "config.yaml"),
+        [sys.executable, "-m", "invrecon.pipelines.cli", "batch", "--config", str(world / "config.yaml"),
          "--run-date", "2026-11-30", "--output", str(root / f"out_{label}"), "--quiet"],
         capture_output=True, text=True,
     )

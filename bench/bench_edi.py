@@ -19,8 +19,8 @@ import tempfile
 import time
 import tracemalloc
 
-from fixtures.edi_files import render_x12, transaction
-from transforms.edi import parse_edi_stream
+from invrecon.fixtures.edi_files import render_x12, transaction
+from invrecon.transforms.edi import parse_edi_stream
 
 __all__ = ["generate", "run"]
 

@@ -74,8 +74,8 @@ def _replay(events: str, out: str) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines import stock_stream
-    from pipelines.config import load_config
+    from invrecon.pipelines import stock_stream
+    from invrecon.pipelines.config import load_config
 
     cfg = load_config(str(WORLD / "config.yaml"))
     job = stock_stream.plan_job(cfg, events=events, output=out, seed=False)
@@ -87,9 +87,9 @@ def _replay(events: str, out: str) -> dict:
 
 def _kernels(events: str) -> dict:
     """Child: the kernels outside Beam (read + bus clock, decode + canonicalize, per-line parse)."""
-    from transforms.canonical import load_crosswalks
-    from transforms.sources import SourceSpec
-    from transforms.stream import canonicalize_chunk, parse_raw_event, read_event_chunks, read_event_lines
+    from invrecon.transforms.canonical import load_crosswalks
+    from invrecon.transforms.sources import SourceSpec
+    from invrecon.transforms.stream import canonicalize_chunk, parse_raw_event, read_event_chunks, read_event_lines
 
     xw = load_crosswalks(str(WORLD / "crosswalk" / "sku.csv"), str(WORLD / "crosswalk" / "location.csv"))
     spec = SourceSpec(name="bench", kind="events", system=None, timezone="UTC")

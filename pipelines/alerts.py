@@ -43,8 +43,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipelines.config import ConfigError
-from schemas import ALERTS
+from invrecon.pipelines.config import ConfigError
+from invrecon.schemas import ALERTS
 
 __all__ = [
     "EXPLAINED",

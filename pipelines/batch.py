@@ -33,12 +33,12 @@ import polars as pl
 import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.config import Config, ConfigError, load_config
-from schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE
-from transforms.canonical import CrosswalkError, load_crosswalks, load_items
-from transforms.ingest import TAGS, DedupEvents, ReadSource, StampRunId, WriteAcks, write_table
-from transforms.reconcile import OpenInTransit, ReconcileBySkuLocation, ReconcileParams, Tolerance
-from transforms.sources import SourceSpec
+from invrecon.pipelines.config import Config, ConfigError, load_config
+from invrecon.schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE
+from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
+from invrecon.transforms.ingest import TAGS, DedupEvents, ReadSource, StampRunId, WriteAcks, write_table
+from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation, ReconcileParams, Tolerance
+from invrecon.transforms.sources import SourceSpec
 
 __all__ = ["BatchJob", "build_ingest", "build_reconcile", "main", "plan_job"]
 
@@ -233,9 +233,9 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code of DESIGN.md §3."""
-    from pipelines import alerts as alert_rules
-    from pipelines import quality_gate, warehouse
-    from transforms.quality import SuiteError
+    from invrecon.pipelines import alerts as alert_rules
+    from invrecon.pipelines import quality_gate, warehouse
+    from invrecon.transforms.quality import SuiteError
 
     args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
     try:

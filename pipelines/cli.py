@@ -18,12 +18,12 @@ __all__ = ["main"]
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
-    "batch": ("pipelines.batch", "run the nightly reconciliation for a run date"),
-    "stream": ("pipelines.stock_stream", "run the streaming stock-event pipeline"),
-    "report": ("pipelines.report", "write the finance discrepancy report for a run date"),
-    "parse-edi": ("pipelines.parse_edi", "print the records and errors found in EDI files"),
-    "fixtures": ("fixtures.generator", "generate a synthetic retail world with ground truth"),
-    "sql": ("pipelines.sql", "run a read-only SQL query on the warehouse"),
+    "batch": ("invrecon.pipelines.batch", "run the nightly reconciliation for a run date"),
+    "stream": ("invrecon.pipelines.stock_stream", "run the streaming stock-event pipeline"),
+    "report": ("invrecon.pipelines.report", "write the finance discrepancy report for a run date"),
+    "parse-edi": ("invrecon.pipelines.parse_edi", "print the records and errors found in EDI files"),
+    "fixtures": ("invrecon.fixtures.generator", "generate a synthetic retail world with ground truth"),
+    "sql": ("invrecon.pipelines.sql", "run a read-only SQL query on the warehouse"),
 }
 
 USAGE = "usage: invrecon {" + ",".join(COMMANDS) + "} [options]\n\n" + "\n".join(

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-from transforms.edi import AckCollector, parse_edi_stream
+from invrecon.transforms.edi import AckCollector, parse_edi_stream
 
 __all__ = ["main"]
 

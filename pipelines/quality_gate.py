@@ -23,8 +23,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas import DQ_RESULTS, IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
-from transforms.quality import EXPECTATIONS_DIR, RECORD_SUITES, Validator, load_suite, suite_parameters
+from invrecon.schemas import DQ_RESULTS, IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
+from invrecon.transforms.quality import EXPECTATIONS_DIR, RECORD_SUITES, Validator, load_suite, suite_parameters
 
 __all__ = ["DQ_METRICS", "Gate", "run"]
 
@@ -101,7 +101,7 @@ def _history(db: str, run_date, n: int) -> pl.DataFrame:
 
 
 def _metrics(staging: str, job, quarantine: pl.DataFrame, written: dict[str, int]) -> list[dict]:
-    from pipelines.warehouse import read_counts
+    from invrecon.pipelines.warehouse import read_counts
 
     read = read_counts(staging)
     out = []
@@ -215,7 +215,7 @@ def publish_failed_gate(*, job, cfg, output: str, inputs: list[dict], started, r
     The previous run's snapshot and discrepancies for the date (if any) stay as they were, so
     finance never reads figures built on data the gate refused. Returns the conservation counts.
     """
-    from pipelines import warehouse
+    from invrecon.pipelines import warehouse
 
     staging = job.staging
     con = duckdb.connect()

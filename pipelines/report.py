@@ -44,9 +44,9 @@ import polars as pl
 import pyarrow as pa
 import xlsxwriter
 
-from pipelines import alerts
-from pipelines.config import ConfigError, load_config
-from schemas import ALERTS
+from invrecon.pipelines import alerts
+from invrecon.pipelines.config import ConfigError, load_config
+from invrecon.schemas import ALERTS
 
 __all__ = ["DETAIL_COLUMNS", "FORMATS", "ReportData", "bar_chart", "gather", "line_chart", "main", "neutralize", "render_html", "write_csv", "write_xlsx"]
 

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = args.warehouse
     if args.config:
-        from pipelines.config import ConfigError, load_config
+        from invrecon.pipelines.config import ConfigError, load_config
 
         try:
             path = f"{load_config(args.config).output}/warehouse.duckdb"
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         if rel is None:
             return 0
         if args.csv:
-            from pipelines.report import neutralize
+            from invrecon.pipelines.report import neutralize
 
             # Text from source files may open a spreadsheet formula (=, +, -, @): keep it text.
             writer = csv.writer(sys.stdout)

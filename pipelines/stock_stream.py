@@ -53,12 +53,12 @@ import fsspec
 import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.batch import cutoff_for
-from pipelines.config import Config, ConfigError, load_config
-from transforms.canonical import CrosswalkError, load_crosswalks, load_items
-from transforms.reconcile import Tolerance
-from transforms.sources import SourceSpec, iter_line_chunks
-from transforms.stream import (
+from invrecon.pipelines.batch import cutoff_for
+from invrecon.pipelines.config import Config, ConfigError, load_config
+from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
+from invrecon.transforms.reconcile import Tolerance
+from invrecon.transforms.sources import SourceSpec, iter_line_chunks
+from invrecon.transforms.stream import (
     ALERTS_TAG,
     AVAILABILITY_TAG,
     MOVEMENTS_TAG,

@@ -30,9 +30,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines import alerts
-from pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
-from schemas import ALERTS, DISCREPANCIES, DQ_RESULTS, RUNS
+from invrecon.pipelines import alerts
+from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
+from invrecon.schemas import ALERTS, DISCREPANCIES, DQ_RESULTS, RUNS
 
 __all__ = ["AGE_KEY", "RunResult", "VIEWS", "aging_sql", "finalize", "summary_text"]
 
@@ -523,7 +523,7 @@ def finalize(*, job, cfg, output: str, inputs: list[dict], started: dt.datetime,
     staging = job.staging
     # First, so a bad `alerts:` section publishes nothing (ConfigError names the key path).
     thresholds = alerts.load_thresholds(cfg)
-    from pipelines.quality_gate import DQ_METRICS
+    from invrecon.pipelines.quality_gate import DQ_METRICS
 
     for table, schema in (("dq_results", DQ_RESULTS), ("alerts", ALERTS), ("dq_metrics", DQ_METRICS)):
         if not _has_files(staging, table):

@@ -8,7 +8,7 @@ import shutil
 import duckdb
 import pytest
 
-from fixtures.generator import WorldSpec, generate
+from invrecon.fixtures.generator import WorldSpec, generate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 WORLD = ROOT / "fixtures" / "world"
@@ -19,7 +19,7 @@ RUN_DATE = "2026-11-30"
 
 def run_batch(config: pathlib.Path | str, run_date: str = RUN_DATE, *, output: pathlib.Path | str, extra: list[str] | None = None) -> int:
     """Run `invrecon batch` in-process on the FnApiRunner and return its exit code."""
-    from pipelines import batch
+    from invrecon.pipelines import batch
 
     argv = ["--config", str(config), "--run-date", run_date, "--output", str(output), "--quiet", "--buckets", "4"]
     return batch.main(argv + list(extra or []))

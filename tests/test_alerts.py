@@ -8,10 +8,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipelines import alerts
-from pipelines.alerts import Rule, evaluate, parse_thresholds
-from pipelines.config import ConfigError, load_config
-from schemas import ALERTS, DISCREPANCIES, POSITION
+from invrecon.pipelines import alerts
+from invrecon.pipelines.alerts import Rule, evaluate, parse_thresholds
+from invrecon.pipelines.config import ConfigError, load_config
+from invrecon.schemas import ALERTS, DISCREPANCIES, POSITION
 from tests.conftest import WORLD, run_batch, warehouse
 
 DAY = dt.date(2026, 11, 30)

@@ -8,7 +8,7 @@ import pathlib
 import duckdb
 import pytest
 
-from fixtures.generator import WorldSpec, generate
+from invrecon.fixtures.generator import WorldSpec, generate
 from tests.conftest import RUN_DATE, run_batch, warehouse
 
 
@@ -103,13 +103,13 @@ def test_missing_mapped_column_quarantines_the_file_naming_it(world_copy, tmp_pa
 
 @pytest.mark.parametrize("argv, code", [([], 2), (["--help"], 0), (["nonsense"], 2)])
 def test_dispatcher_usage(argv, code, capsys):
-    from pipelines.cli import main
+    from invrecon.pipelines.cli import main
 
     assert main(argv) == code
 
 
 def test_sql_command_reads_the_warehouse_and_neutralizes_csv(committed_run, capsys):
-    from pipelines.cli import main
+    from invrecon.pipelines.cli import main
 
     db = str(committed_run / "warehouse.duckdb")
     assert main(["sql", "--warehouse", db, "--csv", "SELECT class, count(*) AS n FROM discrepancies GROUP BY 1 ORDER BY 1"]) == 0

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import yaml
 
-from pipelines.batch import cutoff_for
+from invrecon.pipelines.batch import cutoff_for
 from tests.conftest import make_world, run_batch
 from tests.reference_sql import reference_discrepancies
 

@@ -9,10 +9,10 @@ import pathlib
 
 import pytest
 
-from fixtures.edi_files import render_x12
-from transforms.edi import CODES, RECORD_FIELDS, build_997, parse_edi
-from transforms.edi.decode import decode_chunks
-from transforms.edi.x12 import read_isa
+from invrecon.fixtures.edi_files import render_x12
+from invrecon.transforms.edi import CODES, RECORD_FIELDS, build_997, parse_edi
+from invrecon.transforms.edi.decode import decode_chunks
+from invrecon.transforms.edi.x12 import read_isa
 
 SAMPLES = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "edi-samples"
 FILES = sorted(SAMPLES.rglob("*.edi")) if SAMPLES.is_dir() else []

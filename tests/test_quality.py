@@ -9,10 +9,10 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from pipelines.quality_gate import _anomalies
-from schemas import IN_TRANSIT, MOVEMENT, POSITION
+from invrecon.pipelines.quality_gate import _anomalies
+from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION
 from tests.conftest import RUN_DATE, make_world, run_batch, warehouse
-from transforms.quality import EXPECTATIONS_DIR, ROW_LEVEL_PREFIXES, SuiteError, Validator, load_suite, suite_parameters
+from invrecon.transforms.quality import EXPECTATIONS_DIR, ROW_LEVEL_PREFIXES, SuiteError, Validator, load_suite, suite_parameters
 
 UTC = dt.timezone.utc
 CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=UTC)
@@ -229,9 +229,9 @@ def test_conservation_violation_is_detected(tmp_path):
     import duckdb
     import pyarrow.parquet as pq
 
-    from pipelines.warehouse import _conservation
-    from schemas import QUARANTINE
-    from transforms.sources import SourceSpec
+    from invrecon.pipelines.warehouse import _conservation
+    from invrecon.schemas import QUARANTINE
+    from invrecon.transforms.sources import SourceSpec
 
     staging = tmp_path / "staging"
     for name in ("counts", "positions", "movements", "in_transit_lines", "quarantine"):

@@ -16,8 +16,8 @@ import zipfile
 import polars as pl
 import pytest
 
-from pipelines import report
-from pipelines.report import DETAIL_COLUMNS, neutralize
+from invrecon.pipelines import report
+from invrecon.pipelines.report import DETAIL_COLUMNS, neutralize
 from tests.conftest import RUN_DATE, WORLD, warehouse
 from tests.test_warehouse import D3, three_day_runs
 

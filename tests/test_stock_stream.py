@@ -14,8 +14,8 @@ import duckdb
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines import stock_stream
-from pipelines.config import ConfigError, load_config
+from invrecon.pipelines import stock_stream
+from invrecon.pipelines.config import ConfigError, load_config
 from tests.conftest import RUN_DATE, WORLD, make_world, run_batch, warehouse
 
 EVENTS = f"file://{WORLD}/inputs/events/{RUN_DATE}/*.jsonl"
@@ -80,7 +80,7 @@ def test_end_of_day_positions_agree_with_the_batch(tmp_path):
     assert stream(cfg, events, out) == 0
     assert run_batch(cfg, day2, output=out) == 0
     tz = load_config(str(cfg)).timezone
-    from pipelines.batch import cutoff_for
+    from invrecon.pipelines.batch import cutoff_for
 
     cutoff = cutoff_for(dt.date.fromisoformat(day2), tz)
     con = warehouse(out)

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import yaml
 
-from pipelines import alerts
-from pipelines.warehouse import AGE_KEY, VIEWS, aging_sql
+from invrecon.pipelines import alerts
+from invrecon.pipelines.warehouse import AGE_KEY, VIEWS, aging_sql
 from tests.conftest import ROOT, make_world, run_batch, warehouse
 
 D1, D2, D3 = dt.date(2026, 11, 28), dt.date(2026, 11, 29), dt.date(2026, 11, 30)

@@ -17,10 +17,10 @@ import polars as pl
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from schemas import MOVEMENT, QUARANTINE
-from transforms.canonical import Crosswalks, load_crosswalks
-from transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
-from transforms.sources import SourceSpec, canonical_from_edi, read_events, read_tabular
+from invrecon.schemas import MOVEMENT, QUARANTINE
+from invrecon.transforms.canonical import Crosswalks, load_crosswalks
+from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
+from invrecon.transforms.sources import SourceSpec, canonical_from_edi, read_events, read_tabular
 
 __all__ = [
     "OUTPUT_TYPES",
@@ -92,7 +92,7 @@ class ReadSourceFn(beam.DoFn):
         if spec.kind == "events":
             return list(read_events(uri, spec, self.crosswalks))
         if spec.kind == "edi":
-            from transforms.edi import AckCollector, parse_edi
+            from invrecon.transforms.edi import AckCollector, parse_edi
 
             with fsspec.open(uri, "rb") as f:
                 data = f.read()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib.resources
 import json
 import logging
 import os
@@ -46,7 +47,7 @@ __all__ = [
 
 log = logging.getLogger("invrecon.quality")
 
-EXPECTATIONS_DIR = pathlib.Path(__file__).resolve().parents[1] / "expectations"
+EXPECTATIONS_DIR = pathlib.Path(importlib.resources.files("invrecon.expectations"))
 # Canonical record type -> suite file in expectations/.
 RECORD_SUITES = {"positions": "position.json", "movements": "movement.json", "in_transit_lines": "in_transit.json"}
 SEVERITIES = ("critical", "warning")

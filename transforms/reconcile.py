@@ -25,9 +25,9 @@ import polars as pl
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION
-from transforms.canonical import load_items
-from transforms.ingest import Bucketed, concat_tables, split_by_bucket
+from invrecon.schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION
+from invrecon.transforms.canonical import load_items
+from invrecon.transforms.ingest import Bucketed, concat_tables, split_by_bucket
 
 __all__ = [
     "OpenInTransit",

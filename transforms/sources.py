@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from schemas import IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
-from transforms.canonical import (
+from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
+from invrecon.transforms.canonical import (
     Crosswalks,
     apply_uom,
     map_locations,

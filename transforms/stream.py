@@ -64,11 +64,11 @@ from apache_beam.transforms.window import GlobalWindows, TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming, WindowedValue
 
-from schemas import ALERTS, MOVEMENT, POSITION, QUARANTINE
-from transforms.coders import TableCoder, ipc_bytes, read_ipc
-from transforms.canonical import load_crosswalks, load_items, parse_timestamps
-from transforms.reconcile import Tolerance, _tolerance_exprs
-from transforms.sources import (
+from invrecon.schemas import ALERTS, MOVEMENT, POSITION, QUARANTINE
+from invrecon.transforms.coders import TableCoder, ipc_bytes, read_ipc
+from invrecon.transforms.canonical import load_crosswalks, load_items, parse_timestamps
+from invrecon.transforms.reconcile import Tolerance, _tolerance_exprs
+from invrecon.transforms.sources import (
     EVENT_CHUNK,
     SourceSpec,
     canonical_events_frame,

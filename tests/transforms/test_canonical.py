@@ -7,7 +7,7 @@ import pathlib
 import polars as pl
 import pytest
 
-from transforms.canonical import (
+from invrecon.transforms.canonical import (
     CrosswalkError,
     apply_uom,
     gtin14_or_none,

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import WORLD, run_batch
-from transforms.coders import TableCoder
+from invrecon.transforms.coders import TableCoder
 
 
 def test_tables_frames_and_tuples_round_trip():
@@ -58,7 +58,7 @@ def no_table_pickling():
 
 
 def test_stream_replay_pickles_no_table(tmp_path, no_table_pickling):
-    from pipelines import stock_stream
+    from invrecon.pipelines import stock_stream
 
     events = f"file://{WORLD}/inputs/events/*/*.jsonl"
     argv = ["--config", str(WORLD / "config.yaml"), "--events", events, "--output", str(tmp_path), "--no-seed", "--quiet"]

@@ -7,8 +7,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from schemas import IN_TRANSIT, MOVEMENT, POSITION
-from transforms.reconcile import ReconcileParams, Tolerance, open_in_transit, reconcile_bucket, roll_to_cutoff, latest_positions
+from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION
+from invrecon.transforms.reconcile import ReconcileParams, Tolerance, open_in_transit, reconcile_bucket, roll_to_cutoff, latest_positions
 
 UTC = dt.timezone.utc
 DAY = dt.date(2026, 11, 30)

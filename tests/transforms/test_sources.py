@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 
 from tests.conftest import WORLD
-from transforms import sources
-from transforms.canonical import load_crosswalks
-from transforms.sources import SourceSpec, read_events
+from invrecon.transforms import sources
+from invrecon.transforms.canonical import load_crosswalks
+from invrecon.transforms.sources import SourceSpec, read_events
 
 SPEC = SourceSpec(name="stock_events", kind="events", system=None, timezone="America/Chicago")
 

@@ -19,9 +19,9 @@ from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.utils.timestamp import Timestamp
 
 from tests.conftest import WORLD
-from transforms.reconcile import Tolerance
-from transforms.sources import SourceSpec
-from transforms.stream import (
+from invrecon.transforms.reconcile import Tolerance
+from invrecon.transforms.sources import SourceSpec
+from invrecon.transforms.stream import (
     PositionBook,
     RawEvent,
     RunningPosition,
@@ -316,7 +316,7 @@ def test_columnar_positions_match_position_book(seed_value):
 
     import polars as pl
 
-    from transforms.stream import BOOKS_SCHEMA, PENDING_SCHEMA, _new_books, apply_movements
+    from invrecon.transforms.stream import BOOKS_SCHEMA, PENDING_SCHEMA, _new_books, apply_movements
 
     rng = random.Random(seed_value)
     keys = [("A", "S1"), ("A", "S2"), ("B", "S1")]
@@ -356,8 +356,8 @@ def test_shuffled_batches_and_state_round_trip_through_their_coders():
     """ArrowBatch crosses a shuffle as Arrow IPC (re-encoded as the same bytes); state as Arrow too."""
     import polars as pl
 
-    from transforms.coders import TableCoder
-    from transforms.stream import BOOKS_SCHEMA, PENDING_SCHEMA, ArrowBatch, ArrowBatchCoder
+    from invrecon.transforms.coders import TableCoder
+    from invrecon.transforms.stream import BOOKS_SCHEMA, PENDING_SCHEMA, ArrowBatch, ArrowBatchCoder
 
     table = pa.table({"event_id": ["a", "b", None], "_raw": ['{"x": 1}', "é", ""], "_ts": [1, 2, 3]})
     coder = ArrowBatchCoder()
@@ -374,7 +374,7 @@ def test_shuffled_batches_and_state_round_trip_through_their_coders():
 
 
 def test_decode_chunk_isolates_broken_lines_and_keeps_order():
-    from transforms.stream import RawChunk, decode_chunk
+    from invrecon.transforms.stream import RawChunk, decode_chunk
 
     good = [ev(f"g{i}", "sale", "10:00", 1) for i in range(100)]
     texts = good[:40] + ['{"event_id": "x", "item": "not an object", "qty": 1}', '{"event_id": "BROKEN"'] + good[40:]
@@ -390,7 +390,7 @@ def test_bounded_replay_equals_the_streaming_graph(tmp_path):
              '{"event_id": "BROKEN"']
     path = tmp_path / "e.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    from transforms.stream import read_event_chunks
+    from invrecon.transforms.stream import read_event_chunks
 
     with beam.Pipeline(runner="FnApiRunner") as p:
         raw_chunks = p | beam.Create(list(read_event_chunks(f"file://{path}", timezone="UTC")))
@@ -409,7 +409,7 @@ def test_bus_clock_equals_a_line_by_line_reading():
     """The columnar clock (literal scan, regex fallback, any timestamp shape) is the per-line one."""
     import re
 
-    from transforms.stream import _NO_TIME, _bus_clock, event_time_micros
+    from invrecon.transforms.stream import _NO_TIME, _bus_clock, event_time_micros
 
     published, occurred = re.compile(r'"published_at"\s*:\s*"([^"]+)"'), re.compile(r'"occurred_at"\s*:\s*"([^"]+)"')
     lines = ['{"published_at": "2026-11-30T10:00:00+00:00", "occurred_at": "2026-11-30T09:00:00+00:00"}',

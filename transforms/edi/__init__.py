@@ -16,11 +16,11 @@ Example:
 
 from __future__ import annotations
 
-from transforms.edi.ack import AckCollector, build_997
-from transforms.edi.errors import CODES, EdiError
-from transforms.edi.parse import parse_edi, parse_edi_stream
-from transforms.edi.records import RECORD_FIELDS, RECORD_KINDS
-from transforms.edi.values import DEFAULT_QUALIFIERS
+from invrecon.transforms.edi.ack import AckCollector, build_997
+from invrecon.transforms.edi.errors import CODES, EdiError
+from invrecon.transforms.edi.parse import parse_edi, parse_edi_stream
+from invrecon.transforms.edi.records import RECORD_FIELDS, RECORD_KINDS
+from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS
 
 __all__ = [
     "CODES",

@@ -28,8 +28,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from transforms.edi.errors import Problem
-from transforms.edi.x12 import (
+from invrecon.transforms.edi.errors import Problem
+from invrecon.transforms.edi.x12 import (
     Group,
     GroupEnd,
     RejectedTransaction,
@@ -178,7 +178,7 @@ def build_997(data: bytes, *, file: str, now: dt.datetime | None = None) -> list
     Returns:
       The 997s in group order; [] when the data holds no readable X12 group.
     """
-    from transforms.edi.parse import parse_edi
+    from invrecon.transforms.edi.parse import parse_edi
 
     acks = AckCollector(now=now)
     for _ in parse_edi(data, file=file, acks=acks):

@@ -24,9 +24,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
-from transforms.edi.errors import Problem
-from transforms.edi.records import error_dict
-from transforms.edi.values import LAYOUT_WHITESPACE, same_control
+from invrecon.transforms.edi.errors import Problem
+from invrecon.transforms.edi.records import error_dict
+from invrecon.transforms.edi.values import LAYOUT_WHITESPACE, same_control
 
 __all__ = [
     "DEFAULT_DELIMITERS",
@@ -391,7 +391,7 @@ def walk(batches: Iterable[object]) -> Iterator[Message | RejectedMessage | Prob
 
 def parse(texts: Iterable[str], ctx: object) -> Iterator[dict]:
     """Parse decoded EDIFACT text into parse-edi dicts (records of mapped messages, errors)."""
-    from transforms.edi.edifact_sets import map_message
+    from invrecon.transforms.edi.edifact_sets import map_message
 
     file = ctx.file  # type: ignore[attr-defined]
     for ev in walk(edifact_batches(texts)):

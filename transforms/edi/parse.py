@@ -16,12 +16,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 from typing import TYPE_CHECKING, BinaryIO
 
-from transforms.edi import edifact
-from transforms.edi.decode import CHUNK_SIZE, decode_chunks, read_chunks
-from transforms.edi.errors import Problem
-from transforms.edi.records import MapContext, error_dict
-from transforms.edi.values import DEFAULT_QUALIFIERS, LAYOUT_WHITESPACE
-from transforms.edi.x12 import (
+from invrecon.transforms.edi import edifact
+from invrecon.transforms.edi.decode import CHUNK_SIZE, decode_chunks, read_chunks
+from invrecon.transforms.edi.errors import Problem
+from invrecon.transforms.edi.records import MapContext, error_dict
+from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS, LAYOUT_WHITESPACE
+from invrecon.transforms.edi.x12 import (
     GroupEnd,
     RejectedTransaction,
     Transaction,
@@ -29,10 +29,10 @@ from transforms.edi.x12 import (
     walk,
     x12_batches,
 )
-from transforms.edi.x12_sets import stream_transaction
+from invrecon.transforms.edi.x12_sets import stream_transaction
 
 if TYPE_CHECKING:
-    from transforms.edi.ack import AckCollector
+    from invrecon.transforms.edi.ack import AckCollector
 
 __all__ = ["parse_edi", "parse_edi_stream", "parse_text", "sniff"]
 

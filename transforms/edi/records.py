@@ -12,8 +12,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from transforms.edi.errors import Problem
-from transforms.edi.values import DEFAULT_QUALIFIERS
+from invrecon.transforms.edi.errors import Problem
+from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS
 
 __all__ = ["ERROR_FIELDS", "MapContext", "map_unit", "RECORD_FIELDS", "RECORD_KINDS", "base_record",
            "error_dict", "no_records_problem", "unsupported_problem"]

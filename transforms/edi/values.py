@@ -17,7 +17,7 @@ import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
 
-from transforms.edi.errors import EdiError
+from invrecon.transforms.edi.errors import EdiError
 
 __all__ = [
     "LAYOUT_WHITESPACE",

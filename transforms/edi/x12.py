@@ -27,8 +27,8 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from itertools import repeat
 
-from transforms.edi.errors import EdiError, Problem
-from transforms.edi.values import LAYOUT_WHITESPACE, same_control
+from invrecon.transforms.edi.errors import EdiError, Problem
+from invrecon.transforms.edi.values import LAYOUT_WHITESPACE, same_control
 
 __all__ = [
     "GroupEnd",

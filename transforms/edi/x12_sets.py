@@ -27,19 +27,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 
-from transforms.edi.errors import EdiError, Problem
-from transforms.edi.records import (
+from invrecon.transforms.edi.errors import EdiError, Problem
+from invrecon.transforms.edi.records import (
     MapContext,
     base_record,
     no_records_problem,
     unsupported_problem,
 )
-from transforms.edi.values import (
+from invrecon.transforms.edi.values import (
     choose_item_id,
     parse_number,
     x12_timestamp,
 )
-from transforms.edi.x12 import Transaction
+from invrecon.transforms.edi.x12 import Transaction
 
 __all__ = ["MAPPERS", "MapContext", "map_transaction", "stream_transaction"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Sequence
 
-from fixtures.edi_files import render_x12, transaction
-from transforms.edi import RECORD_FIELDS, parse_edi
+from invrecon.fixtures.edi_files import render_x12, transaction
+from invrecon.transforms.edi import RECORD_FIELDS, parse_edi
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 SAMPLES = REPO / ".." / "shared" / "edi-samples"

@@ -6,7 +6,7 @@ import datetime as dt
 
 from tests.transforms.edi.helpers import FIXTURES, render, tx
 from tests.transforms.edi.test_generator_feeds import BODY_846
-from transforms.edi import build_997
+from invrecon.transforms.edi import build_997
 
 NOW = dt.datetime(2026, 3, 1, 12, 30)
 
@@ -49,7 +49,7 @@ def test_one_997_per_group_and_none_for_edifact_or_junk():
 
 def test_one_pass_gives_the_records_and_the_997s():
     """A collector passed to parse_edi leaves the records as they are and gets what build_997 builds."""
-    from transforms.edi import AckCollector, parse_edi
+    from invrecon.transforms.edi import AckCollector, parse_edi
 
     now = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.timezone.utc)
     for path in sorted(FIXTURES.glob("*.edi")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.parse_edi import main
+from invrecon.pipelines.parse_edi import main
 from tests.transforms.edi.helpers import FIXTURES
 
 

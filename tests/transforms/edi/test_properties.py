@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from tests.transforms.edi.helpers import FIXTURES, parse, records, render, tx
 from tests.transforms.edi.test_generator_feeds import BODY_846, BODY_856
-from transforms.edi import EdiError, build_997
-from transforms.edi.x12 import read_isa
+from invrecon.transforms.edi import EdiError, build_997
+from invrecon.transforms.edi.x12 import read_isa
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

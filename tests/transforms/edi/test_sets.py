@@ -205,7 +205,7 @@ def test_slsrpt_sales_and_negative_sales_as_returns_per_store():
 def test_fixture_parses_identically_streamed_in_tiny_chunks(name):
     import io
 
-    from transforms.edi import parse_edi_stream
+    from invrecon.transforms.edi import parse_edi_stream
 
     data = (FIXTURES / name).read_bytes()
     whole = parse(data, file=name)
