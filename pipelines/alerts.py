@@ -41,6 +41,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 import duckdb
+import fsspec
 import pyarrow as pa
 
 from invrecon.pipelines.config import ConfigError
@@ -287,12 +288,12 @@ def _json_value(v: Any) -> Any:
 
 def write_jsonl(table: pa.Table, path: str) -> None:
     """Write ALERTS rows as JSON Lines, replacing `path` atomically (an empty file: none fired)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in table.to_pylist():
-            f.write(json.dumps({k: _json_value(v) for k, v in row.items()}, ensure_ascii=False, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    text = "".join(json.dumps({k: _json_value(v) for k, v in row.items()}, ensure_ascii=False, sort_keys=False) + "\n" for row in table.to_pylist())
+    fs, fpath = fsspec.core.url_to_fs(path)
+    fs.makedirs(fpath.rsplit("/", 1)[0], exist_ok=True)
+    tmp = f"{fpath}.tmp-{os.getpid()}"
+    fs.pipe_file(tmp, text.encode("utf-8"))
+    fs.mv(tmp, fpath)
 
 
 def read_jsonl(path: str) -> list[dict]:

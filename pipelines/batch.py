@@ -31,16 +31,25 @@ import apache_beam as beam
 import fsspec
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from invrecon.pipelines import alerts as alert_rules
+from invrecon.pipelines import quality_gate
 from invrecon.pipelines.config import Config, ConfigError, load_config
-from invrecon.schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE
+from invrecon.pipelines.publish import Layout, live_files, new_attempt, publish, read_commits
+from invrecon.pipelines.quality_gate import GateHistory, GatePlan, load_history
+from invrecon.pipelines.settle import History, SettleRun
+from invrecon.pipelines.warehouse import PUBLISHED, RunResult, ensure_warehouse, summary_text, write_alerts_jsonl
+from invrecon.schemas import DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
 from invrecon.transforms.ingest import TAGS, DedupEvents, ReadSource, StampRunId, WriteAcks, write_table
+from invrecon.transforms.quality import SuiteError
 from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation, ReconcileParams, Tolerance
 from invrecon.transforms.sources import SourceSpec
+from invrecon.transforms.validate import CombineDqResults, ValidateRecords
 
-__all__ = ["BatchJob", "build_ingest", "build_reconcile", "main", "plan_job"]
+__all__ = ["BatchJob", "build", "main", "plan_job"]
 
 log = logging.getLogger("invrecon.batch")
 
@@ -60,9 +69,14 @@ class BatchJob:
     sku_crosswalk: str
     location_crosswalk: str
     items: str
+    output: str
+    attempt: str
     staging: str
     sources: tuple[tuple[SourceSpec, tuple[str, ...]], ...]  # spec, input files
     tolerances: tuple[Tolerance, ...]
+    gate: GatePlan = GatePlan(suites={}, params={})
+    thresholds: object = None
+    history: History = History()
     buckets: int = DEFAULT_BUCKETS
 
     def __post_init__(self) -> None:
@@ -70,11 +84,57 @@ class BatchJob:
             raise ValueError("`buckets` must be > 0")
 
 
-def build_ingest(p: beam.Pipeline, job: BatchJob) -> None:
-    """Stage 1: read every input file into canonical records, de-duplicate events.
+def _source_counts(table: pa.Table, kind: str) -> list[tuple[str, str, int]]:
+    """("written" | "quarantined:<code>", source, n) per source of one table."""
+    df = pl.from_arrow(table)
+    if kind == "quarantined":
+        g = df.group_by("source", "reason_code").len()
+        return [(f"quarantined:{code}", src, n) for src, code, n in g.iter_rows()]
+    return [(kind, src, n) for src, n in df.group_by("source").len().iter_rows()]
 
-    Writes `canonical/{positions,movements,in_transit_lines}`, `quarantine`, `counts` and `acks`
-    under the staging folder; the data-quality gate reads them next.
+
+def _split_by_event_date(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    df = pl.from_arrow(table).with_columns(pl.col("occurred_at").dt.convert_time_zone("UTC").dt.date().alias("_d"))
+    for (day,), part in df.partition_by("_d", as_dict=True).items():
+        yield str(day), part.drop("_d").to_arrow().cast(MOVEMENT)
+
+
+class WriteEventDateFilesFn(beam.DoFn):
+    """Stage one movements file per (table, event date), named after its content.
+
+    The name is a hash of the table's event ids, so a retried bundle rewrites the same file
+    instead of adding a second copy.
+    """
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def process(self, element: tuple[str, pa.Table]) -> Iterator[str]:
+        import hashlib as _h
+
+        day, table = element
+        digest = _h.sha1("\x1f".join(table.column("event_id").to_pylist()).encode()).hexdigest()[:16]
+        url = f"{self.folder}/event_date={day}--{digest}.parquet"
+        fs, path = fsspec.core.url_to_fs(url)
+        fs.makedirs(self.folder.split("://")[-1] if "://" in self.folder else self.folder, exist_ok=True)
+        with fs.open(path, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+        yield url
+
+
+def _validated(p_or_pcoll, label: str, record: str, schema: pa.Schema, job: BatchJob):
+    return p_or_pcoll | f"Validate{label}" >> ValidateRecords(
+        record=record, schema=schema, suites=job.gate.suites.get(record, {}), params=job.gate.params.get(record, {}),
+        run_id=job.run_id, run_date=job.run_date,
+    )
+
+
+def build(p: beam.Pipeline, job: BatchJob) -> None:
+    """The whole batch as one graph: read, canonicalize, validate, de-duplicate, reconcile, stage.
+
+    Everything lands under `job.staging` (the launcher publishes it with one commit): the §7
+    tables, the combined data-quality results (`_gate/`), the run's counts and figures
+    (`_summary.json`, from `SettleRun`) and the EDI 997s (`acks/`).
     """
     reads = {tag: [] for tag in TAGS}
     for spec, files in job.sources:
@@ -86,65 +146,56 @@ def build_ingest(p: beam.Pipeline, job: BatchJob) -> None:
     def flat(tag: str):
         return tuple(reads[tag]) | f"Flatten{tag.title()}" >> beam.Flatten()
 
+    positions = _validated(flat("positions"), "Positions", "positions", POSITION, job)
+    availability = _validated(flat("availability"), "Availability", "positions", POSITION, job)
     deduped = flat("movements") | "DedupEvents" >> DedupEvents(job.buckets, job.run_id)
+    movements = _validated(deduped.movements, "Movements", "movements", MOVEMENT, job)
+    shipments = _validated(flat("in_transit"), "InTransitLines", "in_transit_lines", IN_TRANSIT, job)
+    checked = (positions, availability, movements, shipments)
     quarantine = (
-        (*reads["quarantine"], deduped.quarantine)
+        (*reads["quarantine"], deduped.quarantine, *(c.quarantine for c in checked))
         | "FlattenQuarantine" >> beam.Flatten()
         | "StampRunId" >> beam.ParDo(StampRunId(job.run_id)).with_output_types(pa.Table)
     )
-    canonical = f"{job.staging}/canonical"
-    positions = (flat("positions"), flat("availability")) | "FlattenAllPositions" >> beam.Flatten()
-    write_table(positions, "positions", POSITION, canonical)
-    write_table(deduped.movements, "movements", MOVEMENT, canonical)
-    write_table(flat("in_transit"), "in_transit_lines", IN_TRANSIT, canonical)
-    write_table(quarantine, "quarantine", QUARANTINE, job.staging)
     (
-        flat("counts")
-        | "SumReadCounts" >> beam.CombinePerKey(sum)
-        | "CountsJson" >> beam.Map(lambda kv: json.dumps({"source": kv[0], "read": kv[1]}))
-        | "WriteReadCounts" >> beam.io.WriteToText(f"{job.staging}/counts/part", file_name_suffix=".jsonl")
+        tuple(c.results for c in checked)
+        | "FlattenDqPartials" >> beam.Flatten()
+        | "CombineDqResults" >> CombineDqResults({})
+        | "DqResultsJson" >> beam.Map(lambda r: json.dumps(r, default=str))
+        | "WriteDqResults" >> beam.io.WriteToText(f"{job.staging}/_gate/dq_results", file_name_suffix=".jsonl")
     )
-    flat("acks") | "WriteAcks" >> beam.ParDo(WriteAcks(f"{job.staging}/acks"))
-
-
-def _split_availability(table: pa.Table, availability_sources: frozenset[str]) -> Iterator:
-    df = pl.from_arrow(table)
-    is_av = pl.col("source").is_in(list(availability_sources))
-    pos, av = df.filter(~is_av), df.filter(is_av)
-    if pos.height:
-        yield pos.to_arrow().cast(POSITION)
-    if av.height:
-        yield beam.pvalue.TaggedOutput("availability", av.to_arrow().cast(POSITION))
-
-
-def build_reconcile(p: beam.Pipeline, job: BatchJob) -> None:
-    """Stage 3: reconcile the validated canonical records (DESIGN.md §6).
-
-    Reads `positions`, `movements` and `in_transit_lines` from the staging folder (what the
-    data-quality gate let through) and writes `inventory_snapshot`, `discrepancies` and the open
-    `in_transit` lines.
-    """
-    staged = job.staging
-    availability_sources = frozenset(spec.name for spec, _ in job.sources if spec.kind == "availability")
-    split = (
-        p
-        | "ReadPositions" >> beam.io.ReadFromParquetBatched(f"{staged}/positions/*.parquet").with_output_types(pa.Table)
-        | "SplitAvailability" >> beam.FlatMap(_split_availability, availability_sources).with_output_types(pa.Table, availability=pa.Table).with_outputs("availability", main="positions")
-    )
-    movements = p | "ReadMovements" >> beam.io.ReadFromParquetBatched(f"{staged}/movements/*.parquet").with_output_types(pa.Table)
-    shipments = p | "ReadShipments" >> beam.io.ReadFromParquetBatched(f"{staged}/in_transit_lines/*.parquet").with_output_types(pa.Table)
-    open_transit = (shipments, movements) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff)
+    all_positions = (positions.valid, availability.valid) | "FlattenAllPositions" >> beam.Flatten()
+    open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff)
     params = ReconcileParams(
         record_system=job.record_system, cutoff=job.cutoff, snapshot_date=job.run_date,
         tolerances=job.tolerances, run_id=job.run_id,
     )
     reconciled = {
-        "positions": split.positions, "availability": split.availability,
-        "movements": movements, "open_in_transit": open_transit,
+        "positions": positions.valid, "availability": availability.valid,
+        "movements": movements.valid, "open_in_transit": open_transit,
     } | "Reconcile" >> ReconcileBySkuLocation(job.buckets, params, job.items, job.location_crosswalk)
-    write_table(reconciled.snapshot, "inventory_snapshot", INVENTORY_SNAPSHOT, staged)
-    write_table(reconciled.discrepancies, "discrepancies", DISCREPANCIES, staged)
-    write_table(open_transit, "in_transit", IN_TRANSIT, staged)
+    written = [
+        write_table(all_positions, "positions", POSITION, job.staging),
+        write_table(quarantine, "quarantine", QUARANTINE, job.staging),
+        write_table(reconciled.snapshot, "inventory_snapshot", INVENTORY_SNAPSHOT, job.staging),
+        write_table(reconciled.discrepancies, "discrepancies_unaged", DISCREPANCIES, job.staging),
+        write_table(open_transit, "in_transit", IN_TRANSIT, job.staging),
+        movements.valid
+        | "SplitByEventDate" >> beam.FlatMap(_split_by_event_date).with_output_types(tuple[str, pa.Table])
+        | "WriteMovements" >> beam.ParDo(WriteEventDateFilesFn(f"{job.staging}/movements")),
+    ]
+    counts = (
+        flat("counts") | "ReadCounts" >> beam.Map(lambda kv: ("read", kv[0], kv[1])),
+        (positions.valid, availability.valid, movements.valid, shipments.valid)
+        | "FlattenWritten" >> beam.Flatten() | "WrittenCounts" >> beam.FlatMap(_source_counts, "written"),
+        quarantine | "QuarantinedCounts" >> beam.FlatMap(_source_counts, "quarantined"),
+    ) | "FlattenAllCounts" >> beam.Flatten()
+    flat("acks") | "WriteAcks" >> beam.ParDo(WriteAcks(f"{job.staging}/acks"))
+    counts | "SettleRun" >> SettleRun(
+        staging=job.staging, run_id=job.run_id, run_date=job.run_date, cutoff=job.cutoff, thresholds=job.thresholds,
+        sources=tuple((spec.name, spec.system, spec.kind) for spec, _ in job.sources), history=job.history,
+        written=tuple(written),
+    )
 
 
 def _runner(name: str | None):
@@ -195,35 +246,61 @@ def cutoff_for(run_date: dt.date, timezone: str) -> dt.datetime:
     return local.astimezone(dt.timezone.utc)
 
 
+def _history_for(output: str, run_date: dt.date, history: GateHistory, commits: pa.Table) -> History:
+    """The published files this run's aging and alerts read (from the commits: metadata only)."""
+    runs = history.runs.filter(pl.col("status") == "succeeded") if history.runs.height else history.runs
+    dates = tuple(sorted(set(runs["run_date"].to_list()))) if runs.height else ()
+    live = live_files(commits)
+    layout = Layout(output)
+    disc = tuple(layout.url(f) for (t, _, owner), files in sorted(live.items()) if t == "discrepancies" and owner in dates for f in files)
+    later = tuple(
+        (owner, tuple(layout.url(f) for f in files))
+        for (t, _, owner), files in sorted(live.items()) if t == "alerts" and owner in dates and owner > run_date
+    )
+    run_ids = tuple((d, r) for d, r in runs.select("run_date", "run_id").iter_rows() if d > run_date) if runs.height else ()
+    return History(run_dates=dates, discrepancies=disc, later_alerts=later, later_run_ids=run_ids)
+
+
 def plan_job(cfg: Config, run_date: dt.date, *, output: str, buckets: int = DEFAULT_BUCKETS) -> tuple[BatchJob, list[dict]]:
-    """Resolve the run: input files with checksums, run id, staging folder, cut-off."""
+    """Resolve the run: input files with checksums, run id, attempt, staging folder, cut-off, gate."""
     sources = _expand_inputs(cfg, run_date)
     inputs = [f for _, files in sources for f in files]
     digest = hashlib.sha256(cfg.sha256.encode())
     for f in sorted(inputs, key=lambda f: f["uri"]):
         digest.update(f"{f['source']}\0{f['uri'].rsplit('/', 1)[-1]}\0{f['sha256']}\n".encode())
     run_id = f"{run_date.isoformat()}-{digest.hexdigest()[:12]}"
+    cutoff = cutoff_for(run_date, cfg.timezone)
+    history = load_history(output, run_date)
+    attempt = new_attempt()
     job = BatchJob(
         run_id=run_id,
         run_date=run_date,
-        cutoff=cutoff_for(run_date, cfg.timezone),
+        cutoff=cutoff,
         record_system=cfg.record_system,
         sku_crosswalk=cfg.sku_crosswalk,
         location_crosswalk=cfg.location_crosswalk,
         items=cfg.items,
-        staging=f"{output}/_staging/{run_id}",
+        output=output,
+        attempt=attempt,
+        staging=Layout(output).staging(run_date, attempt),
         sources=tuple((spec, tuple(f["uri"] for f in files)) for spec, files in sources),
         tolerances=tuple(Tolerance(tuple(sorted(t.match.items())), t.abs, t.pct) for t in cfg.tolerances),
+        gate=quality_gate.plan(cfg=cfg, sources=[spec for spec, _ in sources], run_date=run_date, cutoff=cutoff, history=history),
+        thresholds=alert_rules.load_thresholds(cfg),
+        history=_history_for(output, run_date, history, read_commits(output)),
         buckets=buckets,
     )
     return job, inputs
 
 
 def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="invrecon batch", description="Run the nightly reconciliation for a run date.")
+    parser = argparse.ArgumentParser(prog="invrecon batch", description="Run the nightly reconciliation for a run date.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                     epilog="Any other --flag is passed to Beam (e.g. --runner DataflowRunner --project P ...).")
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
     parser.add_argument("--run-date", required=True, help="YYYY-MM-DD")
-    parser.add_argument("--output", help="override the config's output folder")
+    parser.add_argument("--output", help="override the config's output folder (a path or an fsspec URL: s3://, gs://, memory://)")
+    parser.add_argument("--warehouse", help="the DuckDB warehouse file (local); default <output>/warehouse.duckdb for a local output, none otherwise")
     parser.add_argument("--buckets", type=int, default=DEFAULT_BUCKETS, help="hash buckets of the (sku, location) shuffle")
     parser.add_argument("--allow-missing", default="", help="comma-separated sources that may have no files (or 'all')")
     parser.add_argument("--fail-on-alert", action="store_true", help="exit 5 when an alert fired")
@@ -231,18 +308,114 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
+def _stage(name: str, t0: float, **fields) -> float:
+    """Log a stage's own duration as a structured line; returns the new stage start."""
+    now = time.monotonic()
+    log.info("stage %s done in %.2f s", name, now - t0, extra={"stage": name, "duration_s": round(now - t0, 3), **fields})
+    return now
+
+
+def _read_text_files(pattern: str) -> list[str]:
+    fs, path = fsspec.core.url_to_fs(pattern)
+    out = []
+    for f in sorted(fs.glob(path)):
+        with fs.open(f, "r") as h:
+            out += [line for line in h.read().splitlines() if line.strip()]
+    return out
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def _warehouse_path(args, output: str) -> str | None:
+    if args.warehouse:
+        return args.warehouse
+    return f"{output.removeprefix('file://')}/warehouse.duckdb" if _is_local(output) else None
+
+
+def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datetime, runner: str, warehouse_db: str | None):
+    """From the graph's small files to the published run (the launcher's only work after the graph)."""
+    summary = json.loads(fsspec.core.url_to_fs(f"{job.staging}/_summary.json")[0].cat_file(fsspec.core.url_to_fs(f"{job.staging}/_summary.json")[1]))
+    results = [json.loads(line) for line in _read_text_files(f"{job.staging}/_gate/dq_results*.jsonl")]
+    for r in results:
+        r["run_date"] = job.run_date
+    counts = summary["counts"]
+    by_reason = {(s, c): n for s, c, n in summary["quarantined_by_reason"]}
+    history = load_history(job.output, job.run_date)
+    dq_rows, metric_rows, failures = quality_gate.decide(
+        results=results, counts=counts, quarantined_by_reason=by_reason, gate=job.gate, history=history, cfg=cfg, job=job,
+    )
+    broken = [c for c in counts if not c["conserved"]]
+    status = "dq_failed" if failures else ("failed" if broken else "succeeded")
+    message = "; ".join(failures) if failures else "; ".join(
+        f"{c['source']}: read {c['read']} != written {c['written']} + quarantined {c['quarantined']}" for c in broken)
+    _stage_small(job.staging, "dq_results", pa.Table.from_pylist(dq_rows, schema=DQ_RESULTS))
+    _stage_small(job.staging, "dq_metrics", pa.Table.from_pylist(metric_rows, schema=DQ_METRICS))
+    _stage_small(job.staging, "runs", runs_row(job=job, cfg=cfg, inputs=inputs, counts=counts, status=status, started=started, runner=runner, message=message))
+    tables = GATE_TABLES if failures else tuple(PUBLISHED)
+    if not failures:
+        write_alerts_jsonl(job.output, _staged(job.staging, "alerts", own_only=True), job.run_date)
+    t0 = time.monotonic()
+    publish(output=job.output, staging=job.staging, tables=tables, run_id=job.run_id, run_date=job.run_date, attempt=job.attempt)
+    _stage("publish", t0, run_id=job.run_id)
+    t0 = time.monotonic()
+    if warehouse_db:
+        ensure_warehouse(warehouse_db, job.output)
+    _stage("warehouse", t0, run_id=job.run_id)
+    fs, path = fsspec.core.url_to_fs(job.staging)
+    fs.rm(path, recursive=True)
+    return RunResult(
+        run_id=job.run_id, run_date=job.run_date, status=status, output=job.output, warehouse=warehouse_db or "(none: --warehouse PATH)",
+        counts=counts, classes=summary["classes"], value_at_stake=summary["value_at_stake"], net_value=summary["net_value"],
+        quarantined=sum(c["quarantined"] for c in counts), alerts=summary["alerts"], message=message,
+    ), failures
+
+
+# Published when the gate fails: what went wrong and why, never the figures it stopped.
+GATE_TABLES = ("quarantine", "dq_results", "dq_metrics", "runs")
+
+
+def _staged(staging: str, table: str, *, own_only: bool = False) -> list[str]:
+    fs, path = fsspec.core.url_to_fs(f"{staging}/{table}")
+    try:
+        files = sorted(fs.find(path))
+    except FileNotFoundError:
+        return []
+    prefix = staging.split("://")[0] + "://" if "://" in staging else ""
+    return [prefix + f if prefix and not f.startswith(prefix) else f for f in files
+            if f.endswith(".parquet") and not (own_only and "--" in f.rsplit("/", 1)[-1])]
+
+
+def _stage_small(staging: str, table: str, data: pa.Table) -> None:
+    fs, path = fsspec.core.url_to_fs(f"{staging}/{table}/part-00000.parquet")
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "wb") as f:
+        pq.write_table(data, f, compression="zstd")
+
+
+def runs_row(*, job, cfg, inputs: list[dict], counts: list[dict], status: str, started: dt.datetime, runner: str, message: str | None) -> pa.Table:
+    """This run's `runs` row (finished now)."""
+    return pa.table(
+        {
+            "run_id": [job.run_id], "run_date": [job.run_date], "config_sha256": [cfg.sha256],
+            "inputs": [[{k: f[k] for k in ("source", "uri", "size", "sha256")} for f in inputs]],
+            "counts": [counts], "status": [status], "started": [started],
+            "finished": [dt.datetime.now(dt.timezone.utc)], "runner": [runner], "message": [message or None],
+        },
+        schema=RUNS,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code of DESIGN.md §3."""
-    from invrecon.pipelines import alerts as alert_rules
-    from invrecon.pipelines import quality_gate, warehouse
-    from invrecon.transforms.quality import SuiteError
-
     args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         run_date = dt.date.fromisoformat(args.run_date)
     except ValueError:
         print(f"invrecon batch: --run-date {args.run_date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
         return 2
+    t0 = time.monotonic()
     try:
         cfg = load_config(args.config)
         load_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2
@@ -253,9 +426,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     output = (args.output or cfg.output).rstrip("/")
     started = dt.datetime.now(dt.timezone.utc)
-    t0 = time.monotonic()
     try:
         job, inputs = plan_job(cfg, run_date, output=output, buckets=args.buckets)
+    except SuiteError as e:
+        print(f"invrecon batch: expectation suite error: {e}", file=sys.stderr)
+        return 2
     except ValueError as e:
         print(f"invrecon batch: {e}", file=sys.stderr)
         return 2
@@ -267,40 +442,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"invrecon batch: source {name}: no input files match {pattern}", file=sys.stderr)
         print("invrecon batch: inputs missing for the run date (use --allow-missing SOURCE to run without them)", file=sys.stderr)
         return 4
-    log.info("run %s: %d input files, cut-off %s", job.run_id, len(inputs), job.cutoff.isoformat())
+    t0 = _stage("plan", t0, run_id=job.run_id, input_files=len(inputs))
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
     runner_name = str(runner) if runner else "FnApiRunner"
-    runner_obj = _runner(runner)
-    fs, _, _ = fsspec.get_fs_token_paths(job.staging)
-    if fs.exists(job.staging):
-        fs.rm(job.staging, recursive=True)
-    with beam.Pipeline(runner=runner_obj, options=options) as p:
-        build_ingest(p, job)
-    log.info("read and canonicalized in %.1f s", time.monotonic() - t0)
-    try:
-        gate = quality_gate.run(job=job, cfg=cfg, output=output)
-    except SuiteError as e:
-        print(f"invrecon batch: expectation suite error: {e}", file=sys.stderr)
-        return 2
-    log.info("data-quality gate %s in %.1f s", "FAILED" if gate.failed else "passed", time.monotonic() - t0)
-    if not gate.failed:
-        with beam.Pipeline(runner=_runner(runner), options=options) as p:
-            build_reconcile(p, job)
-        log.info("reconciled in %.1f s", time.monotonic() - t0)
-    if gate.failed:
-        quality_gate.publish_failed_gate(
-            job=job, cfg=cfg, output=output, inputs=inputs, started=started, runner=runner_name, message=gate.message,
-        )
-        print(f"invrecon batch: data-quality gate failed: {gate.message}", file=sys.stderr)
-        print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not run", file=sys.stderr)
+    with beam.Pipeline(runner=_runner(runner), options=options) as p:
+        build(p, job)
+    t0 = _stage("graph", t0, run_id=job.run_id)
+    result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=runner_name, warehouse_db=_warehouse_path(args, output))
+    if failures:
+        print(f"invrecon batch: data-quality gate failed: {'; '.join(failures)}", file=sys.stderr)
+        print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not published", file=sys.stderr)
         return 3
-    result = warehouse.finalize(
-        job=job, cfg=cfg, output=output, inputs=inputs, started=started, runner=runner_name,
-    )
-    log.info("published and loaded in %.1f s", time.monotonic() - t0)
     if not args.quiet:
-        print(warehouse.summary_text(result))
+        print(summary_text(result))
         print(f"  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output}")
     if result.status == "failed":
         return 1

@@ -31,6 +31,10 @@ USAGE = "usage: invrecon {" + ",".join(COMMANDS) + "} [options]\n\n" + "\n".join
 )
 
 
+# Structured fields a log call may carry (`extra=`), copied into the JSON line as they are.
+_FIELDS = ("run_id", "stage", "duration_s", "input_files", "counts")
+
+
 class _JsonFormatter(logging.Formatter):
     """One JSON object per line, for schedulers and log shippers (stderr is not a terminal)."""
 
@@ -41,6 +45,9 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key in _FIELDS:
+            if key in record.__dict__:
+                out[key] = record.__dict__[key]
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)

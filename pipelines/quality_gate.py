@@ -1,36 +1,37 @@
-"""Stage 2 of the batch: the data-quality gate between reading and reconciling.
+"""The launcher's side of the data-quality gate: from small files to one decision.
 
-Reads the staged canonical records (`<staging>/canonical/`), validates each source's batch with
-Great Expectations (`transforms.quality`), writes what passes to `<staging>/{positions,movements,
-in_transit_lines}`, the failing rows to quarantine and every expectation's result to
-`dq_results`; then compares this run's data-quality metrics with the history in the warehouse
-(`dq_metrics`) and records a warning for each metric that leaves `history_k` standard deviations
-of the last `history_runs` runs, as Deequ's anomaly checks do.
+The suites run inside the Beam graph (`transforms.validate`), and their partial results are
+combined there per (source, suite, expectation). Here, on the launcher, with nothing that grows
+with the records:
+
+- `plan` sets each source's suites and its `$PARAMETER` values before the graph runs (the row
+  count band comes from the source's count in the previous run, read from the published
+  `dq_results`);
+- `decide` adds the source-level checks (a source that delivered no valid record, or far fewer
+  than the median of its recent runs) and the metric history (Deequ-style anomaly checks on
+  `dq_metrics`: a metric more than `history_k` standard deviations from its mean over the last
+  `history_runs` runs is a warning), and says whether a critical expectation failed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
+import datetime as dt
 import json
 import logging
 import math
-import os
-import shutil
+import statistics
 
-import duckdb
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from invrecon.schemas import DQ_RESULTS, IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
-from invrecon.transforms.quality import EXPECTATIONS_DIR, RECORD_SUITES, Validator, load_suite, suite_parameters
+from invrecon.pipelines.publish import read_commits, read_live_table
+from invrecon.schemas import DQ_METRICS, DQ_RESULTS, RUNS
+from invrecon.transforms.quality import EXPECTATIONS_DIR, RECORD_SUITES, load_suite, suite_parameters
 
-__all__ = ["DQ_METRICS", "Gate", "run"]
+__all__ = ["DQ_METRICS", "GateHistory", "GatePlan", "decide", "load_history", "plan"]
 
 log = logging.getLogger("invrecon.quality")
 
-SCHEMAS = {"positions": POSITION, "movements": MOVEMENT, "in_transit_lines": IN_TRANSIT}
 # Which canonical records each kind of source can produce.
 RECORDS_OF_KIND = {
     "positions": ("positions",),
@@ -38,83 +39,170 @@ RECORDS_OF_KIND = {
     "events": ("movements",),
     "edi": ("positions", "movements", "in_transit_lines"),
 }
-DQ_METRICS = pa.schema(
-    [
-        pa.field("run_id", pa.string()),
-        pa.field("run_date", pa.date32()),
-        pa.field("source", pa.string()),
-        pa.field("metric", pa.string()),
-        pa.field("value", pa.float64()),
-    ]
-)
 
 
-@dataclasses.dataclass
-class Gate:
-    failed: bool
-    message: str = ""
+@dataclasses.dataclass(frozen=True)
+class GateHistory:
+    """What earlier runs published that the gate compares with (small tables)."""
+
+    dq_results: pl.DataFrame
+    dq_metrics: pl.DataFrame
+    runs: pl.DataFrame
+
+    @property
+    def empty(self) -> bool:
+        return self.runs.height == 0
 
 
-def _read(pattern: str, schema: pa.Schema) -> pl.DataFrame:
-    files = sorted(glob.glob(pattern))
-    table = pa.concat_tables([pq.read_table(f).cast(schema) for f in files]) if files else schema.empty_table()
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    return df
+def load_history(output: str, run_date: dt.date) -> GateHistory:
+    """The published dq_results, dq_metrics and runs of every date but `run_date`."""
+    commits = read_commits(output)
+    frames = []
+    for table, schema in (("dq_results", DQ_RESULTS), ("dq_metrics", DQ_METRICS), ("runs", RUNS.remove(RUNS.get_field_index("inputs")))):
+        df = pl.from_arrow(read_live_table(output, table, schema, commits=commits))
+        frames.append(df.filter(pl.col("run_date") != run_date) if df.height else df)
+    return GateHistory(*frames)
 
 
-def _warehouse_rows(db: str, sql: str, params: list | None = None) -> list[tuple] | None:
-    """Rows of a read-only query on the warehouse, or None when there is no such table yet."""
-    if not os.path.exists(db):
+@dataclasses.dataclass(frozen=True)
+class GatePlan:
+    """record -> source -> suites, and source -> record -> `$PARAMETER` values."""
+
+    suites: dict
+    params: dict
+
+
+def _previous_rows(history: GateHistory, source: str, suite: str, run_date: dt.date) -> int | None:
+    h = history.dq_results
+    if h.height == 0:
         return None
-    try:
-        con = duckdb.connect(db, read_only=True)
-    except duckdb.Error:
-        return None
-    try:
-        return con.execute(sql, params or []).fetchall()
-    except duckdb.Error:  # a first run: the table does not exist yet
-        return None
-    finally:
-        con.close()
+    rows = h.filter(
+        (pl.col("source") == source) & (pl.col("suite") == suite) & (pl.col("run_date") < run_date)
+        & pl.col("expectation").str.starts_with("expect_table_row_count_to_be_between")
+    ).sort("run_date")
+    return int(rows["element_count"][-1]) if rows.height else None
 
 
-def _previous_rows(db: str, source: str, suite: str, run_date) -> int | None:
-    rows = _warehouse_rows(
-        db,
-        "SELECT element_count FROM dq_results WHERE source = ? AND suite = ? AND run_date < ? "
-        "AND expectation LIKE 'expect_table_row_count_to_be_between%' ORDER BY run_date DESC LIMIT 1",
-        [source, suite, run_date],
-    )
-    return int(rows[0][0]) if rows else None
+def plan(*, cfg, sources: list, run_date: dt.date, cutoff: dt.datetime, history: GateHistory) -> GatePlan:
+    """Each source's suites per record type and its parameters for this run."""
+    q = cfg.quality
+    base = {rec: load_suite(EXPECTATIONS_DIR / name) for rec, name in RECORD_SUITES.items()}
+    suites: dict = {rec: {} for rec in RECORD_SUITES}
+    params: dict = {rec: {} for rec in RECORD_SUITES}
+    for spec in sources:
+        own = cfg.source(spec.name).suite
+        extra = [load_suite(own)] if own else []
+        for record in RECORDS_OF_KIND.get(spec.kind, ()):
+            suites[record][spec.name] = [base[record]] + (extra if record == "positions" else [])
+            previous = _previous_rows(history, spec.name, base[record]["name"], run_date)
+            params[record][spec.name] = suite_parameters(cutoff=cutoff, previous_rows=previous, band=q.row_count_band, max_lag_hours=q.max_as_of_lag_hours)
+    return GatePlan(suites=suites, params=params)
 
 
-def _history(db: str, run_date, n: int) -> pl.DataFrame:
-    rows = _warehouse_rows(
-        db,
-        "SELECT run_date, source, metric, value FROM dq_metrics WHERE run_date IN "
-        "(SELECT DISTINCT run_date FROM dq_metrics WHERE run_date < ? ORDER BY run_date DESC LIMIT ?)",
-        [run_date, int(n)],
-    )
-    schema = {"run_date": pl.Date, "source": pl.String, "metric": pl.String, "value": pl.Float64}
-    return pl.DataFrame(rows or [], schema=schema, orient="row")
-
-
-def _metrics(staging: str, job, quarantine: pl.DataFrame, written: dict[str, int]) -> list[dict]:
-    from invrecon.pipelines.warehouse import read_counts
-
-    read = read_counts(staging)
+def _missing_row_counts(results: list[dict], gate: GatePlan, *, run_id: str, run_date: dt.date) -> list[dict]:
+    """Row-count results of (source, suite)s that validated rows last time and none today."""
+    seen = {(r["source"], r["suite"]) for r in results}
     out = []
-    for spec, _ in job.sources:
-        q = quarantine.filter(pl.col("source") == spec.name)
-        out += [
-            {"source": spec.name, "metric": "rows_read", "value": float(read.get(spec.name, 0))},
-            {"source": spec.name, "metric": "rows_written", "value": float(written.get(spec.name, 0))},
-            {"source": spec.name, "metric": "rows_quarantined", "value": float(q.height)},
-        ]
-        for (code,), g in q.group_by("reason_code"):
-            out.append({"source": spec.name, "metric": f"quarantined:{code}", "value": float(g.height)})
+    for record, by_source in gate.suites.items():
+        for source, suites in by_source.items():
+            params = gate.params[record][source]
+            if params["min_rows"] <= 0:
+                continue  # no earlier run had rows of this kind: nothing was expected
+            for doc in suites:
+                for exp in doc["expectations"]:
+                    if exp["type"] == "expect_table_row_count_to_be_between" and (source, doc["name"]) not in seen:
+                        out.append({
+                            "run_id": run_id, "run_date": run_date, "source": source, "suite": doc["name"],
+                            "expectation": exp["type"], "column": None, "success": False, "element_count": 0,
+                            "unexpected_count": 0, "severity": exp["meta"]["severity"],
+                            "details": json.dumps({"observed_value": 0, "min_rows": params["min_rows"]}),
+                        })
     return out
+
+
+def _source_volume(counts: list[dict], history: GateHistory, q, *, run_id: str, run_date: dt.date) -> list[dict]:
+    """A `source` row per source: it delivered valid records, and not far fewer than usual.
+
+    The share is `quality.min_share_of_history` (default 0.5) of the median of the source's
+    written records over its last `history_runs` runs; the severity is
+    `quality.source_volume_severity` (default critical).
+    """
+    share = getattr(q, "min_share_of_history", 0.5)
+    severity = getattr(q, "source_volume_severity", "critical")
+    past: dict[str, list[int]] = {}
+    if history.runs.height:
+        runs = history.runs.filter(pl.col("status") == "succeeded").sort("run_date", descending=True).head(q.history_runs)
+        for row in runs.select("counts").to_series().to_list():
+            for c in row or []:
+                past.setdefault(c["source"], []).append(int(c["written"]))
+    out = []
+    for c in counts:
+        median = statistics.median(past[c["source"]]) if past.get(c["source"]) else None
+        floor = math.ceil(share * median) if median else 1
+        ok = c["written"] >= max(floor, 1)
+        why = {"written": c["written"], "read": c["read"], "quarantined": c["quarantined"], "floor": max(floor, 1)}
+        if median is not None:
+            why["median_of_recent_runs"] = median
+        out.append({
+            "run_id": run_id, "run_date": run_date, "source": c["source"], "suite": "source",
+            "expectation": "expect_source_to_deliver_valid_records", "column": None, "success": ok,
+            "element_count": c["read"], "unexpected_count": 0 if ok else 1, "severity": severity, "details": json.dumps(why),
+        })
+    return out
+
+
+def metrics_of(counts: list[dict], quarantined_by_reason: dict[tuple[str, str], int]) -> list[dict]:
+    """This run's dq_metrics rows (without run id and date) from the conservation counts."""
+    out = []
+    for c in counts:
+        out += [
+            {"source": c["source"], "metric": "rows_read", "value": float(c["read"])},
+            {"source": c["source"], "metric": "rows_written", "value": float(c["written"])},
+            {"source": c["source"], "metric": "rows_quarantined", "value": float(c["quarantined"])},
+        ]
+        for (source, code), n in sorted(quarantined_by_reason.items()):
+            if source == c["source"]:
+                out.append({"source": source, "metric": f"quarantined:{code}", "value": float(n)})
+    return out
+
+
+def decide(*, results: list[dict], counts: list[dict], quarantined_by_reason: dict, gate: GatePlan, history: GateHistory, cfg, job) -> tuple[list[dict], list[dict], list[str]]:
+    """The run's dq_results and dq_metrics rows, and the critical failures (empty: the gate passed)."""
+    q = cfg.quality
+    rows = list(results) + _missing_row_counts(results, gate, run_id=job.run_id, run_date=job.run_date)
+    rows += _source_volume(counts, history, q, run_id=job.run_id, run_date=job.run_date)
+    metrics = metrics_of(counts, quarantined_by_reason)
+    hist = history.dq_metrics.select("run_date", "source", "metric", "value") if history.dq_metrics.height else _empty_history()
+    recent = hist.select("run_date").unique().sort("run_date", descending=True).head(q.history_runs)
+    rows += _anomalies(metrics, hist.join(recent, on="run_date"), k=q.history_k, min_runs=q.history_min_runs, job=job)
+    failures: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if not r["success"] and r["severity"] == "critical" and not _row_level_only(r):
+            failures.setdefault((r["source"], _record_of(r["suite"], gate, r["source"])), []).append(r["expectation"])
+    messages = [f"{source} ({record}): {', '.join(exps)}" for (source, record), exps in failures.items()]
+    metric_rows = [{"run_id": job.run_id, "run_date": job.run_date, **m} for m in metrics]
+    return rows, metric_rows, messages
+
+
+def _row_level_only(row: dict) -> bool:
+    """A row-level expectation that failed without raising quarantined its rows: it does not gate."""
+    from invrecon.transforms.quality import ROW_LEVEL_PREFIXES
+
+    if row["suite"] in ("source", "history"):
+        return False
+    raised = "exception" in json.loads(row["details"] or "{}")
+    return row["expectation"].startswith(ROW_LEVEL_PREFIXES) and not raised
+
+
+def _record_of(suite: str, gate: GatePlan, source: str) -> str:
+    for record, by_source in gate.suites.items():
+        if any(doc["name"] == suite for doc in by_source.get(source, ())):
+            return record
+    return suite  # the source-level and history checks
+
+
+def _empty_history() -> pl.DataFrame:
+    return pl.DataFrame(schema={"run_date": pl.Date, "source": pl.String, "metric": pl.String, "value": pl.Float64})
 
 
 def _anomalies(metrics: list[dict], history: pl.DataFrame, *, k: float, min_runs: int, job) -> list[dict]:
@@ -147,86 +235,3 @@ def _anomalies(metrics: list[dict], history: pl.DataFrame, *, k: float, min_runs
         if not ok:
             log.warning("%s: %s = %g is outside %g +- %g x %g over the last %d runs", m["source"], m["metric"], m["value"], round(mean, 3), k, round(std, 3), len(series))
     return rows
-
-
-def run(*, job, cfg, output: str) -> Gate:
-    """Validate every source's staged batch; return whether a critical table-level check failed."""
-    staging = job.staging
-    canonical = f"{staging}/canonical"
-    q = cfg.quality
-    db = f"{output}/warehouse.duckdb"
-    base = {rec: load_suite(EXPECTATIONS_DIR / name) for rec, name in RECORD_SUITES.items()}
-    extra = {spec.name: load_suite(cfg.source(spec.name).suite) for spec, _ in job.sources if cfg.source(spec.name).suite}
-    validator = Validator(f"{output}/data_docs", run_name=job.run_id)
-    dq_rows: list[dict] = []
-    quarantined: list[pl.DataFrame] = []
-    written: dict[str, int] = {}
-    failures: list[str] = []
-    for record, schema in SCHEMAS.items():
-        df = _read(f"{canonical}/{record}/*.parquet", schema)
-        kept: list[pl.DataFrame] = []
-        for spec, _ in job.sources:
-            if record not in RECORDS_OF_KIND.get(spec.kind, ()):
-                continue
-            part = df.filter(pl.col("source") == spec.name)
-            suites = [base[record]] + ([extra[spec.name]] if spec.name in extra and record == "positions" else [])
-            previous = _previous_rows(db, spec.name, base[record]["name"], job.run_date)
-            if part.height == 0 and not previous:
-                continue  # nothing today and nothing last time: this source does not send these
-            params = suite_parameters(cutoff=job.cutoff, previous_rows=previous, band=q.row_count_band, max_lag_hours=q.max_as_of_lag_hours)
-            outcome = validator.validate(part, source=spec.name, record=record, suites=suites, params=params, run_id=job.run_id, run_date=job.run_date)
-            dq_rows += outcome.results
-            good = part.filter(outcome.keep)
-            kept.append(good)
-            written[spec.name] = written.get(spec.name, 0) + good.height
-            if outcome.quarantine.height:
-                quarantined.append(outcome.quarantine.with_columns(pl.lit(job.run_id).alias("run_id"), pl.lit(spec.name).alias("source")))
-            if outcome.gate_failed:
-                failed = [r["expectation"] for r in outcome.results if not r["success"] and r["severity"] == "critical"]
-                failures.append(f"{spec.name} ({record}): {', '.join(failed)}")
-        out_dir = f"{staging}/{record}"
-        os.makedirs(out_dir, exist_ok=True)
-        table = pl.concat(kept).to_arrow().cast(schema) if kept else schema.empty_table()
-        pq.write_table(table, f"{out_dir}/part-00000-of-00001.parquet", compression="zstd")
-    if quarantined:
-        qdf = pl.concat(quarantined).select([f.name for f in QUARANTINE])
-        pq.write_table(qdf.to_arrow().cast(QUARANTINE), f"{staging}/quarantine/part-dq.parquet")
-    all_q = _read(f"{staging}/quarantine/*.parquet", QUARANTINE)
-    metrics = _metrics(staging, job, all_q, written)
-    dq_rows += _anomalies(metrics, _history(db, job.run_date, q.history_runs), k=q.history_k, min_runs=q.history_min_runs, job=job)
-    os.makedirs(f"{staging}/dq_results", exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(dq_rows, schema=DQ_RESULTS), f"{staging}/dq_results/part-00000-of-00001.parquet")
-    os.makedirs(f"{staging}/dq_metrics", exist_ok=True)
-    pq.write_table(
-        pa.Table.from_pylist([{"run_id": job.run_id, "run_date": job.run_date, **m} for m in metrics], schema=DQ_METRICS),
-        f"{staging}/dq_metrics/part-00000-of-00001.parquet",
-    )
-    shutil.rmtree(canonical, ignore_errors=True)
-    return Gate(failed=bool(failures), message="; ".join(failures))
-
-
-# Published when the gate fails: what went wrong and why, never the figures it stopped.
-GATE_TABLES = {"quarantine": "run_date", "dq_results": "run_date", "dq_metrics": "run_date", "runs": "run_date"}
-
-
-def publish_failed_gate(*, job, cfg, output: str, inputs: list[dict], started, runner: str, message: str) -> list[dict]:
-    """Publish quarantine, dq_results, dq_metrics and a `dq_failed` runs row; nothing else.
-
-    The previous run's snapshot and discrepancies for the date (if any) stay as they were, so
-    finance never reads figures built on data the gate refused. Returns the conservation counts.
-    """
-    from invrecon.pipelines import warehouse
-
-    staging = job.staging
-    con = duckdb.connect()
-    counts = warehouse._conservation(con, staging, job)
-    con.close()
-    warehouse.write_runs_row(staging, job=job, cfg=cfg, inputs=inputs, counts=counts, status="dq_failed", started=started, runner=runner, message=message)
-    published = {}
-    for table, col in GATE_TABLES.items():
-        dst = f"{output}/{table}/{col}={job.run_date.isoformat()}"
-        warehouse._publish_folder(f"{staging}/{table}", dst)
-        published[table] = dst
-    warehouse._load(f"{output}/warehouse.duckdb", published, job.run_date, tables=GATE_TABLES)
-    shutil.rmtree(staging, ignore_errors=True)
-    return counts

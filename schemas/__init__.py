@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 __all__ = [
+    "DQ_METRICS",
     "ALERTS",
     "DISCREPANCIES",
     "DISCREPANCY_CLASSES",
@@ -243,3 +244,16 @@ TABLES: dict[str, tuple[pa.Schema, str | None]] = {
     "alerts": (ALERTS, "snapshot_date"),
     "runs": (RUNS, "run_date"),
 }
+
+
+# Per-source data-quality metrics of every run (rows read, written, quarantined, per reason code),
+# the history that `pipelines.quality_gate` compares each run with.
+DQ_METRICS = pa.schema(
+    [
+        pa.field("run_id", pa.string()),
+        pa.field("run_date", pa.date32()),
+        pa.field("source", pa.string()),
+        pa.field("metric", pa.string()),
+        pa.field("value", pa.float64()),
+    ]
+)

@@ -43,6 +43,7 @@ __all__ = [
     "load_suite",
     "suite_parameters",
     "Validator",
+    "combine_results",
 ]
 
 log = logging.getLogger("invrecon.quality")
@@ -112,25 +113,62 @@ def _label(cfg) -> str:
     return f"{cfg.type}({col})" if col else cfg.type
 
 
+def _result_row(r, *, suite: str, source: str, rows: int, run_id: str, run_date: dt.date) -> tuple[dict, list[int]]:
+    """One dq_results row of a GX expectation result, and the indices of the rows it failed.
+
+    Keys starting with `_` are for `combine_results` (the expectation's type, kwargs, observed
+    value and whether it gates the run on this batch alone); they are not dq_results columns.
+    """
+    cfg = r.expectation_config
+    severity = (cfg.meta or {}).get("severity", "critical")
+    row_level = cfg.type.startswith(ROW_LEVEL_PREFIXES)
+    raised = bool(r.exception_info and r.exception_info.get("raised_exception"))
+    res = r.result or {}
+    bad = [int(i) for i in res.get("unexpected_index_list") or []] if row_level and not r.success and not raised else []
+    detail = {k: res.get(k) for k in ("observed_value", "unexpected_percent") if res.get(k) is not None}
+    if raised:
+        detail["exception"] = r.exception_info.get("exception_message")
+    observed = res.get("observed_value")
+    row = {
+        "run_id": run_id, "run_date": run_date, "source": source, "suite": suite,
+        "expectation": _label(cfg), "column": cfg.kwargs.get("column"),
+        "success": bool(r.success), "element_count": int(res.get("element_count") or rows),
+        "unexpected_count": int(res.get("unexpected_count") or 0), "severity": severity,
+        "details": json.dumps(detail, default=str) if detail else None,
+        "_type": cfg.type, "_kwargs": json.dumps(dict(cfg.kwargs), default=str),
+        "_observed": None if observed is None else (observed.isoformat() if hasattr(observed, "isoformat") else observed),
+        "_rows": rows, "_raised": raised,
+        "_gates": not r.success and (not row_level or raised) and severity == "critical",
+    }
+    return row, bad
+
+
 class Validator:
-    """A GX file context under `root`, validating pandas batches and building Data Docs.
+    """Validates batches of canonical records with Great Expectations, in an ephemeral context.
+
+    Built once per worker (`ValidateRecordsFn.setup`): no files, no Data Docs, nothing shared
+    between workers. Data Docs are built once per run from the combined results
+    (`pipelines.gate.build_data_docs`).
 
     Args:
-      root: folder of the GX project (created on first use); Data Docs live under it.
-      run_name: GX run name, so Data Docs group this run's validations.
+      root: unused; kept so that callers that once passed a project folder still work.
+      run_name: stamped on nothing any more; kept for the same reason.
     """
 
-    def __init__(self, root: str, *, run_name: str):
+    def __init__(self, root: str | None = None, *, run_name: str = ""):
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # never phone home
         import great_expectations as gx
+
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        self._gx = gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        self._gx = gx
-        os.makedirs(root, exist_ok=True)
-        self.context = gx.get_context(mode="file", project_root_dir=root)
+        self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.context.variables.save()
         self.datasource = self.context.data_sources.add_or_update_pandas("invrecon")
+        self.asset = self.datasource.add_dataframe_asset("records")
+        self.batch_def = self.asset.add_batch_definition_whole_dataframe("whole")
+        self._suites: dict[str, object] = {}
         self.run_name = run_name
 
     def _suite(self, doc: dict):
@@ -142,65 +180,26 @@ class Validator:
             expectation = cfg.to_domain_obj()
             expectation.severity = exp["meta"]["severity"]
             suite.add_expectation(expectation)
-        return self.context.suites.add_or_update(suite)
+        return self.context.suites.add(suite)
 
     def validate(self, df: pl.DataFrame, *, source: str, record: str, suites: Sequence[dict], params: dict, run_id: str, run_date: dt.date) -> DqOutcome:
         """Validate one source's batch against `suites`; see the module docstring for the rules."""
-        gx = self._gx
         pdf = df.drop([c for c in df.columns if c.startswith("_")]).to_pandas(use_pyarrow_extension_array=False)
         pdf.index = pd.RangeIndex(len(pdf))
-        asset_name = f"{record}__{source}"
-        try:
-            asset = self.datasource.get_asset(asset_name)
-        except LookupError:
-            asset = self.datasource.add_dataframe_asset(asset_name)
-        batch_def = next((b for b in asset.batch_definitions if b.name == "whole"), None) or asset.add_batch_definition_whole_dataframe("whole")
+        batch = self.batch_def.get_batch(batch_parameters={"dataframe": pdf})
         bad_rows: dict[int, list[str]] = {}
         results: list[dict] = []
         gate_failed = False
         for doc in suites:
-            suite = self._suite(doc)
-            vd = self.context.validation_definitions.add_or_update(
-                gx.ValidationDefinition(name=f"{doc['name']}__{source}", data=batch_def, suite=suite)
-            )
-            checkpoint = self.context.checkpoints.add_or_update(
-                gx.Checkpoint(
-                    name=f"{doc['name']}__{source}",
-                    validation_definitions=[vd],
-                    actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
-                    result_format={"result_format": "COMPLETE"},
-                )
-            )
-            run = checkpoint.run(
-                batch_parameters={"dataframe": pdf},
-                expectation_parameters=params,
-                run_id=gx.core.run_identifier.RunIdentifier(run_name=self.run_name),
-            )
-            for suite_result in run.run_results.values():
-                for r in suite_result.results:
-                    cfg = r.expectation_config
-                    severity = (cfg.meta or {}).get("severity", "critical")
-                    row_level = cfg.type.startswith(ROW_LEVEL_PREFIXES)
-                    raised = bool(r.exception_info and r.exception_info.get("raised_exception"))
-                    res = r.result or {}
-                    unexpected = res.get("unexpected_count") or 0
-                    if row_level and not r.success and not raised:
-                        for idx in res.get("unexpected_index_list") or []:
-                            bad_rows.setdefault(int(idx), []).append(f"{_label(cfg)} [{severity}]")
-                    if not r.success and (not row_level or raised) and severity == "critical":
-                        gate_failed = True
-                    detail = {k: res.get(k) for k in ("observed_value", "unexpected_percent") if res.get(k) is not None}
-                    if raised:
-                        detail["exception"] = r.exception_info.get("exception_message")
-                    results.append(
-                        {
-                            "run_id": run_id, "run_date": run_date, "source": source, "suite": doc["name"],
-                            "expectation": _label(cfg), "column": cfg.kwargs.get("column"),
-                            "success": bool(r.success), "element_count": int(res.get("element_count") or len(pdf)),
-                            "unexpected_count": int(unexpected), "severity": severity,
-                            "details": json.dumps(detail, default=str) if detail else None,
-                        }
-                    )
+            if doc["name"] not in self._suites:
+                self._suites[doc["name"]] = self._suite(doc)
+            suite_result = batch.validate(self._suites[doc["name"]], result_format={"result_format": "COMPLETE"}, expectation_parameters=params)
+            for r in suite_result.results:
+                row, bad = _result_row(r, suite=doc["name"], source=source, rows=len(pdf), run_id=run_id, run_date=run_date)
+                results.append(row)
+                gate_failed |= row["_gates"]
+                for idx in bad:
+                    bad_rows.setdefault(idx, []).append(f"{row['expectation']} [{row['severity']}]")
         keep = pl.Series("keep", [True] * df.height)
         if bad_rows:
             idx = sorted(bad_rows)
@@ -218,3 +217,81 @@ class Validator:
         else:
             quarantine = pl.DataFrame(schema={"file": pl.String, "locator": pl.String, "reason_code": pl.String, "reason": pl.String, "raw": pl.String})
         return DqOutcome(keep=keep, quarantine=quarantine, results=results, gate_failed=gate_failed)
+
+
+# ----------------------------------------------------------------------------- in the Beam graph
+
+# Table-level expectations that are recomputed from the combined batches (observed value of the
+# whole source); any other table-level expectation succeeds only if it succeeded on every batch.
+_RECOMBINED = ("expect_table_row_count_to_be_between", "expect_column_max_to_be_between", "expect_column_min_to_be_between")
+# dq_results key of a partial result: (source, suite, expectation).
+ResultKey = tuple[str, str, str]
+
+
+def _bound(value, params: dict):
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        return params.get(value["$PARAMETER"])
+    return value
+
+
+def _comparable(value):
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def _within(observed, kwargs: dict, params: dict) -> bool:
+    if observed is None:
+        return False
+    lo, hi = _bound(kwargs.get("min_value"), params), _bound(kwargs.get("max_value"), params)
+    value = _comparable(observed)
+    try:
+        return (lo is None or value >= _comparable(lo)) and (hi is None or value <= _comparable(hi))
+    except TypeError:  # a bound of another type than the column: the expectation cannot hold
+        return False
+
+
+def combine_results(parts: Sequence[dict], *, params: dict) -> dict:
+    """One dq_results row from the partial results of one expectation over every batch.
+
+    Row-level expectations add up (element and unexpected counts; success when no batch found a
+    bad row). The row count, column max and column min are recomputed on the whole source:
+    rows = Σ batch rows, max = max of the batches' maxima, then checked against the bounds (the
+    run's `$PARAMETER`s filled from `params`). Any other table-level expectation holds when it
+    held on every batch.
+
+    Example: three batches of 40, 50 and 10 rows against `expect_table_row_count_to_be_between`
+    with min_rows 120 fail as one source of 100 rows, although each batch alone would pass a
+    per-batch check of nothing.
+    """
+    first = parts[0]
+    kind, kwargs = first["_type"], json.loads(first["_kwargs"])
+    raised = any(p["_raised"] for p in parts)
+    rows = sum(p["_rows"] for p in parts)
+    row = {k: v for k, v in first.items() if not k.startswith("_")}
+    row["element_count"] = sum(p["element_count"] for p in parts) if kind.startswith(ROW_LEVEL_PREFIXES) else rows
+    row["unexpected_count"] = sum(p["unexpected_count"] for p in parts)
+    observed = None
+    if kind == "expect_table_row_count_to_be_between":
+        observed = rows
+    elif kind in ("expect_column_max_to_be_between", "expect_column_min_to_be_between"):
+        seen = [_comparable(p["_observed"]) for p in parts if p["_observed"] is not None]
+        if seen:
+            observed = max(seen) if kind == "expect_column_max_to_be_between" else min(seen)
+    if kind in _RECOMBINED:
+        row["success"] = not raised and _within(observed, kwargs, params)
+    else:
+        row["success"] = not raised and all(p["success"] for p in parts)
+    detail = {"observed_value": observed.isoformat() if hasattr(observed, "isoformat") else observed} if observed is not None else {}
+    if row["element_count"] and kind.startswith(ROW_LEVEL_PREFIXES):
+        detail["unexpected_percent"] = round(100.0 * row["unexpected_count"] / row["element_count"], 6)
+    errors = [json.loads(p["details"]).get("exception") for p in parts if p["_raised"] and p["details"]]
+    if errors:
+        detail["exception"] = errors[0]
+    row["details"] = json.dumps(detail, default=str) if detail else None
+    return row
+
