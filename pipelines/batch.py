@@ -356,8 +356,11 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
     tables = GATE_TABLES if failures else tuple(PUBLISHED)
     if not failures:
         write_alerts_jsonl(job.output, _staged(job.staging, "alerts", own_only=True), job.run_date)
+        for later in summary["reaged"]:  # a backfill re-evaluated later dates' age alerts
+            write_alerts_jsonl(job.output, [f for f in _staged(job.staging, "alerts") if f"snapshot_date={later}--" in f], dt.date.fromisoformat(later))
     t0 = time.monotonic()
     publish(output=job.output, staging=job.staging, tables=tables, run_id=job.run_id, run_date=job.run_date, attempt=job.attempt)
+    _publish_acks(job)
     _stage("publish", t0, run_id=job.run_id)
     t0 = time.monotonic()
     if warehouse_db:
@@ -365,11 +368,28 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
     _stage("warehouse", t0, run_id=job.run_id)
     fs, path = fsspec.core.url_to_fs(job.staging)
     fs.rm(path, recursive=True)
+    try:
+        if not fs.ls(path.rsplit("/", 1)[0]):
+            fs.rmdir(path.rsplit("/", 1)[0])
+    except (FileNotFoundError, OSError):
+        pass
     return RunResult(
         run_id=job.run_id, run_date=job.run_date, status=status, output=job.output, warehouse=warehouse_db or "(none: --warehouse PATH)",
         counts=counts, classes=summary["classes"], value_at_stake=summary["value_at_stake"], net_value=summary["net_value"],
         quarantined=sum(c["quarantined"] for c in counts), alerts=summary["alerts"], message=message,
     ), failures
+
+
+def _publish_acks(job: BatchJob) -> None:
+    """EDI 997s go to partners, not to readers of the tables: `acks/run_date=D/` is replaced whole."""
+    fs, src = fsspec.core.url_to_fs(f"{job.staging}/acks")
+    if not fs.exists(src):
+        return
+    dst = fsspec.core.url_to_fs(Layout(job.output).url(f"acks/run_date={job.run_date.isoformat()}"))[1]
+    if fs.exists(dst):
+        fs.rm(dst, recursive=True)
+    fs.makedirs(dst.rsplit("/", 1)[0], exist_ok=True)
+    fs.mv(src, dst, recursive=True)
 
 
 # Published when the gate fails: what went wrong and why, never the figures it stopped.

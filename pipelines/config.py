@@ -71,6 +71,8 @@ class Quality:
     history_runs: int = 10  # runs of metric history a new value is compared with
     history_k: float = 3.0  # standard deviations that make a metric an outlier
     history_min_runs: int = 3  # fewer earlier runs than this: no verdict yet
+    min_share_of_history: float = 0.5  # a source below this share of its recent median fails the gate
+    source_volume_severity: str = "critical"  # or "warning": too few valid records only warns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +271,11 @@ def _load_quality(q: Any, uri: str) -> Quality:
     for key, value in q.items():
         if key not in known:
             raise ConfigError(f"{uri}: `quality.{key}` is not a setting; expected one of {', '.join(known)}")
+        if key == "source_volume_severity":
+            if value not in ("critical", "warning"):
+                raise ConfigError(f"{uri}: `quality.{key}` must be critical or warning, got {value!r}")
+            values[key] = value
+            continue
         kind = int if known[key].type == "int" else float
         try:
             values[key] = kind(value)

@@ -179,7 +179,7 @@ def load_seeds(output: str, timezone: str) -> tuple[dt.date | None, list]:
     except duckdb.Error as e:
         raise RuntimeError(f"{path}: cannot open the warehouse to seed positions: {e}") from None
     try:
-        has = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'inventory_snapshot'").fetchone()[0]
+        has = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'inventory_snapshot'").fetchone()[0]
         if not has:
             return None, []
         day = con.execute("SELECT max(snapshot_date) FROM inventory_snapshot").fetchone()[0]

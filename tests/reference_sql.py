@@ -35,7 +35,7 @@ def reference_discrepancies(
               FROM read_csv('{items_csv}', all_varchar = true)),
     locs AS (SELECT DISTINCT ON (location) location, location_type FROM read_csv('{locations_csv}', all_varchar = true)),
     p AS (SELECT * FROM read_parquet('{out}/positions/snapshot_date={run_date}/*.parquet')),
-    mv AS (SELECT * FROM read_parquet('{out}/movements/*/run_date={run_date}.parquet')),
+    mv AS (SELECT * FROM read_parquet('{out}/movements/*/part-{run_date}-*.parquet')),
     it AS (SELECT * FROM read_parquet('{out}/in_transit/snapshot_date={run_date}/*.parquet')),
     summed AS (
         SELECT system, sku, location, as_of, sum(on_hand) AS on_hand, sum(reserved) AS reserved

@@ -89,12 +89,15 @@ def test_hostile_files_are_quarantined_and_the_rest_still_loads(world_copy, tmp_
     assert {"missing_in_other", "in_transit", "oversell_risk", "timing"} <= classes
 
 
-def test_missing_mapped_column_quarantines_the_file_naming_it(world_copy, tmp_path):
+def test_missing_mapped_column_quarantines_the_file_naming_it_and_fails_the_gate(world_copy, tmp_path, capsys):
+    """The record system delivering no valid record is a critical gate failure (exit 3), not a
+    night of `missing_in_record` discrepancies (issue 12 §2)."""
     erp = world_copy / "inputs" / "erp" / RUN_DATE / "erp_stock.csv"
     text = erp.read_text().replace("LABST", "LABST_RENAMED", 1)
     erp.write_text(text)
     out = tmp_path / "out"
-    assert run_batch(world_copy / "config.yaml", output=out, extra=["--allow-missing", "all"]) == 0
+    assert run_batch(world_copy / "config.yaml", output=out, extra=["--allow-missing", "all"]) == 3
+    assert "erp_nightly (source): expect_source_to_deliver_valid_records" in capsys.readouterr().err
     con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
     codes = con.execute("SELECT DISTINCT reason_code, any_value(reason) FROM quarantine WHERE source = 'erp_nightly' GROUP BY 1").fetchall()
     reasons = dict(codes)
