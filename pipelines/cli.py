@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import sys
 
 __all__ = ["main"]
@@ -92,6 +93,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("invrecon: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`invrecon sql ... | head`): what it wanted was written.
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail on the closed pipe.
+
+    Python's documented remedy for SIGPIPE (see the `signal` module): without it, the flush at
+    exit prints "Exception ignored ... BrokenPipeError" after the command has finished.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (captured, closed): nothing will be flushed
+        pass
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from invrecon.pipelines.batch import cutoff_for
+from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines.config import Config, ConfigError, load_config
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
 from invrecon.transforms.reconcile import Tolerance
@@ -91,10 +92,6 @@ _NUMBER_KEYS = {
 _KNOWN_KEYS = set(_NUMBER_KEYS) | {"alert_systems", "events", "gate_shards"}
 # Seconds to wait for a Kafka expansion service to accept a connection before giving up.
 EXPANSION_CONNECT_TIMEOUT = 3.0
-
-
-class UsageError(Exception):
-    """A CLI problem (exit 2); the message names the option at fault."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,7 +370,7 @@ def replay_counts(job: StreamJob) -> dict[str, int]:
     return counts
 
 
-def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="invrecon stream", description="Run the streaming stock-event pipeline.")
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
     parser.add_argument("--events", help="file://GLOB, pubsub://projects/P/subscriptions/S or kafka://HOST:PORT/TOPIC")
@@ -383,12 +380,23 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--no-seed", action="store_true", help="start positions at 0 instead of the latest warehouse snapshot")
     parser.add_argument("--fail-on-alert", action="store_true", help="exit 5 when an alert fired (replay)")
     parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
-    return parser.parse_known_args(argv)
+    return parser
+
+
+def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """invrecon's flags, and the rest once they are all Beam pipeline options (else UsageError)."""
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    return args, check_beam_args(rest, prog=parser.prog, own=parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code of DESIGN.md §3."""
-    args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config)
         load_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2

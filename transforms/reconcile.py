@@ -4,13 +4,17 @@ This is DESIGN.md §6 as pure polars functions over one hash bucket of (sku, loc
 Beam transform in `pipelines/batch.py` shuffles by bucket and calls `reconcile_bucket` on each.
 
 Worked example (cut-off T = 2026-11-30 23:59:59.999 local, record system `erp`, store tolerance
-max(1, 2%)). Store S001 counts 40 of SKU A at 21:00; 3 are sold at 22:10; ERP reports 37 at
+max(1, 2%)). Store S001 counts 40 of SKU A at 21:00; 3 are sold at 22:10; ERP reports 36 at
 00:30 the next morning, after one more sale of 1 at 00:10:
 
     store(T) = 40 - 3          = 37      (rolled forward over (21:00, T])
-    erp(T)   = 37 - (-1)       = 38      (rolled back over (T, 00:30]: the sale is undone)
-    delta    = 37 - 38         = -1      raw_delta = 40 - 37 = 3 > tolerance 1
-    class    = timing                    (raw beyond tolerance, rolled within it)
+    erp(T)   = 36 - (-1)       = 37      (rolled back over (T, 00:30]: the sale is undone)
+    delta    = 37 - 37         = 0       raw_delta = 40 - 36 = 4 > max(1, 2% of raw 36) = 1
+    class    = timing                    (the roll explains all of it: explained_qty 4)
+
+Had ERP reported 37, erp(T) would be 38 and delta -1: a residual after rolling, however small, is
+not timing but `within_tolerance` here (|-1| <= 1) and `qty_mismatch` beyond the tolerance; its
+raw_delta (3) still shows what the roll explained.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = [
     "ReconcileBySkuLocation",
     "ReconcileParams",
     "Tolerance",
+    "discrepancy_class",
     "latest_positions",
     "open_in_transit",
     "reconcile_bucket",
@@ -180,6 +185,33 @@ def _tolerance_exprs(tolerances: Sequence[Tolerance]) -> tuple[pl.Expr, pl.Expr]
     return abs_e, pct_e
 
 
+def discrepancy_class() -> pl.Expr:
+    """The class of a compared pair (DESIGN.md §6.4), first that applies, or null for a match.
+
+    Reads the pair's columns `record_qty`, `other_qty` (rolled to T, null when that side has no
+    record), `delta`, `raw_delta`, `tolerance` (on R's rolled figure), `_raw_tolerance` (the same
+    rule on R's raw as-of figure) and `_in` / `_out` (open in-transit quantity into / out of the
+    location). `timing` needs the rolled figures to agree exactly: any residual after rolling is
+    `within_tolerance` or `qty_mismatch`, never hidden as timing.
+
+    Example (store tolerance max(1, 2%)): delta 0 with raw_delta 4 against raw R 36 is `timing`;
+    delta -1 with raw_delta 3 is `within_tolerance`; delta -1 at a DC (tolerance 0) is
+    `qty_mismatch`, whatever its raw_delta.
+    """
+    d = pl.col("delta").abs()
+    tol = pl.col("tolerance")
+    in_transit_match = (d > 0) & ((d == pl.col("_in")) | (d == pl.col("_out")) | (d == pl.col("_in") + pl.col("_out")))
+    return (
+        pl.when(pl.col("record_qty").is_not_null() & (pl.col("record_qty") != 0) & pl.col("other_qty").is_null()).then(pl.lit("missing_in_other"))
+        .when(pl.col("other_qty").is_not_null() & (pl.col("other_qty") != 0) & pl.col("record_qty").is_null()).then(pl.lit("missing_in_record"))
+        .when(in_transit_match).then(pl.lit("in_transit"))
+        .when((d > 0) & (d <= tol)).then(pl.lit("within_tolerance"))
+        .when(d > 0).then(pl.lit("qty_mismatch"))
+        .when((d == 0) & (pl.col("raw_delta").abs() > pl.col("_raw_tolerance"))).then(pl.lit("timing"))
+        .otherwise(None)
+    )
+
+
 def reconcile_bucket(
     *,
     positions: pl.DataFrame,
@@ -247,27 +279,18 @@ def reconcile_bucket(
         delta.alias("delta"),
         raw_delta.alias("raw_delta"),
         pl.max_horizontal(abs_e, pct_e * r0.abs().cast(pl.Float64)).alias("tolerance"),
+        # The same rule on R's raw (as-of) figure: what the raw difference is judged by (timing).
+        pl.max_horizontal(abs_e, pct_e * pl.col("raw_record_qty").fill_null(0).abs().cast(pl.Float64)).alias("_raw_tolerance"),
         pl.col("_in").fill_null(0),
         pl.col("_out").fill_null(0),
     )
     d = pl.col("delta").abs()
-    tol = pl.col("tolerance")
-    in_transit_match = (d > 0) & ((d == pl.col("_in")) | (d == pl.col("_out")) | (d == pl.col("_in") + pl.col("_out")))
     transit_qty = (
         pl.when(d == pl.col("_in")).then(pl.col("_in"))
         .when(d == pl.col("_out")).then(pl.col("_out"))
         .otherwise(pl.col("_in") + pl.col("_out"))
     )
-    klass = (
-        pl.when(pl.col("record_qty").is_not_null() & (pl.col("record_qty") != 0) & pl.col("other_qty").is_null()).then(pl.lit("missing_in_other"))
-        .when(pl.col("other_qty").is_not_null() & (pl.col("other_qty") != 0) & pl.col("record_qty").is_null()).then(pl.lit("missing_in_record"))
-        .when(in_transit_match).then(pl.lit("in_transit"))
-        .when((pl.col("raw_delta").abs() > tol) & (d <= tol)).then(pl.lit("timing"))
-        .when((d > 0) & (d <= tol)).then(pl.lit("within_tolerance"))
-        .when(d > 0).then(pl.lit("qty_mismatch"))
-        .otherwise(None)
-    )
-    pairs = pairs.with_columns(klass.alias("class"))
+    pairs = pairs.with_columns(discrepancy_class().alias("class"))
     pairs = pairs.with_columns(
         pl.when(pl.col("class") == "in_transit").then(transit_qty)
         .when(pl.col("class") == "timing").then(pl.col("raw_delta") - pl.col("delta"))

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION
-from invrecon.transforms.reconcile import ReconcileParams, Tolerance, open_in_transit, reconcile_bucket, roll_to_cutoff, latest_positions
+from invrecon.transforms.reconcile import ReconcileParams, Tolerance, latest_positions, open_in_transit, reconcile_bucket, roll_to_cutoff
 
 UTC = dt.timezone.utc
 DAY = dt.date(2026, 11, 30)
@@ -86,16 +86,49 @@ def test_reserved_rolls_with_reservations_and_releases():
     assert roll_to_cutoff(latest, moves, T)["reserved_t"].to_list() == [7]
 
 
-def test_docstring_example_is_timing():
+def _docstring_example(erp_reports: int) -> pl.DataFrame:
     sale_evening = dt.datetime(2026, 12, 1, 4, 10, tzinfo=UTC)
     sale_night = dt.datetime(2026, 12, 1, 6, 10, tzinfo=UTC)
     _, disc = run(
-        [pos("erp", "A", "S1", 37, AFTER_MIDNIGHT), pos("store", "A", "S1", 40, dt.datetime(2026, 12, 1, 3, 0, tzinfo=UTC))],
+        [pos("erp", "A", "S1", erp_reports, AFTER_MIDNIGHT), pos("store", "A", "S1", 40, dt.datetime(2026, 12, 1, 3, 0, tzinfo=UTC))],
         [mv("A", "S1", "sale", -3, sale_evening), mv("A", "S1", "sale", -1, sale_night)],
     )
-    row = only(disc)
-    assert (row["class"], row["record_qty"], row["other_qty"], row["delta"], row["raw_delta"]) == ("timing", 38, 37, -1, 3)
+    return disc
+
+
+def test_docstring_example_is_timing():
+    row = only(_docstring_example(36))
+    assert (row["class"], row["record_qty"], row["other_qty"], row["delta"], row["raw_delta"]) == ("timing", 37, 37, 0, 4)
     assert row["explained_qty"] == 4 and row["tolerance"] == 1.0
+
+
+def test_a_residual_of_one_after_rolling_is_not_timing():
+    """DESIGN.md §6.4: rolled delta -1 with a raw difference of 3 is within tolerance, not timing."""
+    row = only(_docstring_example(37))
+    assert (row["class"], row["record_qty"], row["other_qty"], row["delta"], row["raw_delta"]) == ("within_tolerance", 38, 37, -1, 3)
+    assert row["explained_qty"] is None
+
+
+def test_a_residual_of_one_beyond_tolerance_is_qty_mismatch_whatever_the_raw_difference():
+    sale = dt.datetime(2026, 12, 1, 4, 10, tzinfo=UTC)  # between the WMS as-of and the cut-off
+    _, disc = run([pos("erp", "A", "DC1", 100, AFTER_MIDNIGHT), pos("wms", "A", "DC1", 150, EVENING)], [mv("A", "DC1", "sale", -51, sale)])
+    row = only(disc)  # DC tolerance 0: wms(T) = 99 vs erp(T) = 100
+    assert (row["class"], row["delta"], row["raw_delta"], row["tolerance"]) == ("qty_mismatch", -1, 50, 0.0)
+
+
+def test_timing_judges_the_raw_difference_by_the_tolerance_on_the_record_systems_raw_figure():
+    # ERP says 5000 at 00:30 after 101 were sold past the cut-off: erp(T) = 5101. The store's
+    # 5101 at 21:00 agrees at T. raw_delta 101 > 2% of raw 5000 = 100 (though <= 2% of 5101).
+    after = dt.datetime(2026, 12, 1, 6, 10, tzinfo=UTC)
+    _, disc = run([pos("erp", "A", "S1", 5000, AFTER_MIDNIGHT), pos("store", "A", "S1", 5101, dt.datetime(2026, 12, 1, 3, 0, tzinfo=UTC))],
+                  [mv("A", "S1", "sale", -101, after)])
+    row = only(disc)
+    assert (row["class"], row["delta"], row["raw_delta"], row["explained_qty"]) == ("timing", 0, 101, 101)
+    # The other way round: 101 against 2% of a raw 5101 (102.02) is no discrepancy at all.
+    before = dt.datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
+    _, disc = run([pos("erp", "A", "S1", 5101, EVENING), pos("store", "A", "S1", 5000, dt.datetime(2026, 12, 1, 5, 0, tzinfo=UTC))],
+                  [mv("A", "S1", "sale", -101, before)])
+    assert disc.height == 0
 
 
 def test_exact_match_writes_no_discrepancy_and_snapshot_says_matched():
