@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 from collections.abc import Iterable
 
@@ -39,6 +40,8 @@ __all__ = [
     "normalize_gtin_expr",
     "parse_timestamps",
     "quarantine_rows",
+    "reject",
+    "split_rows",
 ]
 
 ID_TYPES = ("gtin", "erp_material", "vendor_part", "buyer_part", "store_item", "marketplace_sku", "sku")
@@ -209,6 +212,40 @@ def quarantine_rows(df: pl.DataFrame, code: str, reason: pl.Expr | str) -> pl.Da
     )
 
 
+def split_rows(df: pl.DataFrame, bad: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept, rejected) rows of `df` by a total mask: every row lands on exactly one side.
+
+    A null in `bad` (a comparison with a null operand, say) counts as bad: a row whose
+    verdict is unknown is quarantined, never dropped from both sides.
+
+    Example:
+        >>> df = pl.DataFrame({"q": [1.0, None, 2.5]})
+        >>> kept, bad = split_rows(df, pl.col("q") != pl.col("q").round(0))
+        >>> kept["q"].to_list(), bad["q"].to_list()
+        ([1.0], [None, 2.5])
+    """
+    mask = df.select(bad.fill_null(True).alias("_bad")).to_series()
+    if not mask.any():
+        return df, df.clear()
+    return df.filter(~mask), df.filter(mask)
+
+
+def reject(df: pl.DataFrame, bad: pl.Expr, code: str, reason: pl.Expr | str, rejected: list[pl.DataFrame]) -> pl.DataFrame:
+    """Quarantine the rows where `bad` holds (or is null) into `rejected`; return the others.
+
+    Args:
+      df: rows with the `_file`, `_locator` and `_raw` columns of `quarantine_rows`.
+      bad: a boolean expression over `df`; null counts as true (see `split_rows`).
+      code: the reason code of the rejected rows.
+      reason: their reason, a string or an expression over `df`.
+      rejected: the list of quarantine frames to append to.
+    """
+    kept, bad_rows = split_rows(df, bad)
+    if bad_rows.height:
+        rejected.append(quarantine_rows(bad_rows, code, reason))
+    return kept
+
+
 def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Map (id type, id value) to sku and units_per_id.
 
@@ -218,12 +255,9 @@ def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col:
     Returns:
       (mapped rows with `sku` and `units_per_id` added, [quarantine frames]).
     """
-    rejected = []
+    rejected: list[pl.DataFrame] = []
     df = df.with_columns(pl.col(id_col).cast(pl.String).str.strip_chars().alias("_id"))
-    empty = df.filter(pl.col("_id").is_null() | (pl.col("_id") == ""))
-    if empty.height:
-        rejected.append(quarantine_rows(empty, "missing_field", f"field {id_col}: item id is empty"))
-        df = df.filter(pl.col("_id").is_not_null() & (pl.col("_id") != ""))
+    df = reject(df, pl.col("_id").is_null() | (pl.col("_id") == ""), "missing_field", f"field {id_col}: item id is empty", rejected)
     # Normalize and look up each distinct (type, id) once: a day's files name the same few
     # thousand items over and over, so this is a small frame, joined back in one step.
     gtin, valid = normalize_gtin_expr(pl.col("_id"))
@@ -238,25 +272,11 @@ def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col:
         .drop("_id_norm")
     )
     joined = df.join(keys, on=[type_col, "_id"], how="left", nulls_equal=True, maintain_order="left")
-    bad = joined.filter(pl.col("_bad_gtin"))
-    if bad.height:
-        rejected.append(
-            quarantine_rows(
-                bad, "bad_check_digit",
-                pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(id_col), pl.col("_id")),
-            )
-        )
-        joined = joined.filter(~pl.col("_bad_gtin"))
-    unmapped = joined.filter(pl.col("sku").is_null())
-    if unmapped.height:
-        rejected.append(
-            quarantine_rows(
-                unmapped, "unmapped_sku",
-                pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(id_col), pl.col(type_col), pl.col("_id")),
-            )
-        )
-    mapped = joined.filter(pl.col("sku").is_not_null()).drop("_id", "_bad_gtin")
-    return mapped, rejected
+    bad_gtin = pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(id_col), pl.col("_id"))
+    joined = reject(joined, pl.col("_bad_gtin"), "bad_check_digit", bad_gtin, rejected)
+    unmapped = pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(id_col), pl.col(type_col), pl.col("_id"))
+    mapped = reject(joined, pl.col("sku").is_null(), "unmapped_sku", unmapped, rejected)
+    return mapped.drop("_id", "_bad_gtin"), rejected
 
 
 def map_locations(df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_col: str, out: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
@@ -274,17 +294,10 @@ def map_locations(df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_
     if out in df.columns:  # also when out == col: the code lives on in _src_loc
         df = df.drop(out)
     joined = df.join(lookup, on=[system_col, "_src_loc"], how="left")
-    unmapped = joined.filter(pl.col(out).is_null() & pl.col("_src_loc").is_not_null())
-    rejected = []
-    if unmapped.height:
-        rejected.append(
-            quarantine_rows(
-                unmapped, "unmapped_location",
-                pl.format("field {}: {} location {} is not in the location crosswalk", pl.lit(col), pl.col(system_col), pl.col("_src_loc")),
-            )
-        )
-    kept = joined.filter(pl.col(out).is_not_null() | pl.col("_src_loc").is_null()).drop("_src_loc")
-    return kept, rejected
+    rejected: list[pl.DataFrame] = []
+    reason = pl.format("field {}: {} location {} is not in the location crosswalk", pl.lit(col), pl.col(system_col), pl.col("_src_loc"))
+    kept = reject(joined, pl.col(out).is_null() & pl.col("_src_loc").is_not_null(), "unmapped_location", reason, rejected)
+    return kept.drop("_src_loc"), rejected
 
 
 def apply_uom(df: pl.DataFrame, crosswalks: Crosswalks, *, uom_col: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
@@ -310,13 +323,10 @@ def apply_uom(df: pl.DataFrame, crosswalks: Crosswalks, *, uom_col: str) -> tupl
         .otherwise(None)
     )
     df = df.with_columns(factor.alias("units_per_uom"))
-    bad = df.filter(pl.col("units_per_uom").is_null())
-    rejected = []
-    if bad.height:
-        rejected.append(
-            quarantine_rows(bad, "unknown_uom", pl.format("field {}: unit {} is not known", pl.lit(uom_col), pl.col("_uom")))
-        )
-    return df.filter(pl.col("units_per_uom").is_not_null()).drop("_uom", "case_pack"), rejected
+    rejected: list[pl.DataFrame] = []
+    reason = pl.format("field {}: unit {} is not known", pl.lit(uom_col), pl.col("_uom"))
+    df = reject(df, pl.col("units_per_uom").is_null(), "unknown_uom", reason, rejected)
+    return df.drop("_uom", "case_pack"), rejected
 
 
 _OFFSET_RE = r"(Z|[+-]\d\d:?\d\d)$"

@@ -35,6 +35,7 @@ from invrecon.transforms.canonical import (
     map_skus,
     parse_timestamps,
     quarantine_rows,
+    reject,
 )
 
 __all__ = [
@@ -301,27 +302,16 @@ def _canonical_positions(df: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswa
     for name in ("reserved", "available") if qty_field == "on_hand" else ("reserved",):
         col, raw = pl.col(f"_{name}"), pl.col(f"c_{name}")
         bad_qty = bad_qty | (raw.is_not_null() & (raw.cast(pl.String).str.strip_chars() != "") & (col.is_null() | (col != col.round(0))))
-    bad = df.filter(bad_qty)
-    if bad.height:
-        rejected.append(
-            quarantine_rows(bad, "bad_quantity", pl.format("field {}: {} is not a whole number", pl.lit(qty_field), raw_qty.cast(pl.String).fill_null("(empty)")))
-        )
-        df = df.filter(~bad_qty)
-    bad = df.filter(pl.col("as_of").is_null())
-    if bad.height:
-        rejected.append(
-            quarantine_rows(bad, "bad_timestamp", pl.format("field as_of: {} is not an ISO 8601 timestamp", pl.col("c_as_of").cast(pl.String).fill_null("(empty)")))
-        )
-        df = df.filter(pl.col("as_of").is_not_null())
+    reason = pl.format("field {}: {} is not a whole number", pl.lit(qty_field), raw_qty.cast(pl.String).fill_null("(empty)"))
+    df = reject(df, bad_qty, "bad_quantity", reason, rejected)
+    reason = pl.format("field as_of: {} is not an ISO 8601 timestamp", pl.col("c_as_of").cast(pl.String).fill_null("(empty)"))
+    df = reject(df, pl.col("as_of").is_null(), "bad_timestamp", reason, rejected)
     df = df.with_columns(pl.lit(spec.sku_id_type).alias("_id_type"), pl.lit(spec.location_system or spec.system).alias("_loc_system"))
     df, rej = map_skus(df, crosswalks, id_col="c_sku", type_col="_id_type")
     rejected += rej
     df, rej = map_locations(df, crosswalks, col="c_location", system_col="_loc_system", out="location")
     rejected += rej
-    missing_loc = df.filter(pl.col("location").is_null())
-    if missing_loc.height:
-        rejected.append(quarantine_rows(missing_loc, "missing_field", "field location: location is empty"))
-        df = df.filter(pl.col("location").is_not_null())
+    df = reject(df, pl.col("location").is_null(), "missing_field", "field location: location is empty", rejected)
     df = df.with_columns(pl.col("c_uom_source").cast(pl.String).fill_null("EA").alias("uom_source"))
     df, rej = apply_uom(df, crosswalks, uom_col="uom_source")
     rejected += rej
@@ -638,21 +628,15 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
         parse_timestamps(pl.col("occurred_at"), timezone=spec.timezone).alias("_ts"),
         pl.col("system").fill_null(spec.system or "").alias("system"),
     )
-    bad = df.filter(~pl.col("event_type").is_in(list(EVENT_TYPES)))
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "unknown_event_type", pl.format("field event_type: {} is not one of " + ", ".join(EVENT_TYPES), pl.col("event_type"))))
-        df = df.filter(pl.col("event_type").is_in(list(EVENT_TYPES)))
+    reason = pl.format("field event_type: {} is not one of " + ", ".join(EVENT_TYPES), pl.col("event_type"))
+    df = reject(df, ~pl.col("event_type").is_in(list(EVENT_TYPES)), "unknown_event_type", reason, rejected)
     q = pl.col("_qty")
     signed_ok = pl.col("event_type") == "adjustment"
     bad_qty = q.is_null() | (q != q.round(0)) | q.is_infinite() | ((q < 0) & ~signed_ok)
-    bad = df.filter(bad_qty)
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "bad_quantity", pl.format("field qty: {} is not a whole number (a magnitude, except for adjustment)", pl.col("_qty_raw"))))
-        df = df.filter(~bad_qty)
-    bad = df.filter(pl.col("_ts").is_null())
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "bad_timestamp", pl.format("field occurred_at: {} is not an ISO 8601 timestamp", pl.col("occurred_at"))))
-        df = df.filter(pl.col("_ts").is_not_null())
+    reason = pl.format("field qty: {} is not a whole number (a magnitude, except for adjustment)", pl.col("_qty_raw"))
+    df = reject(df, bad_qty, "bad_quantity", reason, rejected)
+    reason = pl.format("field occurred_at: {} is not an ISO 8601 timestamp", pl.col("occurred_at"))
+    df = reject(df, pl.col("_ts").is_null(), "bad_timestamp", reason, rejected)
     df, rej = map_skus(df, crosswalks, id_col="item_id", type_col="id_type")
     rejected += rej
     df, rej = map_locations(df, crosswalks, col="location", system_col="system", out="location")
@@ -745,10 +729,8 @@ def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswal
     mapped, _ = map_skus(tmp, crosswalks, id_col="_cid", type_col="_id_type")
     best = mapped.sort("_rec", "_order").unique("_rec", keep="first").select("_rec", "sku", "units_per_id")
     df = base.with_columns(pl.col("_rec").cast(pl.Int64)).join(best, on="_rec", how="left")
-    unmapped = df.filter(pl.col("sku").is_null())
-    if unmapped.height:
-        rejected.append(quarantine_rows(unmapped, "unmapped_sku", pl.format("item {}: none of the record's item ids is in the sku crosswalk", pl.col("_item").fill_null("(none)"))))
-        df = df.filter(pl.col("sku").is_not_null())
+    reason = pl.format("item {}: none of the record's item ids is in the sku crosswalk", pl.col("_item").fill_null("(none)"))
+    df = reject(df, pl.col("sku").is_null(), "unmapped_sku", reason, rejected)
     df = df.with_columns(
         pl.col("_qty_raw").cast(pl.Float64, strict=False).alias("_qty"),
         parse_timestamps(pl.col("_when"), timezone=spec.timezone).alias("_ts"),
@@ -756,15 +738,12 @@ def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswal
         pl.lit(spec.system).alias("_loc_system"),
     )
     q = pl.col("_qty")
-    bad_qty = q.is_null() | (q != q.round(0)) | ((q < 0) & (pl.col("event_type") != "adjustment"))
-    bad = df.filter(bad_qty)
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "bad_quantity", pl.format("quantity {} is not a whole number", pl.col("_qty_raw").fill_null("(empty)"))))
-        df = df.filter(~bad_qty)
-    bad = df.filter(pl.col("_ts").is_null())
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "bad_timestamp", "the record has no usable date / time"))
-        df = df.filter(pl.col("_ts").is_not_null())
+    # A movement's quantity is a magnitude (adjustment carries its sign); positions may be negative.
+    magnitude = (pl.col("_kind") == "movement") & (pl.col("event_type") != "adjustment").fill_null(True)
+    bad_qty = q.is_null() | (q != q.round(0)) | ((q < 0) & magnitude)
+    reason = pl.format("quantity {} is not a whole number", pl.col("_qty_raw").fill_null("(empty)"))
+    df = reject(df, bad_qty, "bad_quantity", reason, rejected)
+    df = reject(df, pl.col("_ts").is_null(), "bad_timestamp", "the record has no usable date / time", rejected)
     df, rej = apply_uom(df, crosswalks, uom_col="uom")
     rejected += rej
     df = df.with_columns((pl.col("_qty") * pl.col("units_per_uom")).cast(pl.Int64).alias("_eaches"))
@@ -774,10 +753,8 @@ def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswal
     if pos.height:
         pos, rej = map_locations(pos, crosswalks, col="c_location", system_col="_loc_system", out="location")
         rejected += rej
-        noloc = pos.filter(pl.col("location").is_null())
-        if noloc.height:
-            rejected.append(quarantine_rows(noloc, "missing_field", "the position has no warehouse location (N1 WH / SDQ / SCH / LOC)"))
-            pos = pos.filter(pl.col("location").is_not_null())
+        reason = "the position has no warehouse location (N1 WH / SDQ / SCH / LOC)"
+        pos = reject(pos, pl.col("location").is_null(), "missing_field", reason, rejected)
         is_avail = pl.col("qty_type") == "available"
         pos = pos.with_columns(
             pl.lit(spec.system).alias("system"),
@@ -796,20 +773,16 @@ def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswal
         rejected += rej
         its, rej = map_locations(its, crosswalks, col="c_to", system_col="_loc_system", out="to_location")
         rejected += rej
-        noid = its.filter(pl.col("shipment_id").is_null())
-        if noid.height:
-            rejected.append(quarantine_rows(noid, "missing_field", "the shipment has no shipment id (BSN02 / BGM)"))
-            its = its.filter(pl.col("shipment_id").is_not_null())
+        reason = "the shipment has no shipment id (BSN02 / BGM)"
+        its = reject(its, pl.col("shipment_id").is_null(), "missing_field", reason, rejected)
         its = its.with_columns(pl.col("_eaches").alias("qty"), pl.col("_ts").alias("shipped_at"), *lineage)
         result.in_transit = _to_arrow(its, IN_TRANSIT)
     mv = df.filter(pl.col("_kind") == "movement")
     if mv.height:
         mv, rej = map_locations(mv, crosswalks, col="c_location", system_col="_loc_system", out="location")
         rejected += rej
-        bad = mv.filter(pl.col("location").is_null() | ~pl.col("event_type").is_in(list(EVENT_TYPES)))
-        if bad.height:
-            rejected.append(quarantine_rows(bad, "missing_field", "the movement has no location or no known event type"))
-            mv = mv.filter(pl.col("location").is_not_null() & pl.col("event_type").is_in(list(EVENT_TYPES)))
+        bad = pl.col("location").is_null() | ~pl.col("event_type").is_in(list(EVENT_TYPES))
+        mv = reject(mv, bad, "missing_field", "the movement has no location or no known event type", rejected)
         sign = pl.col("event_type").replace_strict(EVENT_SIGN, default=0, return_dtype=pl.Int64)
         rsign = pl.col("event_type").replace_strict(RESERVED_SIGN, default=0, return_dtype=pl.Int64)
         mv = mv.with_columns(
