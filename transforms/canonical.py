@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import decimal
 import io
 from collections.abc import Iterable
 
@@ -28,6 +29,9 @@ import polars as pl
 
 __all__ = [
     "ID_TYPES",
+    "MAX_EACHES",
+    "NOT_A_NUMBER",
+    "OUT_OF_RANGE",
     "UOM_EACH",
     "Crosswalks",
     "CrosswalkError",
@@ -42,6 +46,7 @@ __all__ = [
     "quarantine_rows",
     "reject",
     "split_rows",
+    "to_eaches",
 ]
 
 ID_TYPES = ("gtin", "erp_material", "vendor_part", "buyer_part", "store_item", "marketplace_sku", "sku")
@@ -327,6 +332,81 @@ def apply_uom(df: pl.DataFrame, crosswalks: Crosswalks, *, uom_col: str) -> tupl
     reason = pl.format("field {}: unit {} is not known", pl.lit(uom_col), pl.col("_uom"))
     df = reject(df, pl.col("units_per_uom").is_null(), "unknown_uom", reason, rejected)
     return df.drop("_uom", "case_pack"), rejected
+
+
+# The largest quantity accepted, in eaches (before and after the unit conversion): no stock
+# figure of one item at one place comes near it, and a million of them still sum within Int64.
+MAX_EACHES = 10**12
+# Quantities that are plain integers of at most 15 digits (".0" allowed) take the columnar path;
+# any other text is read exactly as a decimal (`decimal.Decimal`), never as a binary float, so
+# 1.1 CS of 10 is 11 eaches (a float says 11.000000000000002) and 1e-30 EA is not 0.
+_PLAIN_INT = r"^[+-]?[0-9]{1,15}(\.0*)?$"
+# Enough digits that a product of two in-range figures is exact; a product that is not exact
+# (Inexact) had non-zero digits beyond the integer part, so it is not whole.
+_DECIMAL = decimal.Context(prec=100, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+_EACHES = pl.Struct({"eaches": pl.Int64, "problem": pl.String})
+NOT_A_NUMBER = "is not a number"
+OUT_OF_RANGE = f"is out of range (more than {MAX_EACHES:.0e} eaches)"
+
+
+def to_eaches(qty: pl.Expr, factor: pl.Expr) -> pl.Expr:
+    """A quantity's text times its unit factor, as whole eaches, exactly.
+
+    Returns a struct expression with `eaches` (Int64, null when there is a problem) and
+    `problem` (null when fine, else the words that finish "field qty: <value> ...":
+    `NOT_A_NUMBER`, `OUT_OF_RANGE`, or "is 147.6 eaches, not a whole number"). Never null
+    itself: every row has either eaches or a problem.
+
+    Example:
+        >>> df = pl.DataFrame({"q": ["12.5", "12.3", "1e308", "12x", " 7 "], "f": [12, 12, 1, 1, 1]})
+        >>> df.select(to_eaches(pl.col("q"), pl.col("f")).alias("e")).unnest("e").rows()[:3]
+        [(150, None), (None, 'is 147.6 eaches, not a whole number'), (None, 'is out of range (more than 1e+12 eaches)')]
+    """
+    pair = pl.struct(qty.cast(pl.String).str.strip_chars().alias("q"), factor.cast(pl.Int64).alias("f"))
+    return pair.map_batches(_eaches_batch, return_dtype=_EACHES, is_elementwise=True)
+
+
+def _eaches_batch(pairs: pl.Series) -> pl.Series:
+    """`to_eaches` of one batch: plain integers columnar, other texts one by one, exactly."""
+    df = pairs.struct.unnest()
+    q, f = pl.col("q"), pl.col("f")
+    whole = q.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+    in_range = ((whole.cast(pl.Float64) * f.cast(pl.Float64)).abs() <= MAX_EACHES).fill_null(False)
+    out = df.select(
+        (q.str.contains(_PLAIN_INT) & f.is_not_null()).fill_null(False).alias("plain"),
+        pl.when(in_range).then(whole * f).alias("eaches"),
+        pl.when(in_range).then(None).otherwise(pl.lit(OUT_OF_RANGE)).alias("problem"),
+    )
+    eaches, problem = out["eaches"], out["problem"]
+    slow_idx = (~out["plain"]).arg_true()
+    if len(slow_idx):
+        slow = [_eaches_one(t, k) for t, k in zip(df["q"].gather(slow_idx).to_list(), df["f"].gather(slow_idx).to_list())]
+        eaches = eaches.scatter(slow_idx, pl.Series([e for e, _ in slow], dtype=pl.Int64))
+        problem = problem.scatter(slow_idx, pl.Series([p for _, p in slow], dtype=pl.String))
+    return pl.DataFrame([eaches, problem]).to_struct(pairs.name)
+
+
+def _eaches_one(text: str | None, factor: int | None) -> tuple[int | None, str | None]:
+    """`to_eaches` of one text that is not a plain integer."""
+    if not text or "_" in text or factor is None:
+        return None, NOT_A_NUMBER
+    try:
+        value = decimal.Decimal(text)
+    except (decimal.InvalidOperation, ValueError):
+        return None, NOT_A_NUMBER
+    if value.is_nan():
+        return None, NOT_A_NUMBER
+    if value.is_infinite() or abs(value) > MAX_EACHES:
+        return None, OUT_OF_RANGE
+    ctx = _DECIMAL.copy()
+    eaches = ctx.multiply(value, decimal.Decimal(factor))
+    if abs(eaches) > MAX_EACHES:
+        return None, OUT_OF_RANGE
+    if ctx.flags[decimal.Inexact]:
+        return None, "is not a whole number of eaches"
+    if eaches != eaches.to_integral_value(context=ctx):
+        return None, f"is {eaches.normalize(context=ctx)} eaches, not a whole number"
+    return int(eaches), None
 
 
 _OFFSET_RE = r"(Z|[+-]\d\d:?\d\d)$"
