@@ -31,6 +31,8 @@ __all__ = [
     "ID_TYPES",
     "MAX_EACHES",
     "NOT_A_NUMBER",
+    "TIMESTAMP_MAX",
+    "TIMESTAMP_MIN",
     "OUT_OF_RANGE",
     "UOM_EACH",
     "Crosswalks",
@@ -46,6 +48,7 @@ __all__ = [
     "quarantine_rows",
     "reject",
     "split_rows",
+    "timestamp_problem",
     "to_eaches",
 ]
 
@@ -456,6 +459,33 @@ def _parse_any_format(s: pl.Expr, timezone: str) -> pl.Expr:
     naive = pl.coalesce([s.str.to_datetime(f, strict=False, time_unit="us") for f in _NAIVE_FORMATS])
     local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
     return pl.when(has_offset).then(aware).otherwise(local)
+
+
+# The supported range of every timestamp read: pandas (so Great Expectations) holds instants
+# only from 1677-09-21 to 2262-04-11 (nanoseconds in Int64), and nothing dated outside
+# 1900..2199 is a stock figure. Outside it, a record is `bad_timestamp`, never a crash downstream.
+TIMESTAMP_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+TIMESTAMP_MAX = dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def timestamp_problem(ts: pl.Expr, raw: pl.Expr, *, field: str, unparsed: str | None = None) -> pl.Expr:
+    """Why a parsed timestamp is not usable (null when it is): unparsed, or out of range.
+
+    Args:
+      ts: the parsed UTC timestamps (null where the text did not parse).
+      raw: the text as written, for the message.
+      field: the field name for the message.
+      unparsed: the message when `ts` is null; default "field F: <raw> is not an ISO 8601 timestamp".
+    """
+    shown = raw.cast(pl.String).fill_null("(empty)")
+    none = pl.lit(unparsed) if unparsed else pl.format("field {}: {} is not an ISO 8601 timestamp", pl.lit(field), shown)
+    outside = (ts < TIMESTAMP_MIN) | (ts >= TIMESTAMP_MAX)
+    span = f"{TIMESTAMP_MIN:%Y-%m-%d} .. {TIMESTAMP_MAX - dt.timedelta(days=1):%Y-%m-%d}"
+    return (
+        pl.when(ts.is_null()).then(none)
+        .when(outside).then(pl.format("field {}: {} is outside the supported range {}", pl.lit(field), shown, pl.lit(span)))
+        .otherwise(None)
+    )
 
 
 ITEM_COLUMNS = ("sku", "abc_class", "category", "unit_cost", "currency", "safety_stock")

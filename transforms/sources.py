@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from invrecon.transforms.canonical import (
     parse_timestamps,
     quarantine_rows,
     reject,
+    timestamp_problem,
     to_eaches,
 )
 
@@ -93,6 +95,10 @@ class SourceSpec:
     location_system: str | None = None
     qualifiers: tuple[tuple[str, str], ...] = ()
     timezone: str = "UTC"
+    # The run's cut-off (UTC), and how far past it an event may be dated: a later one is a
+    # `future_event` (config `quality.future_event_skew_hours`). No cut-off (the stream): no check.
+    cutoff: dt.datetime | None = dataclasses.field(default=None, kw_only=True)
+    future_event_skew_hours: float = dataclasses.field(default=48.0, kw_only=True)
 
 
 @dataclasses.dataclass
@@ -302,6 +308,29 @@ def _reject_quantities(df: pl.DataFrame, fields: list[tuple[str, str, bool]], *,
     return df
 
 
+def _reject_timestamps(df: pl.DataFrame, ts: str, raw: str, field: str, *, rejected: list[pl.DataFrame], unparsed: str | None = None) -> pl.DataFrame:
+    """Quarantine (`bad_timestamp`) rows whose timestamp did not parse or is out of range."""
+    problem = timestamp_problem(pl.col(ts), pl.col(raw), field=field, unparsed=unparsed)
+    return reject(df, problem.is_not_null(), "bad_timestamp", problem, rejected)
+
+
+def _reject_future(df: pl.DataFrame, ts: str, raw: str, field: str, *, spec: SourceSpec, rejected: list[pl.DataFrame], only: pl.Expr | None = None) -> pl.DataFrame:
+    """Quarantine (`future_event`) events dated more than the skew past the run's cut-off.
+
+    The reader does not know the latest as-of of the run (other sources' files), so the
+    bound is the cut-off plus `spec.future_event_skew_hours`. No cut-off, no check.
+    """
+    if spec.cutoff is None:
+        return df
+    cutoff = spec.cutoff if spec.cutoff.tzinfo else spec.cutoff.replace(tzinfo=dt.timezone.utc)
+    limit = cutoff + dt.timedelta(hours=spec.future_event_skew_hours)
+    late = (pl.col(ts) > limit).fill_null(False) & (only if only is not None else pl.lit(True))
+    shown = f"{cutoff.astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+    skew = f"{spec.future_event_skew_hours:g} h"
+    reason = pl.format("field {}: {} is more than {} after the run's cut-off {}", pl.lit(field), pl.col(raw), pl.lit(skew), pl.lit(shown))
+    return reject(df, late, "future_event", reason, rejected)
+
+
 def _reject_negative(df: pl.DataFrame, col: str, name: str, *, signed: pl.Expr, rejected: list[pl.DataFrame]) -> pl.DataFrame:
     """Quarantine (`bad_quantity`) negative quantities of rows where `signed` is false: a magnitude."""
     text = pl.col(col).cast(pl.String).str.strip_chars()
@@ -337,8 +366,7 @@ def _canonical_positions(df: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswa
     rejected: list[pl.DataFrame] = []
     quantities = _position_quantities(spec)
     df = _reject_quantities(_position_columns(df, spec, columns), quantities, unit=None, rejected=rejected)
-    reason = pl.format("field as_of: {} is not an ISO 8601 timestamp", pl.col("c_as_of").cast(pl.String).fill_null("(empty)"))
-    df = reject(df, pl.col("as_of").is_null(), "bad_timestamp", reason, rejected)
+    df = _reject_timestamps(df, "as_of", "c_as_of", "as_of", rejected=rejected)
     df = df.with_columns(pl.lit(spec.sku_id_type).alias("_id_type"), pl.lit(spec.location_system or spec.system).alias("_loc_system"))
     df, rej = map_skus(df, crosswalks, id_col="c_sku", type_col="_id_type")
     rejected += rej
@@ -664,8 +692,8 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
     df = reject(df, ~pl.col("event_type").is_in(list(EVENT_TYPES)), "unknown_event_type", reason, rejected)
     df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit=None, rejected=rejected)
     df = _reject_negative(df, "_qty_raw", "qty", signed=pl.col("event_type") == "adjustment", rejected=rejected)
-    reason = pl.format("field occurred_at: {} is not an ISO 8601 timestamp", pl.col("occurred_at"))
-    df = reject(df, pl.col("_ts").is_null(), "bad_timestamp", reason, rejected)
+    df = _reject_future(df, "_ts", "occurred_at", "occurred_at", spec=spec, rejected=rejected)
+    df = _reject_timestamps(df, "_ts", "occurred_at", "occurred_at", rejected=rejected)
     df, rej = map_skus(df, crosswalks, id_col="item_id", type_col="id_type")
     rejected += rej
     df, rej = map_locations(df, crosswalks, col="location", system_col="system", out="location")
@@ -786,7 +814,11 @@ def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswal
         df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit=None, rejected=rejected)
         magnitude = (pl.col("_kind") == "movement") & (pl.col("event_type") != "adjustment").fill_null(True)
         df = _reject_negative(df, "_qty_raw", "qty", signed=~magnitude, rejected=rejected)
-        df = reject(df, pl.col("_ts").is_null(), "bad_timestamp", "the record has no usable date / time", rejected)
+        future = pl.col("_kind") == "movement"
+        df = _reject_future(df, "_ts", "_when", "date", spec=spec, rejected=rejected, only=future)
+        df = _reject_timestamps(df, "_ts", "_when", "date", rejected=rejected, unparsed="the record has no usable date / time")
+        expected = timestamp_problem(pl.col("expected_at"), pl.col("_expected"), field="expected date")
+        df = reject(df, pl.col("_expected").is_not_null() & expected.is_not_null(), "bad_timestamp", expected, rejected)
         df, rej = apply_uom(df, crosswalks, uom_col="uom")
         rejected += rej
         df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit="uom", rejected=rejected).rename({"_e_qty": "_eaches"})

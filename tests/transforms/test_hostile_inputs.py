@@ -6,6 +6,10 @@ Each bad input is generated here from the committed world's good files (`tests/t
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
+
 import polars as pl
 import pytest
 
@@ -117,3 +121,62 @@ def test_erp_quantities_are_judged_after_conversion_to_eaches(tmp_path, crosswal
         assert codes(q) == {"line 2": "bad_quantity"} and "not a whole number" in q["reason"][0]
     else:
         assert q.height == 0 and positions.filter(pl.col("locator") == "line 2")["on_hand"].to_list() == [eaches]
+
+
+# -- dates: beyond what anything downstream holds, or too far in the future -----------------------
+
+CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc)  # 2026-11-30 23:59:59.999 Chicago
+
+
+def test_an_edi_date_that_converts_to_year_10000_is_a_bad_timestamp(crosswalks):
+    """BIA 9999-12-31 23:30 Chicago is 10000-01-01 UTC: pandas (and so Great Expectations) cannot hold it."""
+    text = EDI_846.read_text().replace("BIA*00*MM*INV2026113000*20261130*2000~", "BIA*00*MM*INV2026113000*99991231*2330~")
+    kept, q, read = _edi(text, crosswalks)
+    assert kept.height == 0 and set(codes(q).values()) == {"bad_timestamp"} and q.height == read == 39
+    assert "9999-12-31T23:30:00 is outside the supported range" in q["reason"][0]
+
+
+@pytest.mark.parametrize("as_of", ["9999-12-31T23:00:00", "1066-10-14T09:00:00"])
+def test_an_erp_as_of_outside_the_supported_range_is_a_bad_timestamp(tmp_path, crosswalks, as_of):
+    kept, q, read = collect(read_tabular(_erp_with(tmp_path, {3: _erp_row(3, SNAPSHOT_TS=as_of)}), ERP, crosswalks))
+    assert kept.height == read - 1 and codes(q) == {"line 4": "bad_timestamp"}
+
+
+def _events_at(tmp_path, when: dict[int, str]) -> str:
+    lines = good_event_lines()[:20]
+    for i, ts in when.items():
+        ev = json.loads(lines[i])
+        ev["occurred_at"] = ts
+        lines[i] = json.dumps(ev)
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_events_beyond_the_skew_past_the_cutoff_are_future_events(tmp_path, crosswalks):
+    path = _events_at(tmp_path, {1: "9999-12-31T00:00:00Z", 2: "2026-12-03T05:00:00Z", 3: "2026-12-03T07:00:00Z"})
+    spec = dataclasses.replace(EVENTS, cutoff=CUTOFF, future_event_skew_hours=48)
+    kept, q, read = collect(read_events(path, spec, crosswalks))
+    assert read == 20 and codes(q) == {"line 2": "future_event", "line 4": "future_event"}  # line 3: 47 h after
+    assert q.sort("locator")["reason"][0] == (
+        "field occurred_at: 9999-12-31T00:00:00Z is more than 48 h after the run's cut-off 2026-12-01T05:59:59.999Z"
+    )
+    kept, q, _ = collect(read_events(path, dataclasses.replace(spec, future_event_skew_hours=1), crosswalks))
+    assert codes(q) == {"line 2": "future_event", "line 3": "future_event", "line 4": "future_event"}
+
+
+def test_without_a_cutoff_a_year_9999_event_is_still_a_bad_timestamp(tmp_path, crosswalks):
+    kept, q, read = collect(read_events(_events_at(tmp_path, {1: "9999-12-31T00:00:00Z"}), EVENTS, crosswalks))
+    assert read == 20 and codes(q) == {"line 2": "bad_timestamp"}
+
+
+def test_edi_movements_beyond_the_skew_are_future_events(crosswalks):
+    text = (WORLD.parents[1] / "tests/edi_fixtures/947-adjustments.edi").read_text()
+    text = text.replace("*91*E1~", "*92*WH-01~").replace("UK*10036000291459~", "UK*10070000000000~")
+    records = list(parse_edi(text.encode(), file="x.edi"))
+    spec = dataclasses.replace(EDI, cutoff=dt.datetime(2026, 3, 7, 6, tzinfo=dt.timezone.utc))
+    kept, q, _ = collect([canonical_from_edi(records, "x.edi", spec, crosswalks)])
+    assert kept.height == 1 and "future_event" not in set(q["reason_code"])
+    future = list(parse_edi(text.replace("W15*20260306*", "W15*21990101*").encode(), file="x.edi"))
+    kept, q, _ = collect([canonical_from_edi(future, "x.edi", spec, crosswalks)])
+    assert kept.height == 0 and codes(q)["segment 8 (ISA 000000107 / GS 107 / ST 0001)"] == "future_event"
