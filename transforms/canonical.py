@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
+import decimal
 import io
 from collections.abc import Iterable
 
@@ -27,6 +29,11 @@ import polars as pl
 
 __all__ = [
     "ID_TYPES",
+    "MAX_EACHES",
+    "NOT_A_NUMBER",
+    "TIMESTAMP_MAX",
+    "TIMESTAMP_MIN",
+    "OUT_OF_RANGE",
     "UOM_EACH",
     "Crosswalks",
     "CrosswalkError",
@@ -39,6 +46,10 @@ __all__ = [
     "normalize_gtin_expr",
     "parse_timestamps",
     "quarantine_rows",
+    "reject",
+    "split_rows",
+    "timestamp_problem",
+    "to_eaches",
 ]
 
 ID_TYPES = ("gtin", "erp_material", "vendor_part", "buyer_part", "store_item", "marketplace_sku", "sku")
@@ -209,6 +220,40 @@ def quarantine_rows(df: pl.DataFrame, code: str, reason: pl.Expr | str) -> pl.Da
     )
 
 
+def split_rows(df: pl.DataFrame, bad: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept, rejected) rows of `df` by a total mask: every row lands on exactly one side.
+
+    A null in `bad` (a comparison with a null operand, say) counts as bad: a row whose
+    verdict is unknown is quarantined, never dropped from both sides.
+
+    Example:
+        >>> df = pl.DataFrame({"q": [1.0, None, 2.5]})
+        >>> kept, bad = split_rows(df, pl.col("q") != pl.col("q").round(0))
+        >>> kept["q"].to_list(), bad["q"].to_list()
+        ([1.0], [None, 2.5])
+    """
+    mask = df.select(bad.fill_null(True).alias("_bad")).to_series()
+    if not mask.any():
+        return df, df.clear()
+    return df.filter(~mask), df.filter(mask)
+
+
+def reject(df: pl.DataFrame, bad: pl.Expr, code: str, reason: pl.Expr | str, rejected: list[pl.DataFrame]) -> pl.DataFrame:
+    """Quarantine the rows where `bad` holds (or is null) into `rejected`; return the others.
+
+    Args:
+      df: rows with the `_file`, `_locator` and `_raw` columns of `quarantine_rows`.
+      bad: a boolean expression over `df`; null counts as true (see `split_rows`).
+      code: the reason code of the rejected rows.
+      reason: their reason, a string or an expression over `df`.
+      rejected: the list of quarantine frames to append to.
+    """
+    kept, bad_rows = split_rows(df, bad)
+    if bad_rows.height:
+        rejected.append(quarantine_rows(bad_rows, code, reason))
+    return kept
+
+
 def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Map (id type, id value) to sku and units_per_id.
 
@@ -218,12 +263,9 @@ def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col:
     Returns:
       (mapped rows with `sku` and `units_per_id` added, [quarantine frames]).
     """
-    rejected = []
+    rejected: list[pl.DataFrame] = []
     df = df.with_columns(pl.col(id_col).cast(pl.String).str.strip_chars().alias("_id"))
-    empty = df.filter(pl.col("_id").is_null() | (pl.col("_id") == ""))
-    if empty.height:
-        rejected.append(quarantine_rows(empty, "missing_field", f"field {id_col}: item id is empty"))
-        df = df.filter(pl.col("_id").is_not_null() & (pl.col("_id") != ""))
+    df = reject(df, pl.col("_id").is_null() | (pl.col("_id") == ""), "missing_field", f"field {id_col}: item id is empty", rejected)
     # Normalize and look up each distinct (type, id) once: a day's files name the same few
     # thousand items over and over, so this is a small frame, joined back in one step.
     gtin, valid = normalize_gtin_expr(pl.col("_id"))
@@ -238,25 +280,11 @@ def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col:
         .drop("_id_norm")
     )
     joined = df.join(keys, on=[type_col, "_id"], how="left", nulls_equal=True, maintain_order="left")
-    bad = joined.filter(pl.col("_bad_gtin"))
-    if bad.height:
-        rejected.append(
-            quarantine_rows(
-                bad, "bad_check_digit",
-                pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(id_col), pl.col("_id")),
-            )
-        )
-        joined = joined.filter(~pl.col("_bad_gtin"))
-    unmapped = joined.filter(pl.col("sku").is_null())
-    if unmapped.height:
-        rejected.append(
-            quarantine_rows(
-                unmapped, "unmapped_sku",
-                pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(id_col), pl.col(type_col), pl.col("_id")),
-            )
-        )
-    mapped = joined.filter(pl.col("sku").is_not_null()).drop("_id", "_bad_gtin")
-    return mapped, rejected
+    bad_gtin = pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(id_col), pl.col("_id"))
+    joined = reject(joined, pl.col("_bad_gtin"), "bad_check_digit", bad_gtin, rejected)
+    unmapped = pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(id_col), pl.col(type_col), pl.col("_id"))
+    mapped = reject(joined, pl.col("sku").is_null(), "unmapped_sku", unmapped, rejected)
+    return mapped.drop("_id", "_bad_gtin"), rejected
 
 
 def map_locations(df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_col: str, out: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
@@ -274,17 +302,10 @@ def map_locations(df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_
     if out in df.columns:  # also when out == col: the code lives on in _src_loc
         df = df.drop(out)
     joined = df.join(lookup, on=[system_col, "_src_loc"], how="left")
-    unmapped = joined.filter(pl.col(out).is_null() & pl.col("_src_loc").is_not_null())
-    rejected = []
-    if unmapped.height:
-        rejected.append(
-            quarantine_rows(
-                unmapped, "unmapped_location",
-                pl.format("field {}: {} location {} is not in the location crosswalk", pl.lit(col), pl.col(system_col), pl.col("_src_loc")),
-            )
-        )
-    kept = joined.filter(pl.col(out).is_not_null() | pl.col("_src_loc").is_null()).drop("_src_loc")
-    return kept, rejected
+    rejected: list[pl.DataFrame] = []
+    reason = pl.format("field {}: {} location {} is not in the location crosswalk", pl.lit(col), pl.col(system_col), pl.col("_src_loc"))
+    kept = reject(joined, pl.col(out).is_null() & pl.col("_src_loc").is_not_null(), "unmapped_location", reason, rejected)
+    return kept.drop("_src_loc"), rejected
 
 
 def apply_uom(df: pl.DataFrame, crosswalks: Crosswalks, *, uom_col: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
@@ -310,13 +331,85 @@ def apply_uom(df: pl.DataFrame, crosswalks: Crosswalks, *, uom_col: str) -> tupl
         .otherwise(None)
     )
     df = df.with_columns(factor.alias("units_per_uom"))
-    bad = df.filter(pl.col("units_per_uom").is_null())
-    rejected = []
-    if bad.height:
-        rejected.append(
-            quarantine_rows(bad, "unknown_uom", pl.format("field {}: unit {} is not known", pl.lit(uom_col), pl.col("_uom")))
-        )
-    return df.filter(pl.col("units_per_uom").is_not_null()).drop("_uom", "case_pack"), rejected
+    rejected: list[pl.DataFrame] = []
+    reason = pl.format("field {}: unit {} is not known", pl.lit(uom_col), pl.col("_uom"))
+    df = reject(df, pl.col("units_per_uom").is_null(), "unknown_uom", reason, rejected)
+    return df.drop("_uom", "case_pack"), rejected
+
+
+# The largest quantity accepted, in eaches (before and after the unit conversion): no stock
+# figure of one item at one place comes near it, and a million of them still sum within Int64.
+MAX_EACHES = 10**12
+# Quantities that are plain integers of at most 15 digits (".0" allowed) take the columnar path;
+# any other text is read exactly as a decimal (`decimal.Decimal`), never as a binary float, so
+# 1.1 CS of 10 is 11 eaches (a float says 11.000000000000002) and 1e-30 EA is not 0.
+_PLAIN_INT = r"^[+-]?[0-9]{1,15}(\.0*)?$"
+# Enough digits that a product of two in-range figures is exact; a product that is not exact
+# (Inexact) had non-zero digits beyond the integer part, so it is not whole.
+_DECIMAL = decimal.Context(prec=100, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+_EACHES = pl.Struct({"eaches": pl.Int64, "problem": pl.String})
+NOT_A_NUMBER = "is not a number"
+OUT_OF_RANGE = f"is out of range (more than {MAX_EACHES:.0e} eaches)"
+
+
+def to_eaches(qty: pl.Expr, factor: pl.Expr) -> pl.Expr:
+    """A quantity's text times its unit factor, as whole eaches, exactly.
+
+    Returns a struct expression with `eaches` (Int64, null when there is a problem) and
+    `problem` (null when fine, else the words that finish "field qty: <value> ...":
+    `NOT_A_NUMBER`, `OUT_OF_RANGE`, or "is 147.6 eaches, not a whole number"). Never null
+    itself: every row has either eaches or a problem.
+
+    Example:
+        >>> df = pl.DataFrame({"q": ["12.5", "12.3", "1e308", "12x", " 7 "], "f": [12, 12, 1, 1, 1]})
+        >>> df.select(to_eaches(pl.col("q"), pl.col("f")).alias("e")).unnest("e").rows()[:3]
+        [(150, None), (None, 'is 147.6 eaches, not a whole number'), (None, 'is out of range (more than 1e+12 eaches)')]
+    """
+    pair = pl.struct(qty.cast(pl.String).str.strip_chars().alias("q"), factor.cast(pl.Int64).alias("f"))
+    return pair.map_batches(_eaches_batch, return_dtype=_EACHES, is_elementwise=True)
+
+
+def _eaches_batch(pairs: pl.Series) -> pl.Series:
+    """`to_eaches` of one batch: plain integers columnar, other texts one by one, exactly."""
+    df = pairs.struct.unnest()
+    q, f = pl.col("q"), pl.col("f")
+    whole = q.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+    in_range = ((whole.cast(pl.Float64) * f.cast(pl.Float64)).abs() <= MAX_EACHES).fill_null(False)
+    out = df.select(
+        (q.str.contains(_PLAIN_INT) & f.is_not_null()).fill_null(False).alias("plain"),
+        pl.when(in_range).then(whole * f).alias("eaches"),
+        pl.when(in_range).then(None).otherwise(pl.lit(OUT_OF_RANGE)).alias("problem"),
+    )
+    eaches, problem = out["eaches"], out["problem"]
+    slow_idx = (~out["plain"]).arg_true()
+    if len(slow_idx):
+        slow = [_eaches_one(t, k) for t, k in zip(df["q"].gather(slow_idx).to_list(), df["f"].gather(slow_idx).to_list())]
+        eaches = eaches.scatter(slow_idx, pl.Series([e for e, _ in slow], dtype=pl.Int64))
+        problem = problem.scatter(slow_idx, pl.Series([p for _, p in slow], dtype=pl.String))
+    return pl.DataFrame([eaches, problem]).to_struct(pairs.name)
+
+
+def _eaches_one(text: str | None, factor: int | None) -> tuple[int | None, str | None]:
+    """`to_eaches` of one text that is not a plain integer."""
+    if not text or "_" in text or factor is None:
+        return None, NOT_A_NUMBER
+    try:
+        value = decimal.Decimal(text)
+    except (decimal.InvalidOperation, ValueError):
+        return None, NOT_A_NUMBER
+    if value.is_nan():
+        return None, NOT_A_NUMBER
+    if value.is_infinite() or abs(value) > MAX_EACHES:
+        return None, OUT_OF_RANGE
+    ctx = _DECIMAL.copy()
+    eaches = ctx.multiply(value, decimal.Decimal(factor))
+    if abs(eaches) > MAX_EACHES:
+        return None, OUT_OF_RANGE
+    if ctx.flags[decimal.Inexact]:
+        return None, "is not a whole number of eaches"
+    if eaches != eaches.to_integral_value(context=ctx):
+        return None, f"is {eaches.normalize(context=ctx)} eaches, not a whole number"
+    return int(eaches), None
 
 
 _OFFSET_RE = r"(Z|[+-]\d\d:?\d\d)$"
@@ -366,6 +459,33 @@ def _parse_any_format(s: pl.Expr, timezone: str) -> pl.Expr:
     naive = pl.coalesce([s.str.to_datetime(f, strict=False, time_unit="us") for f in _NAIVE_FORMATS])
     local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
     return pl.when(has_offset).then(aware).otherwise(local)
+
+
+# The supported range of every timestamp read: pandas (so Great Expectations) holds instants
+# only from 1677-09-21 to 2262-04-11 (nanoseconds in Int64), and nothing dated outside
+# 1900..2199 is a stock figure. Outside it, a record is `bad_timestamp`, never a crash downstream.
+TIMESTAMP_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+TIMESTAMP_MAX = dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def timestamp_problem(ts: pl.Expr, raw: pl.Expr, *, field: str, unparsed: str | None = None) -> pl.Expr:
+    """Why a parsed timestamp is not usable (null when it is): unparsed, or out of range.
+
+    Args:
+      ts: the parsed UTC timestamps (null where the text did not parse).
+      raw: the text as written, for the message.
+      field: the field name for the message.
+      unparsed: the message when `ts` is null; default "field F: <raw> is not an ISO 8601 timestamp".
+    """
+    shown = raw.cast(pl.String).fill_null("(empty)")
+    none = pl.lit(unparsed) if unparsed else pl.format("field {}: {} is not an ISO 8601 timestamp", pl.lit(field), shown)
+    outside = (ts < TIMESTAMP_MIN) | (ts >= TIMESTAMP_MAX)
+    span = f"{TIMESTAMP_MIN:%Y-%m-%d} .. {TIMESTAMP_MAX - dt.timedelta(days=1):%Y-%m-%d}"
+    return (
+        pl.when(ts.is_null()).then(none)
+        .when(outside).then(pl.format("field {}: {} is outside the supported range {}", pl.lit(field), shown, pl.lit(span)))
+        .otherwise(None)
+    )
 
 
 ITEM_COLUMNS = ("sku", "abc_class", "category", "unit_cost", "currency", "safety_stock")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -29,12 +30,17 @@ import pyarrow.parquet as pq
 
 from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
 from invrecon.transforms.canonical import (
+    NOT_A_NUMBER,
+    OUT_OF_RANGE,
     Crosswalks,
     apply_uom,
     map_locations,
     map_skus,
     parse_timestamps,
     quarantine_rows,
+    reject,
+    timestamp_problem,
+    to_eaches,
 )
 
 __all__ = [
@@ -89,6 +95,10 @@ class SourceSpec:
     location_system: str | None = None
     qualifiers: tuple[tuple[str, str], ...] = ()
     timezone: str = "UTC"
+    # The run's cut-off (UTC), and how far past it an event may be dated: a later one is a
+    # `future_event` (config `quality.future_event_skew_hours`). No cut-off (the stream): no check.
+    cutoff: dt.datetime | None = dataclasses.field(default=None, kw_only=True)
+    future_event_skew_hours: float = dataclasses.field(default=48.0, kw_only=True)
 
 
 @dataclasses.dataclass
@@ -271,70 +281,111 @@ class _Truncated(Exception):
     pass
 
 
-def _canonical_positions(df: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswalks, columns: dict[str, str]) -> FileResult:
-    """Map one batch of renamed source rows to canonical positions (DESIGN.md §5)."""
-    read = df.height
+def _reject_quantities(df: pl.DataFrame, fields: list[tuple[str, str, bool]], *, unit: str | None, rejected: list[pl.DataFrame]) -> pl.DataFrame:
+    """Quarantine (`bad_quantity`) the rows whose quantities are not whole eaches; add `_e_<name>`.
+
+    Args:
+      df: rows with each field's text and, when `unit` is given, `units_per_uom`.
+      fields: (column of the text, field name for messages, required) per quantity; an
+        optional field may be null or empty.
+      unit: the column of the unit code. None before units are known: then only what is no
+        number at all, or beyond `MAX_EACHES` as written, is rejected (factor 1), so a row with
+        several faults keeps the code it had; with a unit, the figure in eaches must be whole.
+      rejected: quarantine frames to append to.
+    """
+    factor = pl.col("units_per_uom") if unit else pl.lit(1)
+    for col, name, required in fields:
+        df = df.with_columns(to_eaches(pl.col(col), factor).alias("_e"))
+        problem = pl.col("_e").struct.field("problem")
+        text = pl.col(col).cast(pl.String).str.strip_chars()
+        present = (text.is_not_null() & (text != "")).fill_null(False)
+        bad = problem.is_not_null() if required else present & problem.is_not_null()
+        if unit is None:
+            bad = bad & problem.is_in([NOT_A_NUMBER, OUT_OF_RANGE])
+        shown = pl.when(present).then(text if unit is None else pl.format("{} {}", text, pl.col(unit))).otherwise(pl.lit("(empty)"))
+        df = reject(df, bad, "bad_quantity", pl.format("field {}: {} {}", pl.lit(name), shown, problem), rejected)
+        df = df.with_columns(pl.col("_e").struct.field("eaches").alias(f"_e_{name}")).drop("_e")
+    return df
+
+
+def _reject_timestamps(df: pl.DataFrame, ts: str, raw: str, field: str, *, rejected: list[pl.DataFrame], unparsed: str | None = None) -> pl.DataFrame:
+    """Quarantine (`bad_timestamp`) rows whose timestamp did not parse or is out of range."""
+    problem = timestamp_problem(pl.col(ts), pl.col(raw), field=field, unparsed=unparsed)
+    return reject(df, problem.is_not_null(), "bad_timestamp", problem, rejected)
+
+
+def _reject_future(df: pl.DataFrame, ts: str, raw: str, field: str, *, spec: SourceSpec, rejected: list[pl.DataFrame], only: pl.Expr | None = None) -> pl.DataFrame:
+    """Quarantine (`future_event`) events dated more than the skew past the run's cut-off.
+
+    The reader does not know the latest as-of of the run (other sources' files), so the
+    bound is the cut-off plus `spec.future_event_skew_hours`. No cut-off, no check.
+    """
+    if spec.cutoff is None:
+        return df
+    cutoff = spec.cutoff if spec.cutoff.tzinfo else spec.cutoff.replace(tzinfo=dt.timezone.utc)
+    limit = cutoff + dt.timedelta(hours=spec.future_event_skew_hours)
+    late = (pl.col(ts) > limit).fill_null(False) & (only if only is not None else pl.lit(True))
+    shown = f"{cutoff.astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+    skew = f"{spec.future_event_skew_hours:g} h"
+    reason = pl.format("field {}: {} is more than {} after the run's cut-off {}", pl.lit(field), pl.col(raw), pl.lit(skew), pl.lit(shown))
+    return reject(df, late, "future_event", reason, rejected)
+
+
+def _reject_negative(df: pl.DataFrame, col: str, name: str, *, signed: pl.Expr, rejected: list[pl.DataFrame]) -> pl.DataFrame:
+    """Quarantine (`bad_quantity`) negative quantities of rows where `signed` is false: a magnitude."""
+    text = pl.col(col).cast(pl.String).str.strip_chars()
+    negative = (text.cast(pl.Float64, strict=False) < 0).fill_null(False) & ~signed.fill_null(False)
+    reason = pl.format("field {}: {} is negative; it is a magnitude (only an adjustment is signed)", pl.lit(name), text)
+    return reject(df, negative, "bad_quantity", reason, rejected)
+
+
+def _position_quantities(spec: SourceSpec) -> list[tuple[str, str, bool]]:
+    """The quantity fields of a positions / availability row: its own quantity is required."""
+    main = "available" if spec.kind == "availability" else "on_hand"
+    return [(f"c_{name}", name, name == main) for name in ("on_hand", "reserved", "available")]
+
+
+def _position_columns(df: pl.DataFrame, spec: SourceSpec, columns: dict[str, str]) -> pl.DataFrame:
+    """The mapped source columns as `c_<field>`, with unit_cost and as_of parsed."""
     dtypes = dict(df.schema)
-    exprs = [pl.col(src).alias(f"c_{dst}") for src, dst in columns.items()]
-    df = df.select("_file", "_locator", "_raw", *exprs)
+    df = df.select("_file", "_locator", "_raw", *[pl.col(src).alias(f"c_{dst}") for src, dst in columns.items()])
     for field in ("on_hand", "reserved", "available", "unit_cost", "uom_source"):
         if f"c_{field}" not in df.columns:
             df = df.with_columns(pl.lit(None, dtype=pl.String).alias(f"c_{field}"))
     as_of_src = next((s for s, d in columns.items() if d == "as_of"), None)
-    rejected: list[pl.DataFrame] = []
-    qty_field = "available" if spec.kind == "availability" else "on_hand"
-
-    def number(name: str) -> pl.Expr:
-        return pl.col(f"c_{name}").cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-
-    df = df.with_columns(
-        number("on_hand").alias("_on_hand"),
-        number("reserved").alias("_reserved"),
-        number("available").alias("_available"),
-        number("unit_cost").alias("unit_cost"),
+    return df.with_columns(
+        pl.col("c_unit_cost").cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias("unit_cost"),
         parse_timestamps(pl.col("c_as_of"), timezone=spec.timezone, dtype=dtypes.get(as_of_src)).alias("as_of")
         if as_of_src else pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("as_of"),
     )
-    qty = pl.col(f"_{qty_field}")
-    raw_qty = pl.col(f"c_{qty_field}")
-    bad_qty = qty.is_null() | (qty != qty.round(0)) | qty.is_infinite()
-    for name in ("reserved", "available") if qty_field == "on_hand" else ("reserved",):
-        col, raw = pl.col(f"_{name}"), pl.col(f"c_{name}")
-        bad_qty = bad_qty | (raw.is_not_null() & (raw.cast(pl.String).str.strip_chars() != "") & (col.is_null() | (col != col.round(0))))
-    bad = df.filter(bad_qty)
-    if bad.height:
-        rejected.append(
-            quarantine_rows(bad, "bad_quantity", pl.format("field {}: {} is not a whole number", pl.lit(qty_field), raw_qty.cast(pl.String).fill_null("(empty)")))
-        )
-        df = df.filter(~bad_qty)
-    bad = df.filter(pl.col("as_of").is_null())
-    if bad.height:
-        rejected.append(
-            quarantine_rows(bad, "bad_timestamp", pl.format("field as_of: {} is not an ISO 8601 timestamp", pl.col("c_as_of").cast(pl.String).fill_null("(empty)")))
-        )
-        df = df.filter(pl.col("as_of").is_not_null())
+
+
+def _canonical_positions(df: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswalks, columns: dict[str, str]) -> FileResult:
+    """Map one batch of renamed source rows to canonical positions (DESIGN.md §5)."""
+    read = df.height
+    rejected: list[pl.DataFrame] = []
+    quantities = _position_quantities(spec)
+    df = _reject_quantities(_position_columns(df, spec, columns), quantities, unit=None, rejected=rejected)
+    df = _reject_timestamps(df, "as_of", "c_as_of", "as_of", rejected=rejected)
     df = df.with_columns(pl.lit(spec.sku_id_type).alias("_id_type"), pl.lit(spec.location_system or spec.system).alias("_loc_system"))
     df, rej = map_skus(df, crosswalks, id_col="c_sku", type_col="_id_type")
     rejected += rej
     df, rej = map_locations(df, crosswalks, col="c_location", system_col="_loc_system", out="location")
     rejected += rej
-    missing_loc = df.filter(pl.col("location").is_null())
-    if missing_loc.height:
-        rejected.append(quarantine_rows(missing_loc, "missing_field", "field location: location is empty"))
-        df = df.filter(pl.col("location").is_not_null())
+    df = reject(df, pl.col("location").is_null(), "missing_field", "field location: location is empty", rejected)
     df = df.with_columns(pl.col("c_uom_source").cast(pl.String).fill_null("EA").alias("uom_source"))
     df, rej = apply_uom(df, crosswalks, uom_col="uom_source")
     rejected += rej
-    f = pl.col("units_per_uom")
+    df = _reject_quantities(df, quantities, unit="uom_source", rejected=rejected)
     df = df.with_columns(
         pl.lit(spec.system).alias("system"),
         pl.lit(spec.name).alias("source"),
         pl.col("_file").alias("file"),
         pl.col("_locator").alias("locator"),
-        (pl.col("_on_hand") * f).cast(pl.Int64).alias("on_hand"),
-        (pl.col("_reserved") * f).cast(pl.Int64).alias("reserved"),
-        (pl.col("_available") * f).cast(pl.Int64).alias("available"),
-        (pl.col("unit_cost") / f).alias("unit_cost"),
+        pl.col("_e_on_hand").alias("on_hand"),
+        pl.col("_e_reserved").alias("reserved"),
+        pl.col("_e_available").alias("available"),
+        (pl.col("unit_cost") / pl.col("units_per_uom")).alias("unit_cost"),
     )
     return FileResult(positions=_to_arrow(df, POSITION), quarantine=_quarantine_table(rejected, spec.name), read=read)
 
@@ -634,25 +685,15 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
     read = df.height
     rejected: list[pl.DataFrame] = []
     df = df.with_columns(
-        pl.col("_qty_raw").cast(pl.Float64, strict=False).alias("_qty"),
         parse_timestamps(pl.col("occurred_at"), timezone=spec.timezone).alias("_ts"),
         pl.col("system").fill_null(spec.system or "").alias("system"),
     )
-    bad = df.filter(~pl.col("event_type").is_in(list(EVENT_TYPES)))
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "unknown_event_type", pl.format("field event_type: {} is not one of " + ", ".join(EVENT_TYPES), pl.col("event_type"))))
-        df = df.filter(pl.col("event_type").is_in(list(EVENT_TYPES)))
-    q = pl.col("_qty")
-    signed_ok = pl.col("event_type") == "adjustment"
-    bad_qty = q.is_null() | (q != q.round(0)) | q.is_infinite() | ((q < 0) & ~signed_ok)
-    bad = df.filter(bad_qty)
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "bad_quantity", pl.format("field qty: {} is not a whole number (a magnitude, except for adjustment)", pl.col("_qty_raw"))))
-        df = df.filter(~bad_qty)
-    bad = df.filter(pl.col("_ts").is_null())
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "bad_timestamp", pl.format("field occurred_at: {} is not an ISO 8601 timestamp", pl.col("occurred_at"))))
-        df = df.filter(pl.col("_ts").is_not_null())
+    reason = pl.format("field event_type: {} is not one of " + ", ".join(EVENT_TYPES), pl.col("event_type"))
+    df = reject(df, ~pl.col("event_type").is_in(list(EVENT_TYPES)), "unknown_event_type", reason, rejected)
+    df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit=None, rejected=rejected)
+    df = _reject_negative(df, "_qty_raw", "qty", signed=pl.col("event_type") == "adjustment", rejected=rejected)
+    df = _reject_future(df, "_ts", "occurred_at", "occurred_at", spec=spec, rejected=rejected)
+    df = _reject_timestamps(df, "_ts", "occurred_at", "occurred_at", rejected=rejected)
     df, rej = map_skus(df, crosswalks, id_col="item_id", type_col="id_type")
     rejected += rej
     df, rej = map_locations(df, crosswalks, col="location", system_col="system", out="location")
@@ -661,7 +702,8 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
     rejected += rej
     df, rej = apply_uom(df, crosswalks, uom_col="uom")
     rejected += rej
-    eaches = (pl.col("_qty") * pl.col("units_per_uom")).cast(pl.Int64)
+    df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit="uom", rejected=rejected)
+    eaches = pl.col("_e_qty")
     sign = pl.col("event_type").replace_strict(EVENT_SIGN, default=0, return_dtype=pl.Int64)
     rsign = pl.col("event_type").replace_strict(RESERVED_SIGN, default=0, return_dtype=pl.Int64)
     df = df.with_columns(
@@ -684,143 +726,159 @@ def _locator(rec: dict) -> str:
     return " ".join(parts)
 
 
-def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
-    """Map the dicts of `transforms.edi.parse_edi` to canonical records of the source's system.
+def _edi_errors(errors: list[dict], uri: str) -> list[pl.DataFrame]:
+    """Quarantine frames of the parser's error dicts, each with the parser's code."""
+    if not errors:
+        return []
+    q = pl.DataFrame(
+        {
+            "_file": [uri] * len(errors),
+            "_locator": [_locator(e) for e in errors],
+            "_raw": [json.dumps(e, default=str) for e in errors],
+            "_code": [str(e.get("code") or "edi_error") for e in errors],
+            "_reason": [str(e.get("message") or "") for e in errors],
+        }
+    )
+    return [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code", maintain_order=True)]
 
-    Each record keeps all its item ids; the first (in file order) that the crosswalk knows wins.
-    Parser errors become quarantine rows with the parser's code. Locations are in the source
-    system's codes.
-    """
-    qualifiers = {**EDI_QUALIFIERS, **dict(spec.qualifiers)}
-    errors = [r for r in records if r.get("kind") == "error"]
-    recs = [r for r in records if r.get("kind") in ("position", "in_transit", "movement")]
-    rejected: list[pl.DataFrame] = []
-    if errors:
-        q = pl.DataFrame(
-            {
-                "_file": [uri] * len(errors),
-                "_locator": [_locator(e) for e in errors],
-                "_raw": [json.dumps(e, default=str) for e in errors],
-                "_code": [str(e.get("code") or "edi_error") for e in errors],
-                "_reason": [str(e.get("message") or "") for e in errors],
-            }
-        )
-        rejected += [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code", maintain_order=True)]
-    result = FileResult(read=len(records))
-    if not recs:
-        result.quarantine = _quarantine_table(rejected, spec.name)
-        return result
-    cand_rows = []
-    for i, r in enumerate(recs):
-        ids = r.get("item_ids") or ([{"qualifier": r.get("item_id_qualifier"), "id": r.get("item_id")}] if r.get("item_id") else [])
-        for j, it in enumerate(ids):
-            id_type = qualifiers.get(str(it.get("qualifier") or "").upper())
-            if id_type and it.get("id"):
-                cand_rows.append((i, j, id_type, str(it["id"])))
-    base = pl.DataFrame(
+
+_EDI_STRINGS = ("_qty_raw", "qty_type", "c_location", "c_from", "c_to", "shipment_id", "event_type", "reference", "_when", "_expected", "_item")
+
+
+def _edi_frame(recs: list[dict], uri: str) -> pl.DataFrame:
+    """One row per extracted EDI record, its fields as text (`_rec` numbers the records)."""
+    def text(v) -> str | None:
+        return None if v is None else str(v)
+
+    return pl.DataFrame(
         {
             "_rec": list(range(len(recs))),
             "_kind": [r["kind"] for r in recs],
             "_file": [uri] * len(recs),
             "_locator": [_locator(r) for r in recs],
             "_raw": [json.dumps(r, default=str) for r in recs],
-            "_qty_raw": [None if r.get("qty") is None else str(r.get("qty")) for r in recs],
+            "_qty_raw": [text(r.get("qty")) for r in recs],
             "uom": [str(r.get("uom") or "EA") for r in recs],
-            "qty_type": [r.get("qty_type") for r in recs],
-            "c_location": [r.get("location") for r in recs],
-            "c_from": [r.get("from_location") for r in recs],
-            "c_to": [r.get("to_location") for r in recs],
-            "shipment_id": [r.get("shipment_id") for r in recs],
-            "event_type": [r.get("event_type") for r in recs],
-            "reference": [r.get("reference") or r.get("shipment_id") for r in recs],
-            "_when": [r.get("as_of") or r.get("occurred_at") or r.get("shipped_at") for r in recs],
-            "_expected": [r.get("expected_at") for r in recs],
-            "_item": [r.get("item_id") for r in recs],
+            "qty_type": [text(r.get("qty_type")) for r in recs],
+            "c_location": [text(r.get("location")) for r in recs],
+            "c_from": [text(r.get("from_location")) for r in recs],
+            "c_to": [text(r.get("to_location")) for r in recs],
+            "shipment_id": [text(r.get("shipment_id")) for r in recs],
+            "event_type": [text(r.get("event_type")) for r in recs],
+            "reference": [text(r.get("reference") or r.get("shipment_id")) for r in recs],
+            "_when": [text(r.get("as_of") or r.get("occurred_at") or r.get("shipped_at")) for r in recs],
+            "_expected": [text(r.get("expected_at")) for r in recs],
+            "_item": [text(r.get("item_id")) for r in recs],
         },
-        schema_overrides={k: pl.String for k in ("_qty_raw", "qty_type", "c_location", "c_from", "c_to", "shipment_id", "event_type", "reference", "_when", "_expected", "_item")},
+        schema_overrides={"_rec": pl.Int64, **{k: pl.String for k in _EDI_STRINGS}},
     )
+
+
+def _edi_skus(df: pl.DataFrame, recs: list[dict], spec: SourceSpec, crosswalks: Crosswalks) -> pl.DataFrame:
+    """Join each record's sku: the first of its item ids (in file order) the crosswalk knows."""
+    qualifiers = {**EDI_QUALIFIERS, **dict(spec.qualifiers)}
+    cand_rows = []
+    for i, r in enumerate(recs):
+        ids = r.get("item_ids") or ([{"qualifier": r.get("item_id_qualifier"), "id": r.get("item_id")}] if r.get("item_id") else [])
+        for j, it in enumerate(ids):
+            id_type = qualifiers.get(str((it or {}).get("qualifier") or "").upper())
+            if id_type and it.get("id"):
+                cand_rows.append((i, j, id_type, str(it["id"])))
     cands = pl.DataFrame(cand_rows, schema={"_rec": pl.Int64, "_order": pl.Int64, "_id_type": pl.String, "_cid": pl.String}, orient="row")
-    # Candidate ids: map them all, keep the first that the crosswalk knows for each record.
-    tmp = cands.with_columns(pl.lit(uri).alias("_file"), pl.lit("").alias("_locator"), pl.lit("").alias("_raw"))
+    tmp = cands.with_columns(pl.lit(df["_file"][0] if df.height else "").alias("_file"), pl.lit("").alias("_locator"), pl.lit("").alias("_raw"))
     mapped, _ = map_skus(tmp, crosswalks, id_col="_cid", type_col="_id_type")
     best = mapped.sort("_rec", "_order").unique("_rec", keep="first").select("_rec", "sku", "units_per_id")
-    df = base.with_columns(pl.col("_rec").cast(pl.Int64)).join(best, on="_rec", how="left")
-    unmapped = df.filter(pl.col("sku").is_null())
-    if unmapped.height:
-        rejected.append(quarantine_rows(unmapped, "unmapped_sku", pl.format("item {}: none of the record's item ids is in the sku crosswalk", pl.col("_item").fill_null("(none)"))))
-        df = df.filter(pl.col("sku").is_not_null())
-    df = df.with_columns(
-        pl.col("_qty_raw").cast(pl.Float64, strict=False).alias("_qty"),
-        parse_timestamps(pl.col("_when"), timezone=spec.timezone).alias("_ts"),
-        parse_timestamps(pl.col("_expected"), timezone=spec.timezone).alias("expected_at"),
-        pl.lit(spec.system).alias("_loc_system"),
-    )
-    q = pl.col("_qty")
-    bad_qty = q.is_null() | (q != q.round(0)) | ((q < 0) & (pl.col("event_type") != "adjustment"))
-    bad = df.filter(bad_qty)
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "bad_quantity", pl.format("quantity {} is not a whole number", pl.col("_qty_raw").fill_null("(empty)"))))
-        df = df.filter(~bad_qty)
-    bad = df.filter(pl.col("_ts").is_null())
-    if bad.height:
-        rejected.append(quarantine_rows(bad, "bad_timestamp", "the record has no usable date / time"))
-        df = df.filter(pl.col("_ts").is_not_null())
-    df, rej = apply_uom(df, crosswalks, uom_col="uom")
-    rejected += rej
-    df = df.with_columns((pl.col("_qty") * pl.col("units_per_uom")).cast(pl.Int64).alias("_eaches"))
-    lineage = [pl.lit(spec.name).alias("source"), pl.col("_file").alias("file"), pl.col("_locator").alias("locator")]
+    return df.join(best, on="_rec", how="left", maintain_order="left")
 
-    pos = df.filter(pl.col("_kind") == "position")
-    if pos.height:
-        pos, rej = map_locations(pos, crosswalks, col="c_location", system_col="_loc_system", out="location")
-        rejected += rej
-        noloc = pos.filter(pl.col("location").is_null())
-        if noloc.height:
-            rejected.append(quarantine_rows(noloc, "missing_field", "the position has no warehouse location (N1 WH / SDQ / SCH / LOC)"))
-            pos = pos.filter(pl.col("location").is_not_null())
-        is_avail = pl.col("qty_type") == "available"
-        pos = pos.with_columns(
-            pl.lit(spec.system).alias("system"),
-            pl.col("_ts").alias("as_of"),
-            pl.when(~is_avail).then(pl.col("_eaches")).alias("on_hand"),
-            pl.lit(None, dtype=pl.Int64).alias("reserved"),
-            pl.when(is_avail).then(pl.col("_eaches")).alias("available"),
-            pl.col("uom").alias("uom_source"),
-            pl.lit(None, dtype=pl.Float64).alias("unit_cost"),
-            *lineage,
+
+def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
+    """Map the dicts of `transforms.edi.parse_edi` to canonical records of the source's system.
+
+    Each record keeps all its item ids; the first (in file order) that the crosswalk knows wins.
+    Parser errors become quarantine rows with the parser's code. Locations are in the source
+    system's codes. A quantity must come to whole eaches (`bad_quantity`); a movement's is a
+    magnitude unless it is an adjustment.
+    """
+    recs = [r for r in records if r.get("kind") in ("position", "in_transit", "movement")]
+    rejected = _edi_errors([r for r in records if r.get("kind") == "error"], uri)
+    result = FileResult(read=len(records))
+    if recs:
+        df = _edi_skus(_edi_frame(recs, uri), recs, spec, crosswalks)
+        reason = pl.format("item {}: none of the record's item ids is in the sku crosswalk", pl.col("_item").fill_null("(none)"))
+        df = reject(df, pl.col("sku").is_null(), "unmapped_sku", reason, rejected)
+        df = df.with_columns(
+            parse_timestamps(pl.col("_when"), timezone=spec.timezone).alias("_ts"),
+            parse_timestamps(pl.col("_expected"), timezone=spec.timezone).alias("expected_at"),
+            pl.lit(spec.system).alias("_loc_system"),
         )
-        result.positions = _to_arrow(pos, POSITION)
-    its = df.filter(pl.col("_kind") == "in_transit")
-    if its.height:
-        its, rej = map_locations(its, crosswalks, col="c_from", system_col="_loc_system", out="from_location")
+        df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit=None, rejected=rejected)
+        magnitude = (pl.col("_kind") == "movement") & (pl.col("event_type") != "adjustment").fill_null(True)
+        df = _reject_negative(df, "_qty_raw", "qty", signed=~magnitude, rejected=rejected)
+        future = pl.col("_kind") == "movement"
+        df = _reject_future(df, "_ts", "_when", "date", spec=spec, rejected=rejected, only=future)
+        df = _reject_timestamps(df, "_ts", "_when", "date", rejected=rejected, unparsed="the record has no usable date / time")
+        expected = timestamp_problem(pl.col("expected_at"), pl.col("_expected"), field="expected date")
+        df = reject(df, pl.col("_expected").is_not_null() & expected.is_not_null(), "bad_timestamp", expected, rejected)
+        df, rej = apply_uom(df, crosswalks, uom_col="uom")
         rejected += rej
-        its, rej = map_locations(its, crosswalks, col="c_to", system_col="_loc_system", out="to_location")
-        rejected += rej
-        noid = its.filter(pl.col("shipment_id").is_null())
-        if noid.height:
-            rejected.append(quarantine_rows(noid, "missing_field", "the shipment has no shipment id (BSN02 / BGM)"))
-            its = its.filter(pl.col("shipment_id").is_not_null())
-        its = its.with_columns(pl.col("_eaches").alias("qty"), pl.col("_ts").alias("shipped_at"), *lineage)
-        result.in_transit = _to_arrow(its, IN_TRANSIT)
-    mv = df.filter(pl.col("_kind") == "movement")
-    if mv.height:
-        mv, rej = map_locations(mv, crosswalks, col="c_location", system_col="_loc_system", out="location")
-        rejected += rej
-        bad = mv.filter(pl.col("location").is_null() | ~pl.col("event_type").is_in(list(EVENT_TYPES)))
-        if bad.height:
-            rejected.append(quarantine_rows(bad, "missing_field", "the movement has no location or no known event type"))
-            mv = mv.filter(pl.col("location").is_not_null() & pl.col("event_type").is_in(list(EVENT_TYPES)))
-        sign = pl.col("event_type").replace_strict(EVENT_SIGN, default=0, return_dtype=pl.Int64)
-        rsign = pl.col("event_type").replace_strict(RESERVED_SIGN, default=0, return_dtype=pl.Int64)
-        mv = mv.with_columns(
-            pl.format("{}#{}", pl.col("_file"), pl.col("_locator")).alias("event_id"),
-            pl.lit(spec.system).alias("system"),
-            (pl.col("_eaches") * sign).alias("qty"),
-            (pl.col("_eaches") * rsign).alias("reserved_delta"),
-            pl.col("_ts").alias("occurred_at"),
-            pl.lit(None, dtype=pl.String).alias("counterparty_location"),
-            *lineage,
-        )
-        result.movements = _to_arrow(mv, MOVEMENT)
+        df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit="uom", rejected=rejected).rename({"_e_qty": "_eaches"})
+        lineage = [pl.lit(spec.name).alias("source"), pl.col("_file").alias("file"), pl.col("_locator").alias("locator")]
+        result.positions = _edi_positions(df.filter(pl.col("_kind") == "position"), spec, crosswalks, lineage, rejected)
+        result.in_transit = _edi_in_transit(df.filter(pl.col("_kind") == "in_transit"), crosswalks, lineage, rejected)
+        result.movements = _edi_movements(df.filter(pl.col("_kind") == "movement"), spec, crosswalks, lineage, rejected)
     result.quarantine = _quarantine_table(rejected, spec.name)
     return result
+
+
+def _edi_positions(pos: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswalks, lineage: list[pl.Expr], rejected: list[pl.DataFrame]) -> pa.Table | None:
+    if not pos.height:
+        return None
+    pos, rej = map_locations(pos, crosswalks, col="c_location", system_col="_loc_system", out="location")
+    rejected += rej
+    reason = "the position has no warehouse location (N1 WH / SDQ / SCH / LOC)"
+    pos = reject(pos, pl.col("location").is_null(), "missing_field", reason, rejected)
+    is_avail = (pl.col("qty_type") == "available").fill_null(False)
+    pos = pos.with_columns(
+        pl.lit(spec.system).alias("system"),
+        pl.col("_ts").alias("as_of"),
+        pl.when(~is_avail).then(pl.col("_eaches")).alias("on_hand"),
+        pl.lit(None, dtype=pl.Int64).alias("reserved"),
+        pl.when(is_avail).then(pl.col("_eaches")).alias("available"),
+        pl.col("uom").alias("uom_source"),
+        pl.lit(None, dtype=pl.Float64).alias("unit_cost"),
+        *lineage,
+    )
+    return _to_arrow(pos, POSITION)
+
+
+def _edi_in_transit(its: pl.DataFrame, crosswalks: Crosswalks, lineage: list[pl.Expr], rejected: list[pl.DataFrame]) -> pa.Table | None:
+    if not its.height:
+        return None
+    its, rej = map_locations(its, crosswalks, col="c_from", system_col="_loc_system", out="from_location")
+    rejected += rej
+    its, rej = map_locations(its, crosswalks, col="c_to", system_col="_loc_system", out="to_location")
+    rejected += rej
+    its = reject(its, pl.col("shipment_id").is_null(), "missing_field", "the shipment has no shipment id (BSN02 / BGM)", rejected)
+    its = its.with_columns(pl.col("_eaches").alias("qty"), pl.col("_ts").alias("shipped_at"), *lineage)
+    return _to_arrow(its, IN_TRANSIT)
+
+
+def _edi_movements(mv: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswalks, lineage: list[pl.Expr], rejected: list[pl.DataFrame]) -> pa.Table | None:
+    if not mv.height:
+        return None
+    mv, rej = map_locations(mv, crosswalks, col="c_location", system_col="_loc_system", out="location")
+    rejected += rej
+    bad = pl.col("location").is_null() | ~pl.col("event_type").is_in(list(EVENT_TYPES))
+    mv = reject(mv, bad, "missing_field", "the movement has no location or no known event type", rejected)
+    sign = pl.col("event_type").replace_strict(EVENT_SIGN, default=0, return_dtype=pl.Int64)
+    rsign = pl.col("event_type").replace_strict(RESERVED_SIGN, default=0, return_dtype=pl.Int64)
+    mv = mv.with_columns(
+        pl.format("{}#{}", pl.col("_file"), pl.col("_locator")).alias("event_id"),
+        pl.lit(spec.system).alias("system"),
+        (pl.col("_eaches") * sign).alias("qty"),
+        (pl.col("_eaches") * rsign).alias("reserved_delta"),
+        pl.col("_ts").alias("occurred_at"),
+        pl.lit(None, dtype=pl.String).alias("counterparty_location"),
+        *lineage,
+    )
+    return _to_arrow(mv, MOVEMENT)

@@ -132,3 +132,35 @@ def test_timestamps_of_every_shape_in_one_column_keep_their_rows():
     got = df.select(parse_timestamps(pl.col("t"), timezone="UTC").dt.epoch("ms").alias("u"))["u"].to_list()
     at8 = 1_796_068_800_000  # 2026-11-30T20:00:00Z
     assert got == [at8, None, at8, at8, None, at8 + 500, at8, at8 - 20 * 3_600_000]
+
+
+@pytest.mark.parametrize(
+    "text, factor, eaches, problem",
+    [
+        ("12.5", 12, 150, None),  # 12.5 DZ
+        ("1.1", 10, 11, None),  # a binary float says 11.000000000000002
+        (" 7 ", 1, 7, None),
+        ("12.0", 1, 12, None),
+        ("2e3", 1, 2000, None),
+        ("-3", 1, -3, None),
+        ("0.5" + "0" * 200, 2, 1, None),
+        ("12.3", 12, None, "is 147.6 eaches, not a whole number"),
+        ("1e-30", 1, None, "is 1E-30 eaches, not a whole number"),  # not 0
+        ("0.1" + "0" * 120 + "1", 10, None, "is not a whole number of eaches"),
+        ("1e308", 1, None, "is out of range (more than 1e+12 eaches)"),
+        ("inf", 1, None, "is out of range (more than 1e+12 eaches)"),
+        ("999999999999", 2, None, "is out of range (more than 1e+12 eaches)"),  # in range as written, not in eaches
+        ("4611686018427387904", 1, None, "is out of range (more than 1e+12 eaches)"),
+        ("12x", 1, None, "is not a number"),
+        ("NaN", 1, None, "is not a number"),
+        ("1_000", 1, None, "is not a number"),
+        ("", 1, None, "is not a number"),
+        (None, 1, None, "is not a number"),
+    ],
+)
+def test_quantities_convert_to_whole_eaches_exactly(text, factor, eaches, problem):
+    from invrecon.transforms.canonical import to_eaches
+
+    df = pl.DataFrame({"q": [text, "5"], "f": [factor, 1]}, schema={"q": pl.String, "f": pl.Int64})
+    got = df.select(to_eaches(pl.col("q"), pl.col("f")).alias("e")).unnest("e").rows()
+    assert got == [(eaches, problem), (5, None)]
