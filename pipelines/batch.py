@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from invrecon.pipelines import alerts as alert_rules
+from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines import quality_gate
 from invrecon.pipelines.config import Config, ConfigError, load_config
 from invrecon.pipelines.publish import Layout, live_files, new_attempt, publish, read_commits
@@ -305,7 +306,8 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--allow-missing", default="", help="comma-separated sources that may have no files (or 'all')")
     parser.add_argument("--fail-on-alert", action="store_true", help="exit 5 when an alert fired")
     parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
-    return parser.parse_known_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    return args, check_beam_args(rest, prog=parser.prog, own=parser)
 
 
 def _stage(name: str, t0: float, **fields) -> float:
@@ -429,7 +431,11 @@ def runs_row(*, job, cfg, inputs: list[dict], counts: list[dict], status: str, s
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code of DESIGN.md §3."""
-    args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
     try:
         run_date = dt.date.fromisoformat(args.run_date)
     except ValueError:

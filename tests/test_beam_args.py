@@ -79,6 +79,5 @@ def test_report_refuses_an_unknown_flag(committed_run, capsys):
     assert "--formats" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(reason="batch rewrite pending: pipelines/batch.py is to call check_beam_args (not edited on this branch)", strict=False)
 def test_batch_refuses_an_unknown_flag(tmp_path):
     assert run_batch(WORLD / "config.yaml", output=tmp_path / "out", extra=["--fail-on-alerts"]) == 2
