@@ -27,6 +27,7 @@ import hashlib
 import json
 import pathlib
 import socket
+import tarfile
 
 import apache_beam as beam
 import pytest
@@ -36,7 +37,7 @@ from apache_beam.portability.api import beam_runner_api_pb2
 
 from invrecon.pipelines import batch, stock_stream
 from invrecon.pipelines.config import load_config
-from tests.conftest import RUN_DATE, WORLD
+from tests.conftest import ROOT, RUN_DATE, WORLD
 
 pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient", reason="needs apache-beam[gcp]")
 
@@ -82,7 +83,7 @@ def no_ops(proto: beam_runner_api_pb2.Pipeline) -> set[str]:
     }
 
 
-def dataflow_job(tmp_path: pathlib.Path, build, *, streaming: bool, name: str):
+def dataflow_job(tmp_path: pathlib.Path, build, *, streaming: bool, name: str, extra: tuple[str, ...] = ()):
     """Build a graph with `build(p)` on the DataflowRunner in template mode.
 
     Returns (the labels of the graph's steps, the Job JSON, the staged pipeline proto Dataflow would
@@ -106,6 +107,7 @@ def dataflow_job(tmp_path: pathlib.Path, build, *, streaming: bool, name: str):
     ]
     if streaming:
         args.append("--streaming")
+    args += extra
     p = beam.Pipeline(options=PipelineOptions(args))
     build(p)
     graph = p.to_runner_api()
@@ -173,3 +175,23 @@ def test_batch_ingest_stage_dataflow_job_names_every_step(tmp_path, no_network):
     staged = labels(proto)
     assert {f"Read{''.join(w.title() for w in spec.name.split('_'))}" for spec, _ in job.sources} <= staged
     assert {"DedupEvents", "SumReadCounts", "WriteReadCounts"} <= staged
+
+
+def test_setup_file_ships_the_code_the_suites_and_the_templates(tmp_path, no_network):
+    """`--setup_file ./setup.py --requirements_file requirements.lock` (docs/runners.md): Beam
+    builds the sdist on the launcher (`python -m build --sdist --no-isolation`, offline) and stages
+    it as workflow.tar.gz, which every worker pip-installs; it must hold every module, the
+    expectation suites and the report template."""
+    cfg = load_config(str(WORLD / "config.yaml"))
+    job = stock_stream.plan_job(cfg, events="pubsub://projects/acme-retail/subscriptions/stock-events", output=str(tmp_path / "out"), seed=False)
+    extra = (f"--setup_file={ROOT / 'setup.py'}", f"--requirements_file={ROOT / 'requirements.lock'}", "--requirements_cache=skip")
+    _, job_json, _ = dataflow_job(tmp_path, lambda p: stock_stream.build(p, job), streaming=True, name="invrecon-setup-file", extra=extra)
+    packages = {p["name"] for p in job_json["environment"]["workerPools"][0]["packages"]}
+    assert {"workflow.tar.gz", "requirements.txt"} <= packages
+    assert (tmp_path / "staging" / "requirements.txt").read_text() == (ROOT / "requirements.lock").read_text()
+    with tarfile.open(tmp_path / "staging" / "workflow.tar.gz") as tf:
+        shipped = {name.split("/", 1)[1] for name in tf.getnames() if "/" in name}
+    wanted = {"pyproject.toml", "setup.py", "expectations/position.json", "expectations/movement.json", "expectations/in_transit.json",
+              "pipelines/templates/report.html.j2", "pipelines/stock_stream.py", "transforms/stream.py", "transforms/edi/x12.py"}
+    assert wanted <= shipped
+    assert not any(name.startswith("fixtures/world/") for name in shipped)
