@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 RUN_DATE ?= 2026-11-30
 WORLD  := fixtures/world
 
-.PHONY: setup run test bench lint fixtures clean
+.PHONY: setup run test bench lint fixtures clean dist package-check
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+## build the wheel and sdist into dist/ (what --extra_package / the Dockerfile install)
+dist: setup
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
+## the built wheel, installed into a fresh venv outside the checkout, runs the batch (tools/package_check.sh)
+package-check: setup
+	PYTHON=$(PYTHON) RUN_DATE=$(RUN_DATE) bash tools/package_check.sh
+
 bench: setup
 	$(BIN)/python -m bench
 
@@ -35,4 +43,4 @@ fixtures: setup
 	$(BIN)/invrecon fixtures --out $(WORLD) --skus 40 --locations 6 --days 1 --seed 7
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache dist
