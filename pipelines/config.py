@@ -1,8 +1,10 @@
 """Load and validate the YAML config of DESIGN.md §4, once, before any pipeline is built.
 
-Paths in the config are fsspec URLs relative to the config file. Every problem raises
-`ConfigError` naming the file and the key path (`sources[2].mapping`), which the CLI turns into
-exit code 2.
+The schema is `invrecon.schemas.config` (pydantic): an unknown key anywhere in the config or a
+column mapping is an error naming its key path and the closest valid key, and `record_system`
+must be the `system` of a positions source. Paths in the config are fsspec URLs relative to the
+config file. Every problem raises `ConfigError` naming the file and the key path
+(`sources[2].mapping`), which the CLI turns into exit code 2.
 """
 
 from __future__ import annotations
@@ -10,31 +12,39 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import posixpath
-import zoneinfo
-from collections.abc import Mapping
 from typing import Any
 
 import fsspec
 import yaml
 
+from pydantic import ValidationError
+
+from invrecon.schemas.config import (
+    POSITION_FIELDS,
+    SOURCE_KINDS,
+    TABULAR_FORMATS,
+    ConfigDoc,
+    MappingDoc,
+    Quality,
+    SourceDoc,
+    Streaming,
+    error_messages,
+)
+
 __all__ = [
+    "POSITION_FIELDS",
+    "SOURCE_KINDS",
+    "TABULAR_FORMATS",
     "Config",
     "ConfigError",
     "Mapping_",
     "Quality",
     "Source",
+    "Streaming",
     "ToleranceRule",
     "load_config",
     "resolve",
 ]
-
-SOURCE_KINDS = ("positions", "availability", "edi", "events", "in_transit")
-TABULAR_FORMATS = ("csv", "parquet", "jsonl")
-# Canonical fields a column mapping may target, per source kind.
-POSITION_FIELDS = {
-    "sku", "location", "on_hand", "reserved", "available", "uom_source", "unit_cost", "as_of",
-}
-
 
 class ConfigError(ValueError):
     """A config, mapping or crosswalk problem; the message names the file and key path."""
@@ -63,19 +73,6 @@ class Source:
 
 
 @dataclasses.dataclass(frozen=True)
-class Quality:
-    """The `quality:` section: data-quality gate and history settings."""
-
-    row_count_band: float = 0.5  # today's rows may differ from the last run's by this share
-    max_as_of_lag_hours: float = 36.0  # how far a source's as-of may sit from the cut-off
-    history_runs: int = 10  # runs of metric history a new value is compared with
-    history_k: float = 3.0  # standard deviations that make a metric an outlier
-    history_min_runs: int = 3  # fewer earlier runs than this: no verdict yet
-    min_share_of_history: float = 0.5  # a source below this share of its recent median fails the gate
-    source_volume_severity: str = "critical"  # or "warning": too few valid records only warns
-
-
-@dataclasses.dataclass(frozen=True)
 class ToleranceRule:
     match: dict[str, str]
     abs: float
@@ -96,6 +93,7 @@ class Config:
     output: str
     raw: dict[str, Any]
     quality: Quality = Quality()
+    streaming: Streaming = Streaming()  # validated; pipelines.stock_stream.streaming_params reads it
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -132,155 +130,77 @@ def _read_yaml(uri: str, what: str) -> tuple[Any, bytes]:
         raise ConfigError(f"{uri}:{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
 
 
-def _need(d: Mapping, key: str, where: str, uri: str, kind: type | tuple = str) -> Any:
-    if not isinstance(d, Mapping) or key not in d or d[key] is None:
-        raise ConfigError(f"{uri}: missing required key `{where}{key}`")
-    value = d[key]
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{uri}: `{where}{key}` must be a {names}, got {value!r}")
-    return value
+def _validate(model, doc: Any, uri: str, *, note: str = "") -> Any:
+    """`doc` as a `model` instance, else ConfigError with every problem, one a line."""
+    try:
+        return model.model_validate(doc)
+    except ValidationError as e:
+        raise ConfigError("\n".join(f"{uri}: {m}{note}" for m in error_messages(e))) from None
 
 
-def _load_mapping(uri: str, kind: str) -> Mapping_:
+def _load_mapping(uri: str, kind: str, *, note: str = "") -> Mapping_:
     doc, _ = _read_yaml(uri, "column mapping")
     if not isinstance(doc, dict):
-        raise ConfigError(f"{uri}: a column mapping must be a mapping with `columns`")
-    columns = _need(doc, "columns", "", uri, dict)
-    allowed = POSITION_FIELDS
-    for src, dst in columns.items():
-        if dst not in allowed:
-            raise ConfigError(
-                f"{uri}: `columns.{src}` maps to unknown field {dst!r}; "
-                f"expected one of {sorted(allowed)}"
-            )
-    targets = set(columns.values())
+        raise ConfigError(f"{uri}: a column mapping must be a mapping with `columns`{note}")
+    mapping = _validate(MappingDoc, doc, uri, note=note)
+    targets = set(mapping.columns.values())
     qty_field = "available" if kind == "availability" else "on_hand"
     for needed in ("sku", "location", qty_field):
         if needed not in targets:
-            raise ConfigError(f"{uri}: `columns` must map a source column to `{needed}`")
-    id_types = doc.get("id_types") or {}
-    if not isinstance(id_types, dict):
-        raise ConfigError(f"{uri}: `id_types` must be a mapping")
+            raise ConfigError(f"{uri}: `columns` must map a source column to `{needed}`{note}")
     return Mapping_(
-        columns={str(k): str(v) for k, v in columns.items()},
-        sku_id_type=str(id_types.get("sku", "sku")),
-        location_system=id_types.get("location"),
+        columns=dict(mapping.columns),
+        sku_id_type=mapping.id_types.sku,
+        location_system=mapping.id_types.location,
         uri=uri,
+    )
+
+
+def _source(s: SourceDoc, i: int, uri: str) -> Source:
+    mapping = None
+    if s.kind in ("positions", "availability"):
+        note = f" (the mapping of `sources[{i}]`, {s.name})"
+        mapping = _load_mapping(resolve(uri, s.mapping), s.kind, note=note)
+    return Source(
+        name=s.name, kind=s.kind, path=resolve(uri, s.path), system=s.system, format=s.format, mapping=mapping,
+        qualifiers=dict(s.qualifiers), suite=resolve(uri, s.expectations) if s.expectations else None,
     )
 
 
 def load_config(uri: str) -> Config:
     """Read, validate and resolve a config file.
 
+    Args:
+      uri: the config YAML (an fsspec URL).
+
+    Returns:
+      The config with every path resolved against the config's folder and every column
+      mapping loaded.
+
     Raises:
-      ConfigError: naming the file and key path of the first problem found.
+      ConfigError: naming the file and the key path of each problem found, e.g.
+        "cfg.yaml: `tolerance` is not a config key; did you mean `tolerances`?".
     """
     doc, data = _read_yaml(uri, "config")
     if not isinstance(doc, dict):
         raise ConfigError(f"{uri}: the config must be a YAML mapping")
-    tz = _need(doc, "timezone", "", uri)
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{uri}: `timezone` {tz!r} is not an IANA time zone") from None
-    record_system = _need(doc, "record_system", "", uri)
-    crosswalks = _need(doc, "crosswalks", "", uri, dict)
-    sku_cw = resolve(uri, _need(crosswalks, "sku", "crosswalks.", uri))
-    loc_cw = resolve(uri, _need(crosswalks, "location", "crosswalks.", uri))
-    items = resolve(uri, _need(doc, "items", "", uri))
-    raw_sources = _need(doc, "sources", "", uri, list)
-    sources = []
-    seen = set()
-    for i, s in enumerate(raw_sources):
-        where = f"sources[{i}]."
-        name = _need(s, "name", where, uri)
-        if name in seen:
-            raise ConfigError(f"{uri}: `{where}name` {name!r} is used twice")
-        seen.add(name)
-        kind = _need(s, "kind", where, uri)
-        if kind not in SOURCE_KINDS:
-            raise ConfigError(
-                f"{uri}: `{where}kind` is {kind!r}; expected one of {', '.join(SOURCE_KINDS)}"
-            )
-        path = resolve(uri, _need(s, "path", where, uri))
-        system = s.get("system")
-        if kind in ("positions", "availability", "edi") and not system:
-            raise ConfigError(f"{uri}: missing required key `{where}system` for a {kind} source")
-        fmt = s.get("format")
-        mapping = None
-        if kind in ("positions", "availability"):
-            fmt = _need(s, "format", where, uri)
-            if fmt not in TABULAR_FORMATS:
-                raise ConfigError(
-                    f"{uri}: `{where}format` is {fmt!r}; expected one of {', '.join(TABULAR_FORMATS)}"
-                )
-            mapping = _load_mapping(resolve(uri, _need(s, "mapping", where, uri)), kind)
-        suite = s.get("expectations")
-        if suite is not None and not isinstance(suite, str):
-            raise ConfigError(f"{uri}: `{where}expectations` must be the path of a GX suite JSON file")
-        qualifiers = s.get("qualifiers") or {}
-        if not isinstance(qualifiers, dict):
-            raise ConfigError(f"{uri}: `{where}qualifiers` must be a mapping of EDI qualifier -> id type")
-        sources.append(
-            Source(
-                name=name, kind=kind, path=path, system=system, format=fmt, mapping=mapping,
-                qualifiers={str(k): str(v) for k, v in qualifiers.items()},
-                suite=resolve(uri, suite) if suite else None,
-            )
-        )
-    rules = []
-    for i, t in enumerate(doc.get("tolerances") or [{"match": {}, "abs": 0, "pct": 0}]):
-        where = f"tolerances[{i}]."
-        match = t.get("match") or {} if isinstance(t, dict) else None
-        if not isinstance(match, dict):
-            raise ConfigError(f"{uri}: `{where}match` must be a mapping")
-        for key in match:
-            if key not in ("abc_class", "location_type", "category", "system", "location", "sku"):
-                raise ConfigError(f"{uri}: `{where}match.{key}` is not a field tolerances can match")
-        try:
-            abs_, pct = float(t.get("abs", 0)), float(t.get("pct", 0))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{uri}: `{where}abs` and `{where}pct` must be numbers") from None
-        if abs_ < 0 or pct < 0:
-            raise ConfigError(f"{uri}: `{where}abs` and `{where}pct` must be >= 0")
-        rules.append(ToleranceRule({str(k): str(v) for k, v in match.items()}, abs_, pct))
-    output = resolve(uri, str(doc.get("output", "out/")).rstrip("/"))
-    quality = _load_quality(doc.get("quality") or {}, uri)
+    cfg = _validate(ConfigDoc, doc, uri)
+    tolerances = cfg.tolerances or []
+    rules = tuple(
+        ToleranceRule({k: v for k, v in t.match.model_dump().items() if v is not None}, t.abs, t.pct) for t in tolerances
+    ) or (ToleranceRule({}, 0.0, 0.0),)
     return Config(
         uri=uri,
         sha256=hashlib.sha256(data).hexdigest(),
-        timezone=tz,
-        record_system=record_system,
-        sku_crosswalk=sku_cw,
-        location_crosswalk=loc_cw,
-        items=items,
-        sources=tuple(sources),
-        tolerances=tuple(rules),
-        output=output,
+        timezone=cfg.timezone,
+        record_system=cfg.record_system,
+        sku_crosswalk=resolve(uri, cfg.crosswalks.sku),
+        location_crosswalk=resolve(uri, cfg.crosswalks.location),
+        items=resolve(uri, cfg.items),
+        sources=tuple(_source(s, i, uri) for i, s in enumerate(cfg.sources)),
+        tolerances=rules,
+        output=resolve(uri, cfg.output.rstrip("/")),
         raw=doc,
-        quality=quality,
+        quality=cfg.quality or Quality(),
+        streaming=cfg.streaming or Streaming(),
     )
-
-
-def _load_quality(q: Any, uri: str) -> Quality:
-    if not isinstance(q, dict):
-        raise ConfigError(f"{uri}: `quality` must be a mapping")
-    known = {f.name: f for f in dataclasses.fields(Quality)}
-    values = {}
-    for key, value in q.items():
-        if key not in known:
-            raise ConfigError(f"{uri}: `quality.{key}` is not a setting; expected one of {', '.join(known)}")
-        if key == "source_volume_severity":
-            if value not in ("critical", "warning"):
-                raise ConfigError(f"{uri}: `quality.{key}` must be critical or warning, got {value!r}")
-            values[key] = value
-            continue
-        kind = int if known[key].type == "int" else float
-        try:
-            values[key] = kind(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{uri}: `quality.{key}` must be a number, got {value!r}") from None
-        if values[key] < 0:
-            raise ConfigError(f"{uri}: `quality.{key}` must be >= 0")
-    return Quality(**values)

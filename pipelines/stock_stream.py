@@ -22,7 +22,8 @@ Locally:
     invrecon stream --config fixtures/world/config.yaml \\
         --events 'file://fixtures/world/inputs/events/2026-11-30/*.jsonl' --output /tmp/x
 
-The optional `streaming:` config section (validated here, ConfigError -> exit 2):
+The optional `streaming:` config section (validated with the rest of the config by
+`invrecon.schemas.config.Streaming`; an unknown key or a bad value is a ConfigError, exit 2):
 
     streaming:
       window_minutes: 15            # fixed windows of position changes
@@ -81,15 +82,8 @@ __all__ = ["StreamJob", "build", "load_seeds", "local_runner", "main", "plan_job
 
 log = logging.getLogger("invrecon.stream")
 
-# streaming: number key -> what it must be (for the error message); int or float both count.
-_NUMBER_KEYS = {
-    "window_minutes": "a number > 0",
-    "allowed_lateness_minutes": "a number >= 0",
-    "early_firing_seconds": "a number > 0",
-    "dedup_ttl_hours": "a number > 0",
-    "min_alert_abs": "a number >= 0",
-}
-_KNOWN_KEYS = set(_NUMBER_KEYS) | {"alert_systems", "events", "gate_shards"}
+# streaming: keys that StreamParams takes as they are (the schema has validated them).
+_PARAM_KEYS = ("window_minutes", "allowed_lateness_minutes", "early_firing_seconds", "dedup_ttl_hours", "min_alert_abs", "gate_shards")
 # Seconds to wait for a Kafka expansion service to accept a connection before giving up.
 EXPANSION_CONNECT_TIMEOUT = 3.0
 
@@ -116,37 +110,21 @@ class StreamJob:
 
 
 def streaming_params(cfg: Config, *, run_id: str = "") -> StreamParams:
-    """Validate the optional `streaming:` section of the config into StreamParams.
+    """The `streaming:` section of the config (validated by `load_config`) as StreamParams.
 
     Raises:
-      ConfigError: naming the file and the key path (`streaming.window_minutes`).
+      ConfigError: naming the file and the key path, for what only the settings together can
+        tell (`streaming.dedup_ttl_hours` must cover a window and its lateness).
     """
-    raw = cfg.raw.get("streaming") or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{cfg.uri}: `streaming` must be a mapping")
-    unknown = sorted(set(raw) - _KNOWN_KEYS)
-    if unknown:
-        raise ConfigError(f"{cfg.uri}: `streaming.{unknown[0]}` is not a streaming setting; expected one of {', '.join(sorted(_KNOWN_KEYS))}")
-    kw: dict[str, Any] = {}
-    for key, what in _NUMBER_KEYS.items():
-        if key in raw:
-            v = raw[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or (v < 0 if key in ("allowed_lateness_minutes", "min_alert_abs") else v <= 0):
-                raise ConfigError(f"{cfg.uri}: `streaming.{key}` must be {what}, got {v!r}")
-            kw[key] = v
-    systems = raw.get("alert_systems", ["store", "commerce"])
-    if not isinstance(systems, list) or not all(isinstance(s, str) for s in systems):
-        raise ConfigError(f"{cfg.uri}: `streaming.alert_systems` must be a list of system names")
-    if "gate_shards" in raw and (not isinstance(raw["gate_shards"], int) or raw["gate_shards"] <= 0):
-        raise ConfigError(f"{cfg.uri}: `streaming.gate_shards` must be a whole number > 0")
-    if "events" in raw and not isinstance(raw["events"], str):
-        raise ConfigError(f"{cfg.uri}: `streaming.events` must be a source URL")
+    section = cfg.streaming
+    kw: dict[str, Any] = {k: getattr(section, k) for k in _PARAM_KEYS if getattr(section, k) is not None}
+    systems = section.alert_systems if section.alert_systems is not None else ["store", "commerce"]
     # The nightly's tolerance rules (validated by load_config) judge the stream's alerts too.
     tolerances = tuple(Tolerance(tuple(sorted(t.match.items())), t.abs, t.pct) for t in cfg.tolerances)
     try:
         return StreamParams(
             **kw, record_system=cfg.record_system, timezone=cfg.timezone, alert_systems=tuple(systems),
-            tolerances=tolerances, run_id=run_id, gate_shards=raw.get("gate_shards", 16),
+            tolerances=tolerances, run_id=run_id,
             source=next((s.name for s in cfg.sources if s.kind == "events"), "stock_events"),
         )
     except ValueError as e:
@@ -401,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         load_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2
         load_items(cfg.items)
-        events = args.events or (cfg.raw.get("streaming") or {}).get("events")
+        events = args.events or cfg.streaming.events
         if not events:
             raise UsageError("--events is required (or set `streaming.events` in the config)")
         output = (args.output or cfg.output).rstrip("/")
