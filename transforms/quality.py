@@ -200,7 +200,7 @@ class Validator:
                 gate_failed |= row["_gates"]
                 for idx in bad:
                     bad_rows.setdefault(idx, []).append(f"{row['expectation']} [{row['severity']}]")
-        keep = pl.Series("keep", [True] * df.height)
+        keep = pl.Series("keep", [True] * df.height, dtype=pl.Boolean)
         if bad_rows:
             idx = sorted(bad_rows)
             keep = keep.scatter(idx, False)
