@@ -144,12 +144,12 @@ def _raw_json(columns: list[str]) -> pl.Expr:
     return pl.struct([pl.col(c).cast(pl.String) for c in columns]).struct.json_encode()
 
 
-def _read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
+def _read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int | None, str, str]]]:
     """Read a CSV as all-string columns; rows with the wrong field count are returned apart."""
-    bad: list[tuple[int | None, str]] = []
+    bad: list[tuple[int | None, str, str]] = []
 
     def on_invalid(row) -> str:
-        bad.append((row.number, row.text))
+        bad.append((row.number, row.text, f"line {row.number}: expected {row.expected_columns} fields, found {row.actual_columns}"))
         return "skip"
 
     with fsspec.open(uri, "rb") as f:
@@ -170,26 +170,35 @@ def _read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int | None, str]
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
     # Physical line numbers: data starts on line 2; skipped rows take their own numbers.
-    bad_lines = np.array(sorted(n for n, _ in bad if n is not None), dtype=np.int64)
+    bad_lines = np.array(sorted(n for n, _, _ in bad if n is not None), dtype=np.int64)
     candidates = np.arange(2, 2 + df.height + len(bad), dtype=np.int64)
     lines = np.setdiff1d(candidates, bad_lines, assume_unique=True)[: df.height]
     df = df.with_columns(pl.Series("_line", lines, dtype=pl.Int64))
     return df, bad
 
 
-def _read_jsonl_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
+def _json_object(text: str) -> tuple[dict | None, str | None]:
+    """(object, None) for a line that is one JSON object, else (None, why it is not)."""
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except ValueError as e:
+        return None, f"not valid JSON: {e}"
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    return obj, None
+
+
+def _read_jsonl_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int | None, str, str]]]:
     rows, lines, bad = [], [], []
     with fsspec.open(uri, "rt", encoding="utf-8-sig", errors="replace") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                bad.append((n, line.rstrip("\n")))
-                continue
-            if not isinstance(obj, dict):
-                bad.append((n, line.rstrip("\n")))
+            obj, why = _json_object(line)
+            if obj is None:
+                bad.append((n, line.rstrip("\n"), f"line {n}: {why}"))
                 continue
             rows.append({k: None if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in obj.items()})
             lines.append(n)
@@ -238,13 +247,11 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
         return
     if bad:
         q = pl.DataFrame(
-            {"_file": [uri] * len(bad), "_locator": [f"line {n}" if n else "line ?" for n, _ in bad], "_raw": [t for _, t in bad]},
-            schema={"_file": pl.String, "_locator": pl.String, "_raw": pl.String},
+            {"_file": [uri] * len(bad), "_locator": [f"line {n}" if n else "line ?" for n, _, _ in bad],
+             "_raw": [t for _, t, _ in bad], "_reason": [why for _, _, why in bad]},
+            schema={"_file": pl.String, "_locator": pl.String, "_raw": pl.String, "_reason": pl.String},
         )
-        yield FileResult(
-            quarantine=_quarantine_table([quarantine_rows(q, "malformed_row", "row has the wrong number of fields or is not a JSON object")], spec.name),
-            read=len(bad),
-        )
+        yield FileResult(quarantine=_quarantine_table([quarantine_rows(q, "malformed_row", pl.col("_reason"))], spec.name), read=len(bad))
     if first is None:
         return
     columns = dict(spec.columns)
@@ -408,12 +415,9 @@ def parse_event(text: str, *, locator: str) -> tuple[dict | None, tuple[str, str
         >>> fields["item_id"], err
         ('A', None)
     """
-    try:
-        ev = json.loads(text)
-    except ValueError as e:
-        return None, ("malformed_event", f"{locator}: not valid JSON: {e}")
-    if not isinstance(ev, dict):
-        return None, ("malformed_event", f"{locator}: an event must be a JSON object")
+    ev, why = _json_object(text)
+    if ev is None:
+        return None, ("malformed_event", f"{locator}: {why if why != 'not a JSON object' else 'an event must be a JSON object'}")
     missing = [k for k in _EVENT_FIELDS if ev.get(k) in (None, "")]
     item = ev.get("item")
     if not isinstance(item, dict) or item.get("id") in (None, ""):

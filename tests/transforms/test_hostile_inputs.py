@@ -180,3 +180,27 @@ def test_edi_movements_beyond_the_skew_are_future_events(crosswalks):
     future = list(parse_edi(text.replace("W15*20260306*", "W15*21990101*").encode(), file="x.edi"))
     kept, q, _ = collect([canonical_from_edi(future, "x.edi", spec, crosswalks)])
     assert kept.height == 0 and codes(q)["segment 8 (ISA 000000107 / GS 107 / ST 0001)"] == "future_event"
+
+
+# -- JSON nested deeper than any parser's stack ---------------------------------------------------
+
+DEEP = 200_000
+
+
+@pytest.mark.parametrize("deep", ["[" * DEEP + "]" * DEEP, '{"a":' * DEEP + "1" + "}" * DEEP])
+def test_a_json_line_nested_200k_deep_rejects_its_line_only(tmp_path, crosswalks, deep):
+    lines = COMMERCE_JSONL.read_text().splitlines()[:10]
+    lines[4] = deep
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    kept, q, read = collect(read_tabular(str(path), COMMERCE, crosswalks))
+    assert read == 10 and kept.height == 9 and codes(q) == {"line 5": "malformed_row"}
+    assert "nested too deeply" in q["reason"][0]
+
+    events = good_event_lines()[:10]
+    events[4] = deep
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(events) + "\n")
+    kept, q, read = collect(read_events(str(path), EVENTS, crosswalks))
+    assert read == 10 and kept.height == 9 and codes(q) == {"line 5": "malformed_event"}
+    assert "nested too deeply" in q["reason"][0]
