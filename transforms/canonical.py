@@ -38,6 +38,8 @@ __all__ = [
     "Crosswalks",
     "CrosswalkError",
     "apply_uom",
+    "cap_raw",
+    "cut_raw",
     "gtin14_or_none",
     "load_crosswalks",
     "load_items",
@@ -208,15 +210,56 @@ def load_crosswalks(sku_uri: str, location_uri: str) -> Crosswalks:
     return Crosswalks(sku=sku_df, packs=packs, location=loc_df)
 
 
+# `quarantine.raw` holds at most this many bytes of the record as written: a longer one is cut
+# (at a character boundary) and ends with "…[cut: N bytes in all]".
+RAW_MAX_BYTES = 4096
+
+
+def cut_raw(head: bytes, size: int) -> str:
+    """The first bytes of a `size`-byte record, as `quarantine.raw`: whole when it fits in
+    RAW_MAX_BYTES, else cut at a character boundary and ending "…[cut: <size> bytes in all]"."""
+    if size <= RAW_MAX_BYTES and len(head) == size:
+        return head.decode("utf-8", errors="replace")
+    marker = f"\u2026[cut: {size} bytes in all]"
+    return head[: RAW_MAX_BYTES - len(marker.encode("utf-8"))].decode("utf-8", errors="ignore") + marker
+
+
+def _cut(text: str) -> str:
+    data = text.encode("utf-8")
+    return cut_raw(data, len(data))
+
+
+def _cap_series(values: pl.Series) -> pl.Series:
+    values = values.cast(pl.String)
+    long = (values.str.len_bytes() > RAW_MAX_BYTES).fill_null(False).arg_true()
+    if not len(long):
+        return values
+    return values.scatter(long, pl.Series([_cut(t) for t in values.gather(long).to_list()], dtype=pl.String))
+
+
+def cap_raw(col: pl.Expr) -> pl.Expr:
+    """`col` (text) cut to RAW_MAX_BYTES bytes, with a marker saying it was cut and from what size.
+
+    Example:
+        >>> out = pl.select(cap_raw(pl.lit("x" * 5000))).item()
+        >>> len(out.encode()), out[-30:]
+        (4096, 'xxxxx…[cut: 5000 bytes in all]')
+    """
+    return col.map_batches(_cap_series, return_dtype=pl.String, is_elementwise=True)
+
+
 def quarantine_rows(df: pl.DataFrame, code: str, reason: pl.Expr | str) -> pl.DataFrame:
-    """Select the quarantine columns (locator, reason_code, reason, raw) of rejected rows."""
+    """Select the quarantine columns (locator, reason_code, reason, raw) of rejected rows.
+
+    `raw` is capped at RAW_MAX_BYTES (`cap_raw`).
+    """
     reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
     return df.select(
         pl.col("_file").alias("file"),
         pl.col("_locator").alias("locator"),
         pl.lit(code).alias("reason_code"),
         reason_expr.cast(pl.String).alias("reason"),
-        pl.col("_raw").alias("raw"),
+        cap_raw(pl.col("_raw")).alias("raw"),
     )
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import pathlib
 
+import hypothesis
+import hypothesis.strategies as st
 import polars as pl
 import pytest
 
 from tests.conftest import WORLD
 from tests.transforms.hostile import (
-    COMMERCE, COMMERCE_JSONL, EDI, EDI_846, ERP, EVENTS, STORE, STORE_PARQUET, codes, collect, erp_lines, good_event_lines,
+    COMMERCE, COMMERCE_JSONL, EDI, EDI_846, ERP, EVENTS, EVENTS_JSONL, STORE, STORE_PARQUET, codes, collect, erp_lines, good_event_lines,
 )
 from invrecon.transforms.canonical import load_crosswalks
 from invrecon.transforms.edi import parse_edi
@@ -187,7 +190,7 @@ def test_edi_movements_beyond_the_skew_are_future_events(crosswalks):
 DEEP = 200_000
 
 
-@pytest.mark.parametrize("deep", ["[" * DEEP + "]" * DEEP, '{"a":' * DEEP + "1" + "}" * DEEP])
+@pytest.mark.parametrize("deep", ["[" * DEEP + "]" * DEEP, '{"":' * DEEP + "1" + "}" * DEEP])  # both under MAX_LINE_BYTES
 def test_a_json_line_nested_200k_deep_rejects_its_line_only(tmp_path, crosswalks, deep):
     lines = COMMERCE_JSONL.read_text().splitlines()[:10]
     lines[4] = deep
@@ -204,3 +207,255 @@ def test_a_json_line_nested_200k_deep_rejects_its_line_only(tmp_path, crosswalks
     kept, q, read = collect(read_events(str(path), EVENTS, crosswalks))
     assert read == 10 and kept.height == 9 and codes(q) == {"line 5": "malformed_event"}
     assert "nested too deeply" in q["reason"][0]
+
+
+# -- hostile shapes: limits -----------------------------------------------------------------------
+
+
+def test_line_chunks_leave_out_overlong_lines_whatever_the_blocks():
+    """The lines Python reads, less those over the limit (noted with their size), for any block size."""
+    import io
+    import random
+
+    from invrecon.transforms.sources import iter_line_chunks
+
+    rng = random.Random(5)
+    pieces = [b'{"a": 1}', b"", b"  ", b"\r", b"\xff\xfe bad", b"\xc3\xa9t\xc3\xa9", b"x" * 11, b" " * 30, b"\xef\xbb\xbf{x}", b"y" * 10, b"z" * 40]
+    for _ in range(200):
+        data = b"\n".join(rng.choice(pieces) for _ in range(rng.randint(0, 25))) + rng.choice([b"", b"\n"])
+        data = rng.choice([b"", b"\xef\xbb\xbf"]) + data
+        want, want_long = [], []
+        for n, line in enumerate(io.BytesIO(data), start=1):
+            raw = line.removesuffix(b"\n")
+            if len(raw) > 10:
+                want_long.append((n, len(raw)))
+                continue
+            text = raw.decode("utf-8", errors="replace").strip()
+            text = text.lstrip("\ufeff") if n == 1 else text
+            if text:
+                want.append((n, text))
+        for chunk, block in ((1, 1), (3, 7), (100, 2), (100, 1 << 20)):
+            overlong: list[tuple[int, int]] = []
+            got = list(iter_line_chunks(io.BytesIO(data), chunk=chunk, block_bytes=block, max_line_bytes=10, overlong=overlong))
+            assert [(n, t) for ns, ts in got for n, t in zip(ns.to_list(), ts.to_list())] == want
+            assert sorted(overlong) == want_long, (data, block)
+
+
+# -- encodings -------------------------------------------------------------------------------------
+
+
+def _erp_as(tmp_path, encoding: str, *, desc: str = "Caf\u00e9 cr\u00e8me") -> str:
+    """The ERP extract (good rows) with a free-text column, written in `encoding`."""
+    lines = erp_lines()
+    text = "\n".join([lines[0] + ",DESC"] + [f"{row},{desc}" for row in lines[1:]]) + "\n"
+    path = tmp_path / f"erp-{encoding}.csv"
+    path.write_bytes(text.encode(encoding))
+    return str(path)
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "utf-16", "utf-16-be-bom", "utf-32", "utf-8-sig"])
+def test_an_erp_extract_in_another_encoding_is_read_whole(tmp_path, crosswalks, encoding):
+    if encoding == "utf-16-be-bom":
+        path = tmp_path / "erp.csv"
+        path.write_bytes(b"\xfe\xff" + pathlib.Path(_erp_as(tmp_path, "utf-8")).read_text().encode("utf-16-be"))
+        path = str(path)
+    else:
+        path = _erp_as(tmp_path, encoding)
+    kept, q, read = collect(read_tabular(path, ERP, crosswalks))
+    assert read == 186 and kept.height == 186 and q.height == 0
+
+
+def test_a_latin1_row_keeps_its_text(tmp_path, crosswalks):
+    lines = erp_lines()
+    lines[1] = _erp_row(1, LABST="12x") + ",Caf\u00e9"
+    lines[0] += ",DESC"
+    lines[2:] = [row + ",ok" for row in lines[2:]]
+    path = tmp_path / "erp.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    kept, q, read = collect(read_tabular(str(path), ERP, crosswalks))
+    assert read == 186 and codes(q) == {"line 2": "bad_quantity"} and "Caf\u00e9" in q["raw"][0]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "latin-1"])
+def test_jsonl_events_and_edi_in_another_encoding_read_as_in_utf8(tmp_path, crosswalks, encoding):
+    for src, spec in ((COMMERCE_JSONL, COMMERCE), (EVENTS_JSONL, EVENTS)):
+        want = collect((read_tabular if spec is COMMERCE else read_events)(str(src), spec, crosswalks))
+        path = tmp_path / src.name
+        path.write_bytes(src.read_text().encode(encoding))
+        got = collect((read_tabular if spec is COMMERCE else read_events)(str(path), spec, crosswalks))
+        assert got[2] == want[2] and got[0]["locator"].to_list() == want[0]["locator"].to_list()
+        assert codes(got[1]) == codes(want[1])
+    want = list(parse_edi(EDI_846.read_bytes(), file="x.edi"))
+    assert list(parse_edi(EDI_846.read_text().encode(encoding), file="x.edi")) == want
+
+
+def _peak_rss_mb(code: str) -> float:
+    """Peak resident memory (MB) of a fresh interpreter running `code` (after its imports)."""
+    import subprocess
+    import sys
+
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report this
+    # (big) test process's peak.
+    peak = "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+    prog = "import polars, pyarrow, numpy\n" + code + "\n" + peak
+    out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, check=True, cwd=str(WORLD.parents[1]))
+    return int(out.stdout.split()[-1]) / 1024
+
+
+_READ_ONE = """
+from tests.transforms.hostile import {spec}
+from invrecon.transforms.canonical import load_crosswalks
+from invrecon.transforms.sources import read_tabular, read_events
+cw = load_crosswalks("fixtures/world/crosswalk/sku.csv", "fixtures/world/crosswalk/location.csv")
+results = list({reader}({path!r}, {spec}, cw))
+"""
+
+
+@pytest.mark.parametrize("columns", [100_000, 1_000_000])
+def test_a_csv_header_of_a_million_columns_is_refused_early_and_each_line_counted(tmp_path, crosswalks, columns):
+    header = ",".join(f"c{i}" for i in range(columns)) if columns > 100_000 else ",".join("c" for _ in range(columns))
+    why = f"the header has {columns} columns" if len(header) <= 1 << 20 else f"the header line is {len(header)} bytes long"
+    rows = erp_lines()[1:6]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join([header, *rows, "", rows[0]]) + "\n")  # a blank line holds no record
+    kept, q, read = collect(read_tabular(str(path), ERP, crosswalks))
+    assert read == 6 and kept.height == 0 and set(q["reason_code"]) == {"unreadable_file"}
+    assert q["locator"].to_list() == ["line 2", "line 3", "line 4", "line 5", "line 6", "line 8"]
+    assert f"{path}: file unreadable: {why}" in q["reason"][0]
+    assert _peak_rss_mb(_READ_ONE.format(spec="ERP", reader="read_tabular", path=str(path))) < 600
+
+
+def test_a_long_csv_line_is_refused_alone_with_its_raw_capped(tmp_path, crosswalks):
+    lines = erp_lines()
+    lines[4] = _erp_row(4, VERPR="9" * (3 << 20))  # 3 MiB
+    lines[6] = lines[6] + ",x" * 50_000  # the wrong number of fields, 100 KB
+    path = tmp_path / "erp.csv"
+    path.write_text("\n".join(lines) + "\n")
+    kept, q, read = collect(read_tabular(str(path), ERP, crosswalks))
+    assert read == 186 and kept.height == 184 and codes(q) == {"line 5": "malformed_row", "line 7": "malformed_row"}
+    q = q.sort("locator")
+    assert q["reason"][0] == f"line 5 is {len(lines[4])} bytes long; lines over 1048576 bytes (MAX_LINE_BYTES) are not read"
+    assert q["reason"][1] == "line 7: expected 7 fields, found 50007"
+    for raw in q["raw"]:
+        assert len(raw.encode()) <= 4096 and raw.startswith("1000000") and raw.endswith(" bytes in all]")
+    assert _peak_rss_mb(_READ_ONE.format(spec="ERP", reader="read_tabular", path=str(path))) < 600
+
+
+def test_long_json_lines_are_refused_alone_without_being_held(tmp_path, crosswalks):
+    lines = COMMERCE_JSONL.read_text().splitlines()[:10]
+    lines[2] = '{"gtin": "' + "7" * (5 << 20) + '"}'
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    kept, q, read = collect(read_tabular(str(path), COMMERCE, crosswalks))
+    assert read == 10 and kept.height == 9 and codes(q) == {"line 3": "malformed_row"}
+
+    events = good_event_lines()[:10]
+    events[7] = '{"event_id": "' + "e" * (200 << 20) + '"}'  # 200 MiB: read in blocks, never held
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(events) + "\n")
+    kept, q, read = collect(read_events(str(path), EVENTS, crosswalks))
+    assert read == 10 and kept.height == 9 and codes(q) == {"line 8": "malformed_event"}
+    assert q["reason"][0].startswith("line 8 is 209715216 bytes long")
+    assert _peak_rss_mb(_READ_ONE.format(spec="EVENTS", reader="read_events", path=str(path))) < 400
+
+
+def test_a_jsonl_file_with_too_many_distinct_keys_refuses_the_lines_that_bring_them(tmp_path, crosswalks):
+    lines = COMMERCE_JSONL.read_text().splitlines()[:5]
+    lines += ["{" + ", ".join(f'"k{j}_{i}": 1' for j in range(1000)) + "}" for i in range(3)]
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    kept, q, read = collect(read_tabular(str(path), COMMERCE, crosswalks))
+    assert read == 8 and kept.height == 5 and codes(q)["line 8"] == "malformed_row"  # lines 6, 7: missing fields
+    assert "2000 distinct keys (MAX_COLUMNS)" in q.filter(pl.col("locator") == "line 8")["reason"][0]
+
+
+def test_a_parquet_file_of_too_many_columns_counts_each_row_unreadable(tmp_path, crosswalks):
+    df = pl.read_parquet(STORE_PARQUET).head(7)
+    df = df.with_columns([pl.lit(1).alias(f"x{i}") for i in range(2500)])
+    path = tmp_path / "wide.parquet"
+    df.write_parquet(path)
+    kept, q, read = collect(read_tabular(str(path), STORE, crosswalks))
+    assert read == 7 and set(q["reason_code"]) == {"unreadable_file"} and q["locator"][-1] == "row 7"
+    assert "the file has 2505 columns" in q["reason"][0]
+
+
+@pytest.mark.parametrize("group", [0, 2])
+def test_a_parquet_row_group_that_cannot_be_decoded_counts_its_rows_and_the_rest_is_read(tmp_path, crosswalks, group):
+    df = pl.concat([pl.read_parquet(STORE_PARQUET)] * 4)
+    path = tmp_path / "s.parquet"
+    df.write_parquet(path, row_group_size=30, compression="uncompressed", statistics=False)
+    data = bytearray(path.read_bytes())
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    col = meta.row_group(group).column(0)  # that row group's first column chunk
+    start = col.dictionary_page_offset or col.data_page_offset
+    data[start:start + col.total_compressed_size] = b"\xff" * col.total_compressed_size
+    path.write_bytes(bytes(data))
+    kept, q, read = collect(read_tabular(str(path), STORE, crosswalks))
+    assert read == df.height and kept.height > 60  # the other row groups are read
+    bad = q.filter(pl.col("reason_code") == "unreadable_file")
+    first = 30 * group + 1
+    assert bad["locator"].to_list() == [f"row {n}" for n in range(first, first + 30)]
+    assert f"row group {group + 1} (rows {first}-{first + 29}) cannot be decoded" in bad["reason"][0]
+
+    path.write_bytes(b"PAR1 not really")
+    kept, q, read = collect(read_tabular(str(path), STORE, crosswalks))
+    assert read == 1 and q.select("locator", "reason_code").rows() == [("file", "unreadable_file")]
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    lines=st.lists(
+        st.one_of(
+            st.lists(st.sampled_from(["a", "b c", '"x,y"', '"q""q"', "", " ", "7", "\u00e9"]), min_size=1, max_size=4).map(",".join),
+            st.just(""), st.just("   "),
+        ),
+        max_size=12,
+    ),
+    breaks=st.lists(st.sampled_from(["\n", "\r\n", "\r"]), min_size=12, max_size=12),
+    final=st.booleans(),
+)
+def test_csv_line_numbers_are_the_physical_lines_whatever_the_breaks(tmp_path_factory, lines, breaks, final):
+    """Good rows keep their line's values and number; rows of the wrong width name their line."""
+    import csv as pycsv
+
+    from invrecon.transforms.sources import _read_csv_frame
+
+    header = ["h1", "h2", "h3"]
+    text = ",".join(header) + breaks[-1] + "".join(line + brk for line, brk in zip(lines, breaks))
+    text = text if final else text.rstrip("\r\n")
+    path = tmp_path_factory.mktemp("csv") / "f.csv"
+    path.write_bytes(text.encode())
+    want_good, want_bad = [], []
+    for n, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[1:], start=2):
+        if line == "":
+            continue
+        fields = next(pycsv.reader([line]))
+        (want_good if len(fields) == 3 else want_bad).append((n, *fields) if len(fields) == 3 else n)
+    df, bad = _read_csv_frame(str(path))
+    got_good = [(r[-1], *r[:-1]) for r in df.select(*header, "_line").rows()] if df.height else []
+    assert got_good == want_good
+    assert [n for n, _, _ in bad] == want_bad
+
+
+def test_a_header_only_file_lacking_a_mapped_column_is_one_missing_column_record(tmp_path, crosswalks):
+    path = tmp_path / "h.csv"
+    path.write_text(erp_lines()[0].replace("LABST", "LABST_X") + "\n")
+    kept, q, read = collect(read_tabular(str(path), ERP, crosswalks))
+    assert read == 1 and q.select("locator", "reason_code").rows() == [("file", "missing_column")]
+    assert "LABST" in q["reason"][0]
+    path.write_text(erp_lines()[0] + "\n")  # a good header and no rows: an empty extract
+    assert collect(read_tabular(str(path), ERP, crosswalks))[2] == 0
+    path.write_text("")
+    assert collect(read_tabular(str(path), ERP, crosswalks))[2] == 0
+
+
+def test_binary_garbage_named_csv_is_an_unreadable_file(tmp_path, crosswalks):
+    path = tmp_path / "g.csv"
+    path.write_bytes(b"\x00\x01\x02 binary \xff\xfe garbage\n\x00\x00\n\x07\n")
+    kept, q, read = collect(read_tabular(str(path), ERP, crosswalks))
+    assert read == 2 and set(q["reason_code"]) == {"unreadable_file"} and "NUL bytes" in q["reason"][0]
+    path.write_bytes(b"\x00\x01\x02 binary \xff\xfe garbage")
+    kept, q, read = collect(read_tabular(str(path), ERP, crosswalks))
+    assert read == 1 and q.select("locator", "reason_code").rows() == [("file", "unreadable_file")]
