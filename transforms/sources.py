@@ -60,6 +60,7 @@ __all__ = [
     "decode_event_texts",
     "iter_line_chunks",
     "parse_event",
+    "read_edi",
     "read_events",
     "read_tabular",
     "split_missing_fields",
@@ -923,6 +924,33 @@ def _locator(rec: dict) -> str:
     if ids:
         parts.append("(" + " / ".join(ids).replace("INT", "ISA").replace("GRO", "GS") + ")")
     return " ".join(parts)
+
+
+# EDI records canonicalized at a time by `read_edi`.
+EDI_BATCH_RECORDS = 50_000
+
+
+def read_edi(uri: str, spec: SourceSpec, crosswalks: Crosswalks, *, acks=None) -> Iterator[FileResult]:
+    """Read one EDI file into canonical records, streaming (`canonical_from_edi` per batch).
+
+    The file is read in blocks (`transforms.edi.parse_edi_stream`) and its records are
+    canonicalized EDI_BATCH_RECORDS at a time, so memory per file is one transaction (at most
+    MAX_SEGMENTS_PER_TRANSACTION segments) and one batch, whatever the file's size.
+
+    Args:
+      acks: an `transforms.edi.AckCollector` to fill with the file's 997s in the same pass.
+    """
+    from invrecon.transforms.edi import parse_edi_stream
+
+    try:
+        f = fsspec.open(uri, "rb").open()
+    except OSError as e:
+        yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: file unreadable: cannot open: {e}")
+        return
+    with f:
+        records = parse_edi_stream(f, file=uri, qualifiers=dict(spec.qualifiers) or None, acks=acks)
+        while batch := list(itertools.islice(records, EDI_BATCH_RECORDS)):
+            yield canonical_from_edi(batch, uri, spec, crosswalks)
 
 
 def _edi_errors(errors: list[dict], uri: str) -> list[pl.DataFrame]:

@@ -459,3 +459,78 @@ def test_binary_garbage_named_csv_is_an_unreadable_file(tmp_path, crosswalks):
     path.write_bytes(b"\x00\x01\x02 binary \xff\xfe garbage")
     kept, q, read = collect(read_tabular(str(path), ERP, crosswalks))
     assert read == 1 and q.select("locator", "reason_code").rows() == [("file", "unreadable_file")]
+
+
+# -- EDI: a transaction of 600k segments ------------------------------------------------------------
+
+
+def _big_846(lines: int) -> str:
+    """The committed 846 with one transaction of `lines` LIN/QTY pairs (2 * lines + 4 segments)."""
+    src = EDI_846.read_text()
+    head = src[: src.index("LIN**")]
+    body = "".join(f"LIN**UP*070000000003~QTY*17*{i % 500}*EA~" for i in range(lines))
+    return head + body + f"SE*{2 * lines + 4}*0001~GE*1*10501~IEA*1*000010501~"
+
+
+def _big_invrpt(lines: int) -> str:
+    src = (WORLD.parents[1] / "tests/edi_fixtures/invrpt-una-decimal-comma.edi").read_text().splitlines()
+    body = [f"LIN+{i}++036000291452:EN'" if i % 2 else "QTY+145:40:PCE'" for i in range(2 * lines)]
+    return "\n".join(src[:7] + body + [f"UNT+{2 * lines + 6}+1'", "UNZ+1+INV1'"]) + "\n"
+
+
+@pytest.mark.parametrize("build", [_big_846, _big_invrpt])
+def test_a_transaction_over_the_segment_limit_is_refused_with_its_reason(monkeypatch, crosswalks, build):
+    from invrecon.transforms.edi import values
+
+    monkeypatch.setattr(values, "MAX_SEGMENTS_PER_TRANSACTION", 100)
+    small = list(parse_edi(build(40).encode(), file="x.edi"))
+    assert not [r for r in small if r["kind"] == "error" and r["code"] == "transaction_too_large"]
+    records = list(parse_edi(build(60).encode(), file="x.edi"))
+    assert [r["kind"] for r in records] == ["error"] and records[0]["code"] == "transaction_too_large"
+    assert f"has {2 * 60 + 4 + (build is _big_invrpt) * 2} segments; transactions of more than 100 segments" in records[0]["message"]
+
+
+def test_an_846_of_600k_segments_is_refused_quickly_in_bounded_memory(tmp_path, crosswalks):
+    path = tmp_path / "big.edi"
+    path.write_text(_big_846(300_000))
+    code = f"""
+import time
+from invrecon.transforms.edi import AckCollector, parse_edi
+t = time.monotonic()
+acks = AckCollector()
+records = list(parse_edi(open({str(path)!r}, "rb").read(), file="x.edi", acks=acks))
+assert [r["code"] for r in records] == ["transaction_too_large"], records[:3]
+assert "AK5*R" in acks.texts[0]
+assert time.monotonic() - t < 10
+"""
+    assert _peak_rss_mb(code) < 400
+
+
+def test_read_edi_streams_a_large_file_in_batches_with_the_same_records(tmp_path, crosswalks, monkeypatch):
+    from invrecon.transforms import sources
+    from invrecon.transforms.edi import AckCollector
+    from invrecon.transforms.sources import read_edi
+
+    for path in (EDI_846, EDI_846.with_name("856_asn.edi")):
+        want = collect([canonical_from_edi(list(parse_edi(path.read_bytes(), file=str(path))), str(path), EDI, crosswalks)])
+        monkeypatch.setattr(sources, "EDI_BATCH_RECORDS", 7)
+        acks = AckCollector()
+        results = list(read_edi(str(path), EDI, crosswalks, acks=acks))
+        got = collect(results)
+        assert len(results) == -(-want[2] // 7) and got[2] == want[2] and got[0].rows() == want[0].rows() and acks.texts
+        monkeypatch.undo()
+    text = _big_846(90_000)  # 180k segments a transaction, three of them (reading them all as one list: ~890 MB)
+    one = text[text.index("ST*846"):text.index("GE*")]
+    path = tmp_path / "big.edi"
+    path.write_text(text[:text.index("ST*846")] + "".join(one.replace("*0001~", f"*000{i}~") for i in range(1, 4)) + "GE*3*10501~IEA*1*000010501~")
+    code = f"""
+from tests.transforms.hostile import EDI
+from invrecon.transforms.canonical import load_crosswalks
+from invrecon.transforms.sources import read_edi
+cw = load_crosswalks("fixtures/world/crosswalk/sku.csv", "fixtures/world/crosswalk/location.csv")
+n = 0
+for r in read_edi({str(path)!r}, EDI, cw):
+    n += r.positions.num_rows if r.positions is not None else 0
+assert n == 270_000, n
+"""
+    assert _peak_rss_mb(code) < 550
