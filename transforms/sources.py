@@ -150,6 +150,15 @@ def _quarantine_table(frames: list[pl.DataFrame], source: str) -> pa.Table:
     return _to_arrow(q, QUARANTINE)
 
 
+def _quarantine_frame(table: pa.Table | None) -> pl.DataFrame:
+    """A quarantine table back as the frame `_quarantine_table` takes (its run_id / source dropped)."""
+    if table is None or not table.num_rows:
+        return pl.DataFrame()
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df.drop("run_id", "source")
+
+
 def _file_rejected(spec: SourceSpec, uri: str, code: str, message: str, raw: str | None = None) -> FileResult:
     row = pl.DataFrame(
         {"_file": [uri], "_locator": ["file"], "_raw": [raw]},
@@ -408,25 +417,56 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
         reason = f"{uri}: mapped column(s) {', '.join(missing)} missing from the file"
         yield _file_rejected(spec, uri, "missing_column", reason)
         return
+    repeats = _Repeats(word)
     for df in itertools.chain([first], frames):
         if isinstance(df, _Unreadable):
             yield from _unreadable(spec, uri, df)
         elif df.height:
-            yield _canonical_batch(df, uri, spec, crosswalks, columns, missing=missing, word=word)
+            yield _canonical_batch(df, uri, spec, crosswalks, columns, missing=missing, repeats=repeats)
 
 
-def _canonical_batch(df: pl.DataFrame, uri: str, spec: SourceSpec, crosswalks: Crosswalks, columns: dict[str, str], *, missing: list[str], word: str) -> FileResult:
+@dataclasses.dataclass
+class _Repeats:
+    """The rows of a file seen so far, to find exact repeats (`duplicate_row`) across its batches.
+
+    Within a batch rows are compared exactly (their `_raw`, every source column); earlier
+    batches are remembered by a 128-bit hash of `_raw` and the first row's number.
+    """
+
+    word: str
+    seen: pl.DataFrame = dataclasses.field(
+        default_factory=lambda: pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64, "_first": pl.Int64})
+    )
+
+    def reject(self, df: pl.DataFrame, rejected: list[pl.DataFrame]) -> pl.DataFrame:
+        """`df` less the rows that repeat an earlier one in every column (quarantined)."""
+        df = df.with_columns(pl.col("_raw").hash(seed=1).alias("_h1"), pl.col("_raw").hash(seed=2).alias("_h2"))
+        df = df.join(self.seen, on=["_h1", "_h2"], how="left", maintain_order="left").with_columns(
+            pl.coalesce("_first", pl.col("_line").min().over("_raw")).alias("_first")
+        )
+        reason = pl.format(f"{self.word} {{}} repeats {self.word} {{}} in every column; counted once", pl.col("_line"), pl.col("_first"))
+        df = reject(df, pl.col("_line") != pl.col("_first"), "duplicate_row", reason, rejected)
+        self.seen = pl.concat([self.seen, df.select("_h1", "_h2", "_first")])
+        return df.drop("_h1", "_h2", "_first")
+
+
+def _canonical_batch(df: pl.DataFrame, uri: str, spec: SourceSpec, crosswalks: Crosswalks, columns: dict[str, str], *, missing: list[str], repeats: _Repeats) -> FileResult:
     """One batch of source rows (with `_line`) to canonical positions, or `missing_column` rows."""
     src_cols = [c for c in df.columns if c != "_line"]
     df = df.with_columns(
         pl.lit(uri).alias("_file"),
-        pl.format(f"{word} {{}}", pl.col("_line")).alias("_locator"),
+        pl.format(f"{repeats.word} {{}}", pl.col("_line")).alias("_locator"),
         _raw_json(src_cols).alias("_raw"),
     )
     if missing:
         reason = f"{uri}: mapped column(s) {', '.join(missing)} missing from the file"
         return FileResult(quarantine=_quarantine_table([quarantine_rows(df, "missing_column", reason)], spec.name), read=df.height)
-    return _canonical_positions(df, spec, crosswalks, columns)
+    read, rejected = df.height, []
+    df = repeats.reject(df, rejected)
+    result = _canonical_positions(df, spec, crosswalks, columns)
+    result.read = read
+    result.quarantine = _quarantine_table([*rejected, _quarantine_frame(result.quarantine)], spec.name)
+    return result
 
 
 def _reject_quantities(df: pl.DataFrame, fields: list[tuple[str, str, bool]], *, unit: str | None, rejected: list[pl.DataFrame]) -> pl.DataFrame:

@@ -381,14 +381,14 @@ def test_a_parquet_file_of_too_many_columns_counts_each_row_unreadable(tmp_path,
 
 @pytest.mark.parametrize("group", [0, 2])
 def test_a_parquet_row_group_that_cannot_be_decoded_counts_its_rows_and_the_rest_is_read(tmp_path, crosswalks, group):
-    df = pl.concat([pl.read_parquet(STORE_PARQUET)] * 4)
+    df = pl.concat([pl.read_parquet(STORE_PARQUET)] * 4).with_row_index("seq")  # no two rows alike
     path = tmp_path / "s.parquet"
     df.write_parquet(path, row_group_size=30, compression="uncompressed", statistics=False)
     data = bytearray(path.read_bytes())
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(path).metadata
-    col = meta.row_group(group).column(0)  # that row group's first column chunk
+    col = meta.row_group(group).column(1)  # that row group's store_nbr column chunk
     start = col.dictionary_page_offset or col.data_page_offset
     data[start:start + col.total_compressed_size] = b"\xff" * col.total_compressed_size
     path.write_bytes(bytes(data))
@@ -534,3 +534,43 @@ for r in read_edi({str(path)!r}, EDI, cw):
 assert n == 270_000, n
 """
     assert _peak_rss_mb(code) < 550
+
+
+# -- exact duplicate rows ---------------------------------------------------------------------------
+
+
+def test_exact_duplicate_erp_rows_are_quarantined_and_rows_that_differ_add_up(tmp_path, crosswalks):
+    lines = erp_lines()
+    lines[0] += ",LGORT"  # storage location: not mapped, but part of what makes a row itself
+    lines[1:] = [f"{row},0001" for row in lines[1:]]
+    copies = [lines[i] for i in (3, 10, 10, 42, 100)]
+    bin2 = lines[5].replace(",0001", ",0002")  # the same material and plant in another bin: adds up
+    path = tmp_path / "erp.csv"
+    path.write_text("\n".join(lines + copies + [bin2]) + "\n")
+    results = list(read_tabular(str(path), ERP, crosswalks))
+    kept, q, read = collect(results)
+    assert read == 192 and kept.height == 187
+    assert codes(q) == {f"line {n}": "duplicate_row" for n in (188, 189, 190, 191, 192)}
+    assert q.sort("locator")["reason"].to_list()[:3] == [
+        "line 188 repeats line 4 in every column; counted once",
+        "line 189 repeats line 11 in every column; counted once",
+        "line 190 repeats line 11 in every column; counted once",
+    ]
+
+
+def test_duplicate_rows_are_found_across_parquet_batches_and_jsonl_key_orders(tmp_path, crosswalks, monkeypatch):
+    from invrecon.transforms import sources
+
+    df = pl.read_parquet(STORE_PARQUET).head(20)
+    path = tmp_path / "s.parquet"
+    pl.concat([df, df.slice(2, 3)]).write_parquet(path, row_group_size=8)
+    monkeypatch.setattr(sources, "BATCH_ROWS", 8)
+    kept, q, read = collect(read_tabular(str(path), STORE, crosswalks))
+    assert read == 23 and codes(q) == {"row 21": "duplicate_row", "row 22": "duplicate_row", "row 23": "duplicate_row"}
+
+    lines = COMMERCE_JSONL.read_text().splitlines()[:5]
+    again = json.dumps(dict(reversed(list(json.loads(lines[1]).items()))))  # the same object, keys reversed
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(lines + [again]) + "\n")
+    kept, q, read = collect(read_tabular(str(path), COMMERCE, crosswalks))
+    assert read == 6 and codes(q) == {"line 6": "duplicate_row"}
