@@ -383,10 +383,10 @@ def apply_uom(df: pl.DataFrame, crosswalks: Crosswalks, *, uom_col: str) -> tupl
 # The largest quantity accepted, in eaches (before and after the unit conversion): no stock
 # figure of one item at one place comes near it, and a million of them still sum within Int64.
 MAX_EACHES = 10**12
-# Quantities that are plain integers of at most 15 digits (".0" allowed) take the columnar path;
-# any other text is read exactly as a decimal (`decimal.Decimal`), never as a binary float, so
-# 1.1 CS of 10 is 11 eaches (a float says 11.000000000000002) and 1e-30 EA is not 0.
-_PLAIN_INT = r"^[+-]?[0-9]{1,15}(\.0*)?$"
+# Quantities that are whole numbers (integer columns, integral floats, integer texts) take the
+# columnar path; any other value is read exactly as a decimal (`decimal.Decimal`; a float by its
+# repr), never multiplied as a binary float, so 1.1 CS of 10 is 11 eaches (a float says
+# 11.000000000000002) and 1e-30 EA is not 0.
 # Enough digits that a product of two in-range figures is exact; a product that is not exact
 # (Inexact) had non-zero digits beyond the integer part, so it is not whole.
 _DECIMAL = decimal.Context(prec=100, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
@@ -396,7 +396,7 @@ OUT_OF_RANGE = f"is out of range (more than {MAX_EACHES:.0e} eaches)"
 
 
 def to_eaches(qty: pl.Expr, factor: pl.Expr) -> pl.Expr:
-    """A quantity's text times its unit factor, as whole eaches, exactly.
+    """A quantity (text or a number column) times its unit factor, as whole eaches, exactly.
 
     Returns a struct expression with `eaches` (Int64, null when there is a problem) and
     `problem` (null when fine, else the words that finish "field qty: <value> ...":
@@ -408,28 +408,46 @@ def to_eaches(qty: pl.Expr, factor: pl.Expr) -> pl.Expr:
         >>> df.select(to_eaches(pl.col("q"), pl.col("f")).alias("e")).unnest("e").rows()[:3]
         [(150, None), (None, 'is 147.6 eaches, not a whole number'), (None, 'is out of range (more than 1e+12 eaches)')]
     """
-    pair = pl.struct(qty.cast(pl.String).str.strip_chars().alias("q"), factor.cast(pl.Int64).alias("f"))
+    pair = pl.struct(qty.alias("q"), factor.cast(pl.Int64).alias("f"))
     return pair.map_batches(_eaches_batch, return_dtype=_EACHES, is_elementwise=True)
 
 
+def _whole_numbers(q: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """(the values that are whole numbers, as Int64 (else null); whether each is settled: whole or absent).
+
+    Integers, integral floats and integer texts are settled here; fractions, exponents, NaN,
+    infinities and anything else are left to `_eaches_one` (a float by its repr, exactly).
+    """
+    if q.dtype.is_integer():
+        whole = q.cast(pl.Int64, strict=False)
+        return whole, whole.is_not_null() | q.is_null()
+    if q.dtype.is_float():
+        integral = (q.is_finite() & (q == q.floor()) & (q.abs() <= MAX_EACHES)).fill_null(False)
+        return pl.select(pl.when(integral).then(q.cast(pl.Int64, strict=False))).to_series(), integral | q.is_null()
+    text = q.cast(pl.String).str.strip_chars()
+    whole = text.cast(pl.Int64, strict=False)
+    return whole, whole.is_not_null() | text.is_null() | (text == "")
+
+
 def _eaches_batch(pairs: pl.Series) -> pl.Series:
-    """`to_eaches` of one batch: plain integers columnar, other texts one by one, exactly."""
-    df = pairs.struct.unnest()
-    q, f = pl.col("q"), pl.col("f")
-    whole = q.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
-    in_range = ((whole.cast(pl.Float64) * f.cast(pl.Float64)).abs() <= MAX_EACHES).fill_null(False)
-    out = df.select(
-        (q.str.contains(_PLAIN_INT) & f.is_not_null()).fill_null(False).alias("plain"),
-        pl.when(in_range).then(whole * f).alias("eaches"),
-        pl.when(in_range).then(None).otherwise(pl.lit(OUT_OF_RANGE)).alias("problem"),
+    """`to_eaches` of one batch: whole numbers columnar, other values one by one, exactly."""
+    q, f = pairs.struct.field("q"), pairs.struct.field("f")
+    whole, settled = _whole_numbers(q)
+    out = pl.DataFrame({"w": whole, "f": f, "settled": settled & f.is_not_null()}).select(
+        (pl.col("w").cast(pl.Float64) * pl.col("f").cast(pl.Float64)).abs().le(MAX_EACHES).fill_null(False).alias("ok"), "w", "f", "settled",
+    ).select(
+        "settled",
+        pl.when("ok").then(pl.col("w") * pl.col("f")).alias("eaches"),
+        pl.when(pl.col("w").is_null()).then(pl.lit(NOT_A_NUMBER)).when("ok").then(None).otherwise(pl.lit(OUT_OF_RANGE)).alias("problem"),
     )
     eaches, problem = out["eaches"], out["problem"]
-    slow_idx = (~out["plain"]).arg_true()
+    slow_idx = (~out["settled"]).arg_true()
     if len(slow_idx):
-        slow = [_eaches_one(t, k) for t, k in zip(df["q"].gather(slow_idx).to_list(), df["f"].gather(slow_idx).to_list())]
+        texts = [None if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in q.gather(slow_idx).to_list()]
+        slow = [_eaches_one(t.strip() if t else t, k) for t, k in zip(texts, f.gather(slow_idx).to_list())]
         eaches = eaches.scatter(slow_idx, pl.Series([e for e, _ in slow], dtype=pl.Int64))
         problem = problem.scatter(slow_idx, pl.Series([p for _, p in slow], dtype=pl.String))
-    return pl.DataFrame([eaches, problem]).to_struct(pairs.name)
+    return pl.DataFrame([eaches.alias("eaches"), problem.alias("problem")]).to_struct(pairs.name)
 
 
 def _eaches_one(text: str | None, factor: int | None) -> tuple[int | None, str | None]:

@@ -159,6 +159,20 @@ def _quarantine_frame(table: pa.Table | None) -> pl.DataFrame:
     return df.drop("run_id", "source")
 
 
+def _guarded(spec: SourceSpec, uri: str, locators: list[str] | pl.Series, canonicalize: Callable[[], FileResult]) -> FileResult:
+    """`canonicalize()`; should it fail in a way nobody foresaw, one `reader_error` row per
+    record of the batch (`locators`), so the run goes on and conservation still counts records."""
+    try:
+        return canonicalize()
+    except Exception as e:  # noqa: BLE001 - a bug must cost its batch, not the file or the run
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        reason = f"{uri}: {type(e).__name__}: {first} (a reader bug: the batch of {len(locators)} records is quarantined)"
+        rows = pl.DataFrame({"_locator": pl.Series(list(locators), dtype=pl.String)}).select(
+            pl.lit(uri).alias("_file"), "_locator", pl.lit(None, dtype=pl.String).alias("_raw")
+        )
+        return FileResult(quarantine=_quarantine_table([quarantine_rows(rows, "reader_error", reason)], spec.name), read=len(locators))
+
+
 def _file_rejected(spec: SourceSpec, uri: str, code: str, message: str, raw: str | None = None) -> FileResult:
     row = pl.DataFrame(
         {"_file": [uri], "_locator": ["file"], "_raw": [raw]},
@@ -168,6 +182,9 @@ def _file_rejected(spec: SourceSpec, uri: str, code: str, message: str, raw: str
 
 
 def _raw_json(columns: list[str]) -> pl.Expr:
+    """A row's source columns as one JSON object (its `raw`, and its identity for `duplicate_row`)."""
+    if not columns:  # JSON lines that are all `{}`
+        return pl.lit("{}")
     return pl.struct([pl.col(c).cast(pl.String) for c in columns]).struct.json_encode()
 
 
@@ -422,15 +439,17 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
         if isinstance(df, _Unreadable):
             yield from _unreadable(spec, uri, df)
         elif df.height:
-            yield _canonical_batch(df, uri, spec, crosswalks, columns, missing=missing, repeats=repeats)
+            locators = df.select(pl.format(f"{word} {{}}", "_line")).to_series()
+            yield _guarded(spec, uri, locators, lambda: _canonical_batch(df, uri, spec, crosswalks, columns, missing=missing, repeats=repeats))
 
 
 @dataclasses.dataclass
 class _Repeats:
     """The rows of a file seen so far, to find exact repeats (`duplicate_row`) across its batches.
 
-    Within a batch rows are compared exactly (their `_raw`, every source column); earlier
-    batches are remembered by a 128-bit hash of `_raw` and the first row's number.
+    Rows are compared by a 128-bit hash of their `_raw` (every source column; two different
+    rows share one with odds of 2^-128); earlier batches are remembered by those hashes and
+    the first row's number, 24 bytes a row.
     """
 
     word: str
@@ -442,7 +461,7 @@ class _Repeats:
         """`df` less the rows that repeat an earlier one in every column (quarantined)."""
         df = df.with_columns(pl.col("_raw").hash(seed=1).alias("_h1"), pl.col("_raw").hash(seed=2).alias("_h2"))
         df = df.join(self.seen, on=["_h1", "_h2"], how="left", maintain_order="left").with_columns(
-            pl.coalesce("_first", pl.col("_line").min().over("_raw")).alias("_first")
+            pl.coalesce("_first", pl.col("_line").min().over("_h1", "_h2")).alias("_first")
         )
         reason = pl.format(f"{self.word} {{}} repeats {self.word} {{}} in every column; counted once", pl.col("_line"), pl.col("_first"))
         df = reject(df, pl.col("_line") != pl.col("_first"), "duplicate_row", reason, rejected)
@@ -902,7 +921,7 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
                 good.append(events.drop("_pos"))
                 pending += events.height
             if pending >= BATCH_ROWS:
-                yield canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
+                yield _events_batch(good, uri, spec, crosswalks)
                 good, pending = [], 0
     bad.extend((n, None, "malformed_event", _too_long(f"line {n}", size)) for n, size in overlong)
     if bad:
@@ -913,7 +932,12 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
         frames = [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code", maintain_order=True)]
         yield FileResult(quarantine=_quarantine_table(frames, spec.name), read=len(bad))
     if good:
-        yield canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
+        yield _events_batch(good, uri, spec, crosswalks)
+
+
+def _events_batch(frames: list[pl.DataFrame], uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
+    df = pl.concat(frames, how="diagonal_relaxed")
+    return _guarded(spec, uri, df["_locator"], lambda: canonical_events_frame(df, uri=uri, spec=spec, crosswalks=crosswalks))
 
 
 def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
@@ -924,6 +948,12 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
     df = df.select(list(_EVENT_COLUMNS)).rename({"qty": "_qty_raw"}).with_columns(pl.lit(uri).alias("_file"))
     read = df.height
     rejected: list[pl.DataFrame] = []
+    required = {"event_id": "event_id", "event_type": "event_type", "occurred_at": "occurred_at", "location": "location",
+                "_qty_raw": "qty", "item_id": "item.id"}
+    empty = pl.concat_list([pl.when(pl.col(c).is_null() | (pl.col(c) == "")).then(pl.lit(name)) for c, name in required.items()])
+    df = df.with_columns(empty.list.drop_nulls().alias("_missing"))
+    reason = pl.format("field {} missing or empty", pl.col("_missing").list.join(", "))
+    df = reject(df, pl.col("_missing").list.len() > 0, "missing_field", reason, rejected).drop("_missing")
     df = df.with_columns(
         parse_timestamps(pl.col("occurred_at"), timezone=spec.timezone).alias("_ts"),
         pl.col("system").fill_null(spec.system or "").alias("system"),
@@ -990,7 +1020,7 @@ def read_edi(uri: str, spec: SourceSpec, crosswalks: Crosswalks, *, acks=None) -
     with f:
         records = parse_edi_stream(f, file=uri, qualifiers=dict(spec.qualifiers) or None, acks=acks)
         while batch := list(itertools.islice(records, EDI_BATCH_RECORDS)):
-            yield canonical_from_edi(batch, uri, spec, crosswalks)
+            yield _guarded(spec, uri, [_locator(r) for r in batch], lambda: canonical_from_edi(batch, uri, spec, crosswalks))
 
 
 def _edi_errors(errors: list[dict], uri: str) -> list[pl.DataFrame]:

@@ -129,20 +129,24 @@ def line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     blank lines are there, with start == end.
     """
     arr = np.frombuffer(data, dtype=np.uint8)
+    if not len(arr):
+        return np.empty(0, np.int64), np.empty(0, np.int64)
     nl_parts, cr_parts = [], []
     for off in range(0, len(arr), _SCAN_BLOCK):
         part = arr[off : off + _SCAN_BLOCK]
         nl_parts.append(np.flatnonzero(part == 10) + off)
         cr_parts.append(np.flatnonzero(part == 13) + off)
-    nl = np.concatenate(nl_parts) if nl_parts else np.empty(0, np.int64)
-    cr = np.concatenate(cr_parts) if cr_parts else np.empty(0, np.int64)
-    crlf = np.isin(cr + 1, nl)  # a \r right before a \n belongs to that break
-    breaks = np.union1d(nl, cr[~crlf]).astype(np.int64)
+    breaks = np.concatenate(nl_parts).astype(np.int64)
+    cr = np.concatenate(cr_parts).astype(np.int64)
+    if len(cr):  # a \r right before a \n belongs to that break; any other \r is a break itself
+        lone = cr[arr[np.minimum(cr + 1, len(arr) - 1)] != 10]
+        if len(lone):
+            breaks = np.sort(np.concatenate([breaks, lone]))
     starts = np.concatenate([np.zeros(1, np.int64), breaks + 1])
     ends = np.concatenate([breaks, np.array([len(arr)], np.int64)])
-    ends[:-1] -= np.isin(breaks - 1, cr[crlf]).astype(np.int64)
-    if len(starts) and starts[-1] == len(arr) and len(arr):
+    if len(cr):
+        crlf = (arr[breaks] == 10) & (breaks > 0) & (arr[np.maximum(breaks - 1, 0)] == 13)
+        ends[:-1] -= crlf.astype(np.int64)
+    if starts[-1] == len(arr):
         starts, ends = starts[:-1], ends[:-1]
-    if not len(arr):
-        return np.empty(0, np.int64), np.empty(0, np.int64)
     return starts, ends

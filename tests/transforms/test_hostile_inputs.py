@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import WORLD
 from tests.transforms.hostile import (
-    COMMERCE, COMMERCE_JSONL, EDI, EDI_846, ERP, EVENTS, EVENTS_JSONL, STORE, STORE_PARQUET, codes, collect, erp_lines, good_event_lines,
+    COMMERCE, COMMERCE_JSONL, EDI, EDI_846, ERP, ERP_CSV, EVENTS, EVENTS_JSONL, STORE, STORE_PARQUET, codes, collect, erp_lines, good_event_lines,
 )
 from invrecon.transforms.canonical import load_crosswalks
 from invrecon.transforms.edi import parse_edi
@@ -574,3 +574,40 @@ def test_duplicate_rows_are_found_across_parquet_batches_and_jsonl_key_orders(tm
     path.write_text("\n".join(lines + [again]) + "\n")
     kept, q, read = collect(read_tabular(str(path), COMMERCE, crosswalks))
     assert read == 6 and codes(q) == {"line 6": "duplicate_row"}
+
+
+# -- a reader bug costs its batch, counted record by record ----------------------------------------
+
+
+def test_an_unforeseen_failure_quarantines_its_batch_record_by_record(tmp_path, crosswalks, monkeypatch):
+    from invrecon.transforms import sources
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("nobody saw this coming")
+
+    monkeypatch.setattr(sources, "_canonical_positions", boom)
+    kept, q, read = collect(read_tabular(str(ERP_CSV), ERP, crosswalks))
+    assert read == 190 and set(q["reason_code"]) == {"reader_error", "malformed_row"}
+    assert q.filter(pl.col("reason_code") == "reader_error").height == 189
+    assert "ZeroDivisionError: nobody saw this coming" in q["reason"][-1]
+    monkeypatch.setattr(sources, "canonical_events_frame", boom)
+    kept, q, read = collect(read_events(str(EVENTS_JSONL), EVENTS, crosswalks))
+    assert read == 215 and q.filter(pl.col("reason_code") == "reader_error").height == 214  # one line is malformed
+    monkeypatch.setattr(sources, "canonical_from_edi", boom)
+    kept, q, read = collect(sources.read_edi(str(EDI_846), EDI, crosswalks))
+    assert read == 39 and q["reason_code"].unique().to_list() == ["reader_error"]
+
+
+def test_the_event_canonicalizer_rejects_a_frame_row_without_a_required_field(crosswalks):
+    """The stream and the batch hand it decoded frames; a null there must be missing_field, not a cast error."""
+    from invrecon.transforms.sources import canonical_events_frame
+
+    ev = json.loads(good_event_lines()[0])
+    row = {"event_id": ev["event_id"], "event_type": ev["event_type"], "occurred_at": ev["occurred_at"], "system": ev["system"],
+           "location": ev["location"], "id_type": ev["item"]["id_type"], "item_id": ev["item"]["id"], "qty": str(ev["qty"]),
+           "uom": "EA", "reference": None, "counterparty_location": None, "_locator": "line 1", "_raw": "{}"}
+    rows = [row, {**row, "location": None, "_locator": "line 2"}, {**row, "event_id": "", "qty": None, "_locator": "line 3"}]
+    result = canonical_events_frame(pl.DataFrame(rows, schema={k: pl.String for k in row}), uri="x", spec=EVENTS, crosswalks=crosswalks)
+    kept, q, read = collect([result])
+    assert read == 3 and kept.height == 1
+    assert q.select("locator", "reason").rows() == [("line 2", "field location missing or empty"), ("line 3", "field event_id, qty missing or empty")]
