@@ -297,18 +297,20 @@ def reject(df: pl.DataFrame, bad: pl.Expr, code: str, reason: pl.Expr | str, rej
     return kept
 
 
-def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col: str, label: str | None = None) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Map (id type, id value) to sku and units_per_id.
 
     Rows whose GTIN fails its check digit are quarantined as `bad_check_digit`, ids that map to
-    nothing as `unmapped_sku`, missing ids as `missing_field`.
+    nothing as `unmapped_sku`, missing ids as `missing_field`. Messages name the field
+    `label` (default `id_col`): the column as the source file calls it.
 
     Returns:
       (mapped rows with `sku` and `units_per_id` added, [quarantine frames]).
     """
     rejected: list[pl.DataFrame] = []
     df = df.with_columns(pl.col(id_col).cast(pl.String).str.strip_chars().alias("_id"))
-    df = reject(df, pl.col("_id").is_null() | (pl.col("_id") == ""), "missing_field", f"field {id_col}: item id is empty", rejected)
+    label = label or id_col
+    df = reject(df, pl.col("_id").is_null() | (pl.col("_id") == ""), "missing_field", f"field {label}: item id is empty", rejected)
     # Normalize and look up each distinct (type, id) once: a day's files name the same few
     # thousand items over and over, so this is a small frame, joined back in one step.
     gtin, valid = normalize_gtin_expr(pl.col("_id"))
@@ -323,18 +325,21 @@ def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col:
         .drop("_id_norm")
     )
     joined = df.join(keys, on=[type_col, "_id"], how="left", nulls_equal=True, maintain_order="left")
-    bad_gtin = pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(id_col), pl.col("_id"))
+    bad_gtin = pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(label), pl.col("_id"))
     joined = reject(joined, pl.col("_bad_gtin"), "bad_check_digit", bad_gtin, rejected)
-    unmapped = pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(id_col), pl.col(type_col), pl.col("_id"))
+    unmapped = pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(label), pl.col(type_col), pl.col("_id"))
     mapped = reject(joined, pl.col("sku").is_null(), "unmapped_sku", unmapped, rejected)
     return mapped.drop("_id", "_bad_gtin"), rejected
 
 
-def map_locations(df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_col: str, out: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+def map_locations(
+    df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_col: str, out: str, label: str | None = None,
+) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Map a per-system location code to the canonical location in column `out`.
 
-    Codes not in the crosswalk are quarantined as `unmapped_location`; a null code passes
-    through as null (callers decide whether a location is required).
+    Codes not in the crosswalk are quarantined as `unmapped_location` (the message names the
+    field `label`, default `col`); a null code passes through as null (callers decide whether
+    a location is required).
     """
     lookup = crosswalks.location.select(
         pl.col("system").alias(system_col),
@@ -346,7 +351,7 @@ def map_locations(df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_
         df = df.drop(out)
     joined = df.join(lookup, on=[system_col, "_src_loc"], how="left")
     rejected: list[pl.DataFrame] = []
-    reason = pl.format("field {}: {} location {} is not in the location crosswalk", pl.lit(col), pl.col(system_col), pl.col("_src_loc"))
+    reason = pl.format("field {}: {} location {} is not in the location crosswalk", pl.lit(label or col), pl.col(system_col), pl.col("_src_loc"))
     kept = reject(joined, pl.col(out).is_null() & pl.col("_src_loc").is_not_null(), "unmapped_location", reason, rejected)
     return kept.drop("_src_loc"), rejected
 

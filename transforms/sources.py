@@ -20,6 +20,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import logging
 from collections.abc import Callable, Iterator
 
 import fsspec
@@ -65,6 +66,8 @@ __all__ = [
     "read_tabular",
     "split_missing_fields",
 ]
+
+log = logging.getLogger("invrecon.sources")
 
 # Rows per batch handed downstream: big enough that per-batch overhead vanishes, small enough to
 # spread a large extract over workers.
@@ -165,6 +168,7 @@ def _guarded(spec: SourceSpec, uri: str, locators: list[str] | pl.Series, canoni
     try:
         return canonicalize()
     except Exception as e:  # noqa: BLE001 - a bug must cost its batch, not the file or the run
+        log.warning("%s: %s: %d records quarantined as reader_error", spec.name, uri, len(locators), exc_info=True)
         first = (str(e).strip().splitlines() or [""])[0][:300]
         reason = f"{uri}: {type(e).__name__}: {first} (a reader bug: the batch of {len(locators)} records is quarantined)"
         rows = pl.DataFrame({"_locator": pl.Series(list(locators), dtype=pl.String)}).select(
@@ -489,12 +493,13 @@ def _canonical_batch(df: pl.DataFrame, uri: str, spec: SourceSpec, crosswalks: C
 
 
 def _reject_quantities(df: pl.DataFrame, fields: list[tuple[str, str, bool]], *, unit: str | None, rejected: list[pl.DataFrame]) -> pl.DataFrame:
-    """Quarantine (`bad_quantity`) the rows whose quantities are not whole eaches; add `_e_<name>`.
+    """Quarantine (`bad_quantity`) the rows whose quantities are not whole eaches; add their eaches.
 
     Args:
       df: rows with each field's text and, when `unit` is given, `units_per_uom`.
       fields: (column of the text, field name for messages, required) per quantity; an
-        optional field may be null or empty.
+        optional field may be null or empty. Column `c_on_hand`'s eaches go to `_e_on_hand`,
+        `_qty_raw`'s to `_e_qty_raw`.
       unit: the column of the unit code. None before units are known: then only what is no
         number at all, or beyond `MAX_EACHES` as written, is rejected (factor 1), so a row with
         several faults keeps the code it had; with a unit, the figure in eaches must be whole.
@@ -511,7 +516,7 @@ def _reject_quantities(df: pl.DataFrame, fields: list[tuple[str, str, bool]], *,
             bad = bad & problem.is_in([NOT_A_NUMBER, OUT_OF_RANGE])
         shown = pl.when(present).then(text if unit is None else pl.format("{} {}", text, pl.col(unit))).otherwise(pl.lit("(empty)"))
         df = reject(df, bad, "bad_quantity", pl.format("field {}: {} {}", pl.lit(name), shown, problem), rejected)
-        df = df.with_columns(pl.col("_e").struct.field("eaches").alias(f"_e_{name}")).drop("_e")
+        df = df.with_columns(pl.col("_e").struct.field("eaches").alias("_e_" + col.lstrip("_").removeprefix("c_"))).drop("_e")
     return df
 
 
@@ -546,10 +551,16 @@ def _reject_negative(df: pl.DataFrame, col: str, name: str, *, signed: pl.Expr, 
     return reject(df, negative, "bad_quantity", reason, rejected)
 
 
-def _position_quantities(spec: SourceSpec) -> list[tuple[str, str, bool]]:
+def _field(columns: dict[str, str], field: str) -> str:
+    """A canonical field as messages name it: its source column, e.g. `LABST (on_hand)`."""
+    src = next((s for s, d in columns.items() if d == field), None)
+    return field if src is None or src == field else f"{src} ({field})"
+
+
+def _position_quantities(spec: SourceSpec, columns: dict[str, str]) -> list[tuple[str, str, bool]]:
     """The quantity fields of a positions / availability row: its own quantity is required."""
     main = "available" if spec.kind == "availability" else "on_hand"
-    return [(f"c_{name}", name, name == main) for name in ("on_hand", "reserved", "available")]
+    return [(f"c_{name}", _field(columns, name), name == main) for name in ("on_hand", "reserved", "available")]
 
 
 def _position_columns(df: pl.DataFrame, spec: SourceSpec, columns: dict[str, str]) -> pl.DataFrame:
@@ -571,15 +582,16 @@ def _canonical_positions(df: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswa
     """Map one batch of renamed source rows to canonical positions (DESIGN.md §5)."""
     read = df.height
     rejected: list[pl.DataFrame] = []
-    quantities = _position_quantities(spec)
+    quantities = _position_quantities(spec, columns)
     df = _reject_quantities(_position_columns(df, spec, columns), quantities, unit=None, rejected=rejected)
-    df = _reject_timestamps(df, "as_of", "c_as_of", "as_of", rejected=rejected)
+    df = _reject_timestamps(df, "as_of", "c_as_of", _field(columns, "as_of"), rejected=rejected)
     df = df.with_columns(pl.lit(spec.sku_id_type).alias("_id_type"), pl.lit(spec.location_system or spec.system).alias("_loc_system"))
-    df, rej = map_skus(df, crosswalks, id_col="c_sku", type_col="_id_type")
+    df, rej = map_skus(df, crosswalks, id_col="c_sku", type_col="_id_type", label=_field(columns, "sku"))
     rejected += rej
-    df, rej = map_locations(df, crosswalks, col="c_location", system_col="_loc_system", out="location")
+    loc = _field(columns, "location")
+    df, rej = map_locations(df, crosswalks, col="c_location", system_col="_loc_system", out="location", label=loc)
     rejected += rej
-    df = reject(df, pl.col("location").is_null(), "missing_field", "field location: location is empty", rejected)
+    df = reject(df, pl.col("location").is_null(), "missing_field", f"field {loc}: location is empty", rejected)
     df = df.with_columns(pl.col("c_uom_source").cast(pl.String).fill_null("EA").alias("uom_source"))
     df, rej = apply_uom(df, crosswalks, uom_col="uom_source")
     rejected += rej
@@ -973,7 +985,7 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
     df, rej = apply_uom(df, crosswalks, uom_col="uom")
     rejected += rej
     df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit="uom", rejected=rejected)
-    eaches = pl.col("_e_qty")
+    eaches = pl.col("_e_qty_raw")
     sign = pl.col("event_type").replace_strict(EVENT_SIGN, default=0, return_dtype=pl.Int64)
     rsign = pl.col("event_type").replace_strict(RESERVED_SIGN, default=0, return_dtype=pl.Int64)
     df = df.with_columns(
@@ -1118,7 +1130,7 @@ def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswal
         df = reject(df, pl.col("_expected").is_not_null() & expected.is_not_null(), "bad_timestamp", expected, rejected)
         df, rej = apply_uom(df, crosswalks, uom_col="uom")
         rejected += rej
-        df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit="uom", rejected=rejected).rename({"_e_qty": "_eaches"})
+        df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit="uom", rejected=rejected).rename({"_e_qty_raw": "_eaches"})
         lineage = [pl.lit(spec.name).alias("source"), pl.col("_file").alias("file"), pl.col("_locator").alias("locator")]
         result.positions = _edi_positions(df.filter(pl.col("_kind") == "position"), spec, crosswalks, lineage, rejected)
         result.in_transit = _edi_in_transit(df.filter(pl.col("_kind") == "in_transit"), crosswalks, lineage, rejected)

@@ -71,7 +71,7 @@ def test_a_huge_or_non_numeric_erp_quantity_rejects_its_row_only(tmp_path, cross
     kept, q, read = collect(read_tabular(_erp_with(tmp_path, {5: _erp_row(5, LABST=value)}), ERP, crosswalks))
     assert read == 186 and kept.height == 185
     assert codes(q) == {"line 6": "bad_quantity"}
-    assert q["reason"][0].startswith(f"field on_hand: {value} is ")
+    assert q["reason"][0].startswith(f"field LABST (on_hand): {value} is ")  # the column as the file names it
 
 
 def test_a_huge_jsonl_quantity_rejects_its_row_only(tmp_path, crosswalks):
