@@ -6,10 +6,18 @@ rejected, as polars frames:
 - `read_tabular`: ERP extracts, store counts and availability feeds (CSV / Parquet / JSON Lines)
   through a column mapping;
 - `read_events`: stock events, one JSON object per line;
-- `canonical_from_edi`: the records `transforms.edi.parse_edi` extracts from an EDI file.
+- `read_edi` (streaming) / `canonical_from_edi`: the records `transforms.edi.parse_edi`
+  extracts from an EDI file.
 
-Every function conserves its count: `read == written + quarantined` for each file, and a file
-that cannot be read at all becomes one quarantined record naming the file, never an exception.
+Every function conserves its count of records: `read == written + quarantined` for each file.
+One bad value rejects its record, never its file. A file that cannot be read at all gives one
+`unreadable_file` row per record it holds where that can be known (a CSV's lines, a Parquet
+file's rows), else one row naming the file; a failure nobody foresaw costs its batch as one
+`reader_error` row per record. Nothing raises out of a reader for bad data.
+
+Limits on a file's shape are module constants: MAX_COLUMNS, MAX_LINE_BYTES here,
+`transforms.edi.values.MAX_SEGMENTS_PER_TRANSACTION`, `transforms.canonical.RAW_MAX_BYTES`,
+`MAX_EACHES` and the TIMESTAMP_MIN .. TIMESTAMP_MAX range.
 """
 
 from __future__ import annotations
