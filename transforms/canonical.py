@@ -38,6 +38,8 @@ __all__ = [
     "Crosswalks",
     "CrosswalkError",
     "apply_uom",
+    "cap_raw",
+    "cut_raw",
     "gtin14_or_none",
     "load_crosswalks",
     "load_items",
@@ -208,15 +210,56 @@ def load_crosswalks(sku_uri: str, location_uri: str) -> Crosswalks:
     return Crosswalks(sku=sku_df, packs=packs, location=loc_df)
 
 
+# `quarantine.raw` holds at most this many bytes of the record as written: a longer one is cut
+# (at a character boundary) and ends with "…[cut: N bytes in all]".
+RAW_MAX_BYTES = 4096
+
+
+def cut_raw(head: bytes, size: int) -> str:
+    """The first bytes of a `size`-byte record, as `quarantine.raw`: whole when it fits in
+    RAW_MAX_BYTES, else cut at a character boundary and ending "…[cut: <size> bytes in all]"."""
+    if size <= RAW_MAX_BYTES and len(head) == size:
+        return head.decode("utf-8", errors="replace")
+    marker = f"\u2026[cut: {size} bytes in all]"
+    return head[: RAW_MAX_BYTES - len(marker.encode("utf-8"))].decode("utf-8", errors="ignore") + marker
+
+
+def _cut(text: str) -> str:
+    data = text.encode("utf-8")
+    return cut_raw(data, len(data))
+
+
+def _cap_series(values: pl.Series) -> pl.Series:
+    values = values.cast(pl.String)
+    long = (values.str.len_bytes() > RAW_MAX_BYTES).fill_null(False).arg_true()
+    if not len(long):
+        return values
+    return values.scatter(long, pl.Series([_cut(t) for t in values.gather(long).to_list()], dtype=pl.String))
+
+
+def cap_raw(col: pl.Expr) -> pl.Expr:
+    """`col` (text) cut to RAW_MAX_BYTES bytes, with a marker saying it was cut and from what size.
+
+    Example:
+        >>> out = pl.select(cap_raw(pl.lit("x" * 5000))).item()
+        >>> len(out.encode()), out[-30:]
+        (4096, 'xxxxx…[cut: 5000 bytes in all]')
+    """
+    return col.map_batches(_cap_series, return_dtype=pl.String, is_elementwise=True)
+
+
 def quarantine_rows(df: pl.DataFrame, code: str, reason: pl.Expr | str) -> pl.DataFrame:
-    """Select the quarantine columns (locator, reason_code, reason, raw) of rejected rows."""
+    """Select the quarantine columns (locator, reason_code, reason, raw) of rejected rows.
+
+    `raw` is capped at RAW_MAX_BYTES (`cap_raw`).
+    """
     reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
     return df.select(
         pl.col("_file").alias("file"),
         pl.col("_locator").alias("locator"),
         pl.lit(code).alias("reason_code"),
         reason_expr.cast(pl.String).alias("reason"),
-        pl.col("_raw").alias("raw"),
+        cap_raw(pl.col("_raw")).alias("raw"),
     )
 
 
@@ -254,18 +297,20 @@ def reject(df: pl.DataFrame, bad: pl.Expr, code: str, reason: pl.Expr | str, rej
     return kept
 
 
-def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col: str, label: str | None = None) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Map (id type, id value) to sku and units_per_id.
 
     Rows whose GTIN fails its check digit are quarantined as `bad_check_digit`, ids that map to
-    nothing as `unmapped_sku`, missing ids as `missing_field`.
+    nothing as `unmapped_sku`, missing ids as `missing_field`. Messages name the field
+    `label` (default `id_col`): the column as the source file calls it.
 
     Returns:
       (mapped rows with `sku` and `units_per_id` added, [quarantine frames]).
     """
     rejected: list[pl.DataFrame] = []
     df = df.with_columns(pl.col(id_col).cast(pl.String).str.strip_chars().alias("_id"))
-    df = reject(df, pl.col("_id").is_null() | (pl.col("_id") == ""), "missing_field", f"field {id_col}: item id is empty", rejected)
+    label = label or id_col
+    df = reject(df, pl.col("_id").is_null() | (pl.col("_id") == ""), "missing_field", f"field {label}: item id is empty", rejected)
     # Normalize and look up each distinct (type, id) once: a day's files name the same few
     # thousand items over and over, so this is a small frame, joined back in one step.
     gtin, valid = normalize_gtin_expr(pl.col("_id"))
@@ -280,18 +325,21 @@ def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col:
         .drop("_id_norm")
     )
     joined = df.join(keys, on=[type_col, "_id"], how="left", nulls_equal=True, maintain_order="left")
-    bad_gtin = pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(id_col), pl.col("_id"))
+    bad_gtin = pl.format("field {}: {} is not a valid GTIN (check digit)", pl.lit(label), pl.col("_id"))
     joined = reject(joined, pl.col("_bad_gtin"), "bad_check_digit", bad_gtin, rejected)
-    unmapped = pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(id_col), pl.col(type_col), pl.col("_id"))
+    unmapped = pl.format("field {}: {} {} is not in the sku crosswalk", pl.lit(label), pl.col(type_col), pl.col("_id"))
     mapped = reject(joined, pl.col("sku").is_null(), "unmapped_sku", unmapped, rejected)
     return mapped.drop("_id", "_bad_gtin"), rejected
 
 
-def map_locations(df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_col: str, out: str) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+def map_locations(
+    df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_col: str, out: str, label: str | None = None,
+) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Map a per-system location code to the canonical location in column `out`.
 
-    Codes not in the crosswalk are quarantined as `unmapped_location`; a null code passes
-    through as null (callers decide whether a location is required).
+    Codes not in the crosswalk are quarantined as `unmapped_location` (the message names the
+    field `label`, default `col`); a null code passes through as null (callers decide whether
+    a location is required).
     """
     lookup = crosswalks.location.select(
         pl.col("system").alias(system_col),
@@ -303,7 +351,7 @@ def map_locations(df: pl.DataFrame, crosswalks: Crosswalks, *, col: str, system_
         df = df.drop(out)
     joined = df.join(lookup, on=[system_col, "_src_loc"], how="left")
     rejected: list[pl.DataFrame] = []
-    reason = pl.format("field {}: {} location {} is not in the location crosswalk", pl.lit(col), pl.col(system_col), pl.col("_src_loc"))
+    reason = pl.format("field {}: {} location {} is not in the location crosswalk", pl.lit(label or col), pl.col(system_col), pl.col("_src_loc"))
     kept = reject(joined, pl.col(out).is_null() & pl.col("_src_loc").is_not_null(), "unmapped_location", reason, rejected)
     return kept.drop("_src_loc"), rejected
 
@@ -340,10 +388,10 @@ def apply_uom(df: pl.DataFrame, crosswalks: Crosswalks, *, uom_col: str) -> tupl
 # The largest quantity accepted, in eaches (before and after the unit conversion): no stock
 # figure of one item at one place comes near it, and a million of them still sum within Int64.
 MAX_EACHES = 10**12
-# Quantities that are plain integers of at most 15 digits (".0" allowed) take the columnar path;
-# any other text is read exactly as a decimal (`decimal.Decimal`), never as a binary float, so
-# 1.1 CS of 10 is 11 eaches (a float says 11.000000000000002) and 1e-30 EA is not 0.
-_PLAIN_INT = r"^[+-]?[0-9]{1,15}(\.0*)?$"
+# Quantities that are whole numbers (integer columns, integral floats, integer texts) take the
+# columnar path; any other value is read exactly as a decimal (`decimal.Decimal`; a float by its
+# repr), never multiplied as a binary float, so 1.1 CS of 10 is 11 eaches (a float says
+# 11.000000000000002) and 1e-30 EA is not 0.
 # Enough digits that a product of two in-range figures is exact; a product that is not exact
 # (Inexact) had non-zero digits beyond the integer part, so it is not whole.
 _DECIMAL = decimal.Context(prec=100, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
@@ -353,7 +401,7 @@ OUT_OF_RANGE = f"is out of range (more than {MAX_EACHES:.0e} eaches)"
 
 
 def to_eaches(qty: pl.Expr, factor: pl.Expr) -> pl.Expr:
-    """A quantity's text times its unit factor, as whole eaches, exactly.
+    """A quantity (text or a number column) times its unit factor, as whole eaches, exactly.
 
     Returns a struct expression with `eaches` (Int64, null when there is a problem) and
     `problem` (null when fine, else the words that finish "field qty: <value> ...":
@@ -365,28 +413,46 @@ def to_eaches(qty: pl.Expr, factor: pl.Expr) -> pl.Expr:
         >>> df.select(to_eaches(pl.col("q"), pl.col("f")).alias("e")).unnest("e").rows()[:3]
         [(150, None), (None, 'is 147.6 eaches, not a whole number'), (None, 'is out of range (more than 1e+12 eaches)')]
     """
-    pair = pl.struct(qty.cast(pl.String).str.strip_chars().alias("q"), factor.cast(pl.Int64).alias("f"))
+    pair = pl.struct(qty.alias("q"), factor.cast(pl.Int64).alias("f"))
     return pair.map_batches(_eaches_batch, return_dtype=_EACHES, is_elementwise=True)
 
 
+def _whole_numbers(q: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """(the values that are whole numbers, as Int64 (else null); whether each is settled: whole or absent).
+
+    Integers, integral floats and integer texts are settled here; fractions, exponents, NaN,
+    infinities and anything else are left to `_eaches_one` (a float by its repr, exactly).
+    """
+    if q.dtype.is_integer():
+        whole = q.cast(pl.Int64, strict=False)
+        return whole, whole.is_not_null() | q.is_null()
+    if q.dtype.is_float():
+        integral = (q.is_finite() & (q == q.floor()) & (q.abs() <= MAX_EACHES)).fill_null(False)
+        return pl.select(pl.when(integral).then(q.cast(pl.Int64, strict=False))).to_series(), integral | q.is_null()
+    text = q.cast(pl.String).str.strip_chars()
+    whole = text.cast(pl.Int64, strict=False)
+    return whole, whole.is_not_null() | text.is_null() | (text == "")
+
+
 def _eaches_batch(pairs: pl.Series) -> pl.Series:
-    """`to_eaches` of one batch: plain integers columnar, other texts one by one, exactly."""
-    df = pairs.struct.unnest()
-    q, f = pl.col("q"), pl.col("f")
-    whole = q.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
-    in_range = ((whole.cast(pl.Float64) * f.cast(pl.Float64)).abs() <= MAX_EACHES).fill_null(False)
-    out = df.select(
-        (q.str.contains(_PLAIN_INT) & f.is_not_null()).fill_null(False).alias("plain"),
-        pl.when(in_range).then(whole * f).alias("eaches"),
-        pl.when(in_range).then(None).otherwise(pl.lit(OUT_OF_RANGE)).alias("problem"),
+    """`to_eaches` of one batch: whole numbers columnar, other values one by one, exactly."""
+    q, f = pairs.struct.field("q"), pairs.struct.field("f")
+    whole, settled = _whole_numbers(q)
+    out = pl.DataFrame({"w": whole, "f": f, "settled": settled & f.is_not_null()}).select(
+        (pl.col("w").cast(pl.Float64) * pl.col("f").cast(pl.Float64)).abs().le(MAX_EACHES).fill_null(False).alias("ok"), "w", "f", "settled",
+    ).select(
+        "settled",
+        pl.when("ok").then(pl.col("w") * pl.col("f")).alias("eaches"),
+        pl.when(pl.col("w").is_null()).then(pl.lit(NOT_A_NUMBER)).when("ok").then(None).otherwise(pl.lit(OUT_OF_RANGE)).alias("problem"),
     )
     eaches, problem = out["eaches"], out["problem"]
-    slow_idx = (~out["plain"]).arg_true()
+    slow_idx = (~out["settled"]).arg_true()
     if len(slow_idx):
-        slow = [_eaches_one(t, k) for t, k in zip(df["q"].gather(slow_idx).to_list(), df["f"].gather(slow_idx).to_list())]
+        texts = [None if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in q.gather(slow_idx).to_list()]
+        slow = [_eaches_one(t.strip() if t else t, k) for t, k in zip(texts, f.gather(slow_idx).to_list())]
         eaches = eaches.scatter(slow_idx, pl.Series([e for e, _ in slow], dtype=pl.Int64))
         problem = problem.scatter(slow_idx, pl.Series([p for _, p in slow], dtype=pl.String))
-    return pl.DataFrame([eaches, problem]).to_struct(pairs.name)
+    return pl.DataFrame([eaches.alias("eaches"), problem.alias("problem")]).to_struct(pairs.name)
 
 
 def _eaches_one(text: str | None, factor: int | None) -> tuple[int | None, str | None]:

@@ -6,10 +6,18 @@ rejected, as polars frames:
 - `read_tabular`: ERP extracts, store counts and availability feeds (CSV / Parquet / JSON Lines)
   through a column mapping;
 - `read_events`: stock events, one JSON object per line;
-- `canonical_from_edi`: the records `transforms.edi.parse_edi` extracts from an EDI file.
+- `read_edi` (streaming) / `canonical_from_edi`: the records `transforms.edi.parse_edi`
+  extracts from an EDI file.
 
-Every function conserves its count: `read == written + quarantined` for each file, and a file
-that cannot be read at all becomes one quarantined record naming the file, never an exception.
+Every function conserves its count of records: `read == written + quarantined` for each file.
+One bad value rejects its record, never its file. A file that cannot be read at all gives one
+`unreadable_file` row per record it holds where that can be known (a CSV's lines, a Parquet
+file's rows), else one row naming the file; a failure nobody foresaw costs its batch as one
+`reader_error` row per record. Nothing raises out of a reader for bad data.
+
+Limits on a file's shape are module constants: MAX_COLUMNS, MAX_LINE_BYTES here,
+`transforms.edi.values.MAX_SEGMENTS_PER_TRANSACTION`, `transforms.canonical.RAW_MAX_BYTES`,
+`MAX_EACHES` and the TIMESTAMP_MIN .. TIMESTAMP_MAX range.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import itertools
 import json
+import logging
 from collections.abc import Callable, Iterator
 
 import fsspec
@@ -29,11 +39,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
+from invrecon.transforms.textio import line_bounds, to_utf8, utf8_stream
 from invrecon.transforms.canonical import (
     NOT_A_NUMBER,
     OUT_OF_RANGE,
+    RAW_MAX_BYTES,
     Crosswalks,
     apply_uom,
+    cut_raw,
     map_locations,
     map_skus,
     parse_timestamps,
@@ -48,20 +61,36 @@ __all__ = [
     "FileResult",
     "SourceSpec",
     "LineLocator",
+    "MAX_COLUMNS",
+    "MAX_LINE_BYTES",
     "canonical_events_frame",
     "canonical_from_edi",
     "decode_event_chunk",
     "decode_event_texts",
     "iter_line_chunks",
     "parse_event",
+    "read_edi",
     "read_events",
     "read_tabular",
     "split_missing_fields",
 ]
 
+log = logging.getLogger("invrecon.sources")
+
 # Rows per batch handed downstream: big enough that per-batch overhead vanishes, small enough to
 # spread a large extract over workers.
 BATCH_ROWS = 200_000
+
+# Limits on the shape of a file, checked before anything big is built (issue 12: a CSV header of
+# 10^6 columns took 10.9 GB). An extract has tens of columns, SAP's widest tables a few hundred;
+# a record of stock is well under a kilobyte.
+# - MAX_COLUMNS: columns of a CSV header or a Parquet schema, distinct keys of a JSON Lines file.
+#   A wider CSV / Parquet file is not read (`unreadable_file` for each of its records); a JSON
+#   line that would take the file past it is `malformed_row`.
+# - MAX_LINE_BYTES: a longer CSV / JSON Lines line is `malformed_row` (`malformed_event` in an
+#   events file) without being held in memory; a longer CSV header makes the file unreadable.
+MAX_COLUMNS = 2_000
+MAX_LINE_BYTES = 1 << 20
 
 # DESIGN.md §5: default EDI qualifier -> crosswalk id type, overridable per source.
 EDI_QUALIFIERS = {
@@ -132,6 +161,30 @@ def _quarantine_table(frames: list[pl.DataFrame], source: str) -> pa.Table:
     return _to_arrow(q, QUARANTINE)
 
 
+def _quarantine_frame(table: pa.Table | None) -> pl.DataFrame:
+    """A quarantine table back as the frame `_quarantine_table` takes (its run_id / source dropped)."""
+    if table is None or not table.num_rows:
+        return pl.DataFrame()
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df.drop("run_id", "source")
+
+
+def _guarded(spec: SourceSpec, uri: str, locators: list[str] | pl.Series, canonicalize: Callable[[], FileResult]) -> FileResult:
+    """`canonicalize()`; should it fail in a way nobody foresaw, one `reader_error` row per
+    record of the batch (`locators`), so the run goes on and conservation still counts records."""
+    try:
+        return canonicalize()
+    except Exception as e:  # noqa: BLE001 - a bug must cost its batch, not the file or the run
+        log.warning("%s: %s: %d records quarantined as reader_error", spec.name, uri, len(locators), exc_info=True)
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        reason = f"{uri}: {type(e).__name__}: {first} (a reader bug: the batch of {len(locators)} records is quarantined)"
+        rows = pl.DataFrame({"_locator": pl.Series(list(locators), dtype=pl.String)}).select(
+            pl.lit(uri).alias("_file"), "_locator", pl.lit(None, dtype=pl.String).alias("_raw")
+        )
+        return FileResult(quarantine=_quarantine_table([quarantine_rows(rows, "reader_error", reason)], spec.name), read=len(locators))
+
+
 def _file_rejected(spec: SourceSpec, uri: str, code: str, message: str, raw: str | None = None) -> FileResult:
     row = pl.DataFrame(
         {"_file": [uri], "_locator": ["file"], "_raw": [raw]},
@@ -141,153 +194,320 @@ def _file_rejected(spec: SourceSpec, uri: str, code: str, message: str, raw: str
 
 
 def _raw_json(columns: list[str]) -> pl.Expr:
+    """A row's source columns as one JSON object (its `raw`, and its identity for `duplicate_row`)."""
+    if not columns:  # JSON lines that are all `{}`
+        return pl.lit("{}")
     return pl.struct([pl.col(c).cast(pl.String) for c in columns]).struct.json_encode()
 
 
-def _read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
-    """Read a CSV as all-string columns; rows with the wrong field count are returned apart."""
-    bad: list[tuple[int | None, str]] = []
+class _Unreadable(Exception):
+    """A file, or the rest of one, that cannot be read: each record it holds is quarantined.
+
+    Attributes:
+      reason: why, without the file name.
+      numbers: the line (or row) numbers of the records it holds, when they can be known.
+      word: "line" or "row", for the locators.
+    """
+
+    def __init__(self, reason: str, numbers: np.ndarray | None = None, word: str = "line"):
+        super().__init__(reason)
+        self.reason, self.numbers, self.word = reason, numbers, word
+
+
+def _unreadable(spec: SourceSpec, uri: str, e: _Unreadable) -> Iterator[FileResult]:
+    """`unreadable_file` rows: one per record the file holds (`read` counts them), else one."""
+    reason = f"{uri}: file unreadable: {e.reason}"
+    if e.numbers is None or not len(e.numbers):
+        yield _file_rejected(spec, uri, "unreadable_file", reason)
+        return
+    for at in range(0, len(e.numbers), BATCH_ROWS):
+        part = pl.Series("_n", e.numbers[at:at + BATCH_ROWS], dtype=pl.Int64)
+        rows = pl.DataFrame(part).select(
+            pl.lit(uri).alias("_file"), pl.format(f"{e.word} {{}}", "_n").alias("_locator"), pl.lit(None, dtype=pl.String).alias("_raw")
+        )
+        yield FileResult(quarantine=_quarantine_table([quarantine_rows(rows, "unreadable_file", reason)], spec.name), read=len(part))
+
+
+def _too_long(what: str, size: int) -> str:
+    return f"{what} is {size} bytes long; lines over {MAX_LINE_BYTES} bytes (MAX_LINE_BYTES) are not read"
+
+
+def _csv_header(data: bytes, start: int, end: int, rows: np.ndarray) -> list[str]:
+    """The column names of a CSV header line; a hostile header makes the file unreadable."""
+    if end - start > MAX_LINE_BYTES:
+        raise _Unreadable(_too_long("the header line", int(end - start)), rows)
+    if b"\x00" in data[start:end]:
+        raise _Unreadable("the header line holds NUL bytes: this is not a text file in the encoding it was read as", rows)
+    try:
+        names = next(csv.reader([data[start:end].decode("utf-8", errors="replace")]), [])
+    except csv.Error as e:
+        raise _Unreadable(f"the header line cannot be read: {e}", rows) from None
+    if len(names) > MAX_COLUMNS:
+        raise _Unreadable(f"the header has {len(names)} columns; files of more than {MAX_COLUMNS} (MAX_COLUMNS) are not read", rows)
+    return names
+
+
+def _kept_lines(data: bytes, starts: np.ndarray, ends: np.ndarray, kept: np.ndarray) -> bytes:
+    """The lines numbered `kept` (1-based, ascending), one per line: runs of them are sliced whole."""
+    if len(kept) == len(starts):
+        return data
+    cuts = np.flatnonzero(np.diff(kept) != 1) + 1
+    runs = zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(kept)]]))
+    view = memoryview(data)
+    return b"\n".join(view[starts[kept[a] - 1]:ends[kept[b - 1] - 1]] for a, b in runs)
+
+
+def _parse_csv(buf: bytes, names: list[str]) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """pyarrow's parse of all-string columns; (row number, text, why) of rows it skipped."""
+    invalid: list[tuple[int, str, str]] = []
 
     def on_invalid(row) -> str:
-        bad.append((row.number, row.text))
+        if row.number is None:  # pragma: no cover - known with use_threads=False
+            raise ValueError("pyarrow did not say which row is invalid")
+        invalid.append((row.number, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
         return "skip"
 
-    with fsspec.open(uri, "rb") as f:
-        data = f.read()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    first_line = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
-    names = next(iter(csv.reader([first_line])), [])
     table = pacsv.read_csv(
-        pa.py_buffer(data),
+        pa.py_buffer(buf),
         read_options=pacsv.ReadOptions(use_threads=False, block_size=16 << 20),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
+            column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False,
         ),
     )
+    return table, invalid
+
+
+def _read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int, str | None, str]]]:
+    """Read a CSV as all-string columns with `_line`; (line, raw, why) of the rows left out.
+
+    The text is decoded by `textio.to_utf8`. Lines are found first (`textio.line_bounds`): a
+    line over MAX_LINE_BYTES is left out before parsing, a hostile header makes the file
+    `_Unreadable` (naming the lines it holds), and pyarrow's row numbers map back to lines.
+    """
+    with fsspec.open(uri, "rb") as f:
+        data, _ = to_utf8(f.read())
+    starts, ends = line_bounds(data)
+    numbers = np.flatnonzero(ends > starts) + 1  # pyarrow skips blank lines
+    if not len(numbers):
+        return pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)}), []
+    rows = numbers[1:]
+    names = _csv_header(data, starts[numbers[0] - 1], ends[numbers[0] - 1], rows)
+    size = ends[rows - 1] - starts[rows - 1]
+    long = size > MAX_LINE_BYTES
+    bad: list[tuple[int, str | None, str]] = [
+        (int(n), cut_raw(data[starts[n - 1]:starts[n - 1] + RAW_MAX_BYTES], int(k)), _too_long(f"line {n}", int(k)))
+        for n, k in zip(rows[long], size[long])
+    ]
+    kept = np.concatenate([numbers[:1], rows[~long]])
+    if len(kept) == 1:  # a header alone (pyarrow refuses one without a line break)
+        df = pl.DataFrame({n: pl.Series([], dtype=pl.String) for n in dict.fromkeys(names)})
+        return df.with_columns(pl.Series("_line", [], dtype=pl.Int64)), bad
+    try:
+        table, invalid = _parse_csv(_kept_lines(data, starts, ends, kept), names)
+    except (pa.ArrowException, ValueError) as e:
+        raise _Unreadable(f"cannot read as CSV: {e}", rows) from None
+    bad += [(int(kept[r - 1]), text, f"line {kept[r - 1]}: {why}") for r, text, why in invalid]
+    good = np.delete(kept, [0] + [r - 1 for r, _, _ in invalid])
+    if len(good) != table.num_rows:  # pragma: no cover - a disagreement on what a line is
+        raise _Unreadable(f"{table.num_rows} rows parsed from {len(good)} lines", rows)
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
-    # Physical line numbers: data starts on line 2; skipped rows take their own numbers.
-    bad_lines = np.array(sorted(n for n, _ in bad if n is not None), dtype=np.int64)
-    candidates = np.arange(2, 2 + df.height + len(bad), dtype=np.int64)
-    lines = np.setdiff1d(candidates, bad_lines, assume_unique=True)[: df.height]
-    df = df.with_columns(pl.Series("_line", lines, dtype=pl.Int64))
-    return df, bad
+    return df.with_columns(pl.Series("_line", good, dtype=pl.Int64)), sorted(bad, key=lambda b: b[0])
 
 
-def _read_jsonl_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int | None, str]]]:
-    rows, lines, bad = [], [], []
-    with fsspec.open(uri, "rt", encoding="utf-8-sig", errors="replace") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
+def _json_object(text: str) -> tuple[dict | None, str | None]:
+    """(object, None) for a line that is one JSON object, else (None, why it is not)."""
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except ValueError as e:
+        return None, f"not valid JSON: {e}"
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    return obj, None
+
+
+def _read_jsonl_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int, str | None, str]]]:
+    """Read JSON Lines objects as string columns with `_line`; (line, raw, why) of the lines left out."""
+    with fsspec.open(uri, "rb") as f:
+        data, _ = to_utf8(f.read())
+    rows, lines, bad, keys = [], [], [], set()
+    overlong: list[tuple[int, int]] = []
+    for numbers, texts in iter_line_chunks(io.BytesIO(data), max_line_bytes=MAX_LINE_BYTES, overlong=overlong):
+        for n, text in zip(numbers.to_list(), texts.to_list()):
+            obj, why = _json_object(text)
+            new = obj.keys() - keys if obj is not None else set()
+            if new and len(keys) + len(new) > MAX_COLUMNS:
+                obj, why = None, f"its keys would take the file past {MAX_COLUMNS} distinct keys (MAX_COLUMNS)"
+            if obj is None:
+                bad.append((n, text, f"line {n}: {why}"))
                 continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                bad.append((n, line.rstrip("\n")))
-                continue
-            if not isinstance(obj, dict):
-                bad.append((n, line.rstrip("\n")))
-                continue
+            keys |= new
             rows.append({k: None if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in obj.items()})
             lines.append(n)
+    bad += [(n, None, _too_long(f"line {n}", size)) for n, size in overlong]
     df = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
     df = df.with_columns(pl.Series("_line", lines, dtype=pl.Int64)) if rows else pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})
-    return df, bad
+    return df, sorted(bad, key=lambda b: b[0])
 
 
-def _iter_parquet_frames(uri: str) -> Iterator[pl.DataFrame]:
+def _iter_parquet_frames(uri: str) -> Iterator[pl.DataFrame | _Unreadable]:
+    """Batches of a Parquet file with `_line` (the row number), a row group at a time.
+
+    A row group that cannot be decoded comes out as an `_Unreadable` naming its rows, and the
+    next one is read; a file whose footer cannot be read, or wider than MAX_COLUMNS, raises.
+    """
     with fsspec.open(uri, "rb") as f:
-        pf = pq.ParquetFile(f)
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowException, ValueError) as e:
+            raise _Unreadable(f"not a readable Parquet file: {e}") from None
+        meta = pf.metadata
+        if meta.num_columns > MAX_COLUMNS:
+            raise _Unreadable(f"the file has {meta.num_columns} columns; files of more than {MAX_COLUMNS} (MAX_COLUMNS) are not read",
+                              np.arange(1, meta.num_rows + 1), "row")
         offset = 0
-        for batch in pf.iter_batches(batch_size=BATCH_ROWS):
-            df = pl.from_arrow(batch)
-            assert isinstance(df, pl.DataFrame)
-            df = df.with_columns(pl.int_range(offset + 1, offset + 1 + df.height, dtype=pl.Int64).alias("_line"))
-            offset += df.height
-            yield df
+        for group in range(meta.num_row_groups):
+            size = meta.row_group(group).num_rows
+            frames = []
+            try:
+                for batch in pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[group]):
+                    frames.append(pl.from_arrow(batch))
+            except (OSError, pa.ArrowException, ValueError) as e:
+                yield _Unreadable(f"row group {group + 1} (rows {offset + 1}-{offset + size}) cannot be decoded: {e}",
+                                  np.arange(offset + 1, offset + size + 1), "row")
+                frames = []
+            at = offset
+            for df in frames:
+                assert isinstance(df, pl.DataFrame)
+                yield df.with_columns(pl.int_range(at + 1, at + 1 + df.height, dtype=pl.Int64).alias("_line"))
+                at += df.height
+            offset += size
+
+
+def _frames(uri: str, fmt: str | None) -> tuple[Iterator[pl.DataFrame | _Unreadable], list[tuple[int, str | None, str]], str]:
+    """(batches, rows left out, locator word) of a positions file; raises `_Unreadable`."""
+    try:
+        if fmt == "csv":
+            df, bad = _read_csv_frame(uri)
+            return iter([df]), bad, "line"
+        if fmt == "jsonl":
+            df, bad = _read_jsonl_frame(uri)
+            return iter([df]), bad, "line"
+        if fmt == "parquet":
+            frames = _iter_parquet_frames(uri)
+            first = next(frames, None)
+            return itertools.chain([] if first is None else [first], frames), [], "row"
+    except OSError as e:
+        raise _Unreadable(f"cannot open: {e}") from None
+    raise ValueError(f"unsupported format {fmt!r}")  # pragma: no cover - config validation rejects it
+
+
+def _parquet_names(uri: str) -> set[str]:
+    with fsspec.open(uri, "rb") as f:
+        return set(pq.read_schema(f).names)
+
+
+def _malformed(spec: SourceSpec, uri: str, bad: list[tuple[int, str | None, str]]) -> FileResult:
+    q = pl.DataFrame(
+        {"_file": [uri] * len(bad), "_locator": [f"line {n}" for n, _, _ in bad], "_raw": [t for _, t, _ in bad], "_reason": [w for _, _, w in bad]},
+        schema={"_file": pl.String, "_locator": pl.String, "_raw": pl.String, "_reason": pl.String},
+    )
+    return FileResult(quarantine=_quarantine_table([quarantine_rows(q, "malformed_row", pl.col("_reason"))], spec.name), read=len(bad))
 
 
 def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[FileResult]:
     """Read one positions / availability file through its column mapping.
 
-    Yields one `FileResult` per batch. Rejections: `malformed_row` (wrong field count or not a
-    JSON object), `missing_column` (the mapping names a column the file lacks: every row),
-    `bad_quantity`, `bad_timestamp`, plus the canonical codes of `transforms.canonical`.
+    Yields one `FileResult` per batch. Rejections: `malformed_row` (wrong field count, not a
+    JSON object, a line over MAX_LINE_BYTES), `missing_column` (the mapping names a column the
+    file lacks: every row), `bad_quantity`, `bad_timestamp`, plus the canonical codes of
+    `transforms.canonical`. A file that cannot be read (opened, parsed; a header or schema over
+    MAX_COLUMNS; a Parquet file cut short) gives one `unreadable_file` row per record it holds,
+    where that can be known (its non-blank lines but the header, its rows), else one.
     """
     try:
-        if spec.format == "csv":
-            df, bad = _read_csv_frame(uri)
-            frames: Iterator[pl.DataFrame] = iter([df])
-            locator_word = "line"
-        elif spec.format == "jsonl":
-            df, bad = _read_jsonl_frame(uri)
-            frames = iter([df])
-            locator_word = "line"
-        elif spec.format == "parquet":
-            bad = []
-            frames = _iter_parquet_frames(uri)
-            locator_word = "row"
-        else:  # pragma: no cover - config validation rejects other formats
-            raise ValueError(f"unsupported format {spec.format!r}")
+        frames, bad, word = _frames(uri, spec.format)
         first = next(frames, None)
-    except (OSError, pa.ArrowException, UnicodeDecodeError, ValueError) as e:
-        yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: cannot read as {spec.format}: {e}")
+    except _Unreadable as e:
+        yield from _unreadable(spec, uri, e)
         return
     if bad:
-        q = pl.DataFrame(
-            {"_file": [uri] * len(bad), "_locator": [f"line {n}" if n else "line ?" for n, _ in bad], "_raw": [t for _, t in bad]},
-            schema={"_file": pl.String, "_locator": pl.String, "_raw": pl.String},
-        )
-        yield FileResult(
-            quarantine=_quarantine_table([quarantine_rows(q, "malformed_row", "row has the wrong number of fields or is not a JSON object")], spec.name),
-            read=len(bad),
-        )
+        yield _malformed(spec, uri, bad)
     if first is None:
         return
     columns = dict(spec.columns)
-    present = set(first.columns)
+    present = set(first.columns) if isinstance(first, pl.DataFrame) else _parquet_names(uri)
     missing = [c for c in columns if c not in present]
-
-    def batches() -> Iterator[pl.DataFrame]:
-        yield first
-        try:
-            yield from frames
-        except (OSError, pa.ArrowException) as e:  # a truncated file after some good row groups
-            raise _Truncated(str(e)) from None
-
-    try:
-        for df in batches():
-            if df.height == 0:
-                continue
-            src_cols = [c for c in df.columns if c != "_line"]
-            df = df.with_columns(
-                pl.lit(uri).alias("_file"),
-                pl.format(f"{locator_word} {{}}", pl.col("_line")).alias("_locator"),
-                _raw_json(src_cols).alias("_raw"),
-            )
-            if missing:
-                reason = f"{uri}: mapped column(s) {', '.join(missing)} missing from the file"
-                yield FileResult(quarantine=_quarantine_table([quarantine_rows(df, "missing_column", reason)], spec.name), read=df.height)
-                continue
-            yield _canonical_positions(df, spec, crosswalks, columns)
-    except _Truncated as e:
-        yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: file is truncated or corrupt after some rows: {e}")
+    if missing and isinstance(first, pl.DataFrame) and not first.height and first.width > 1:
+        # no record to reject, but the header (schema) is wrong: the file itself is
+        reason = f"{uri}: mapped column(s) {', '.join(missing)} missing from the file"
+        yield _file_rejected(spec, uri, "missing_column", reason)
+        return
+    repeats = _Repeats(word)
+    for df in itertools.chain([first], frames):
+        if isinstance(df, _Unreadable):
+            yield from _unreadable(spec, uri, df)
+        elif df.height:
+            locators = df.select(pl.format(f"{word} {{}}", "_line")).to_series()
+            yield _guarded(spec, uri, locators, lambda: _canonical_batch(df, uri, spec, crosswalks, columns, missing=missing, repeats=repeats))
 
 
-class _Truncated(Exception):
-    pass
+@dataclasses.dataclass
+class _Repeats:
+    """The rows of a file seen so far, to find exact repeats (`duplicate_row`) across its batches.
+
+    Rows are compared by a 128-bit hash of their `_raw` (every source column; two different
+    rows share one with odds of 2^-128); earlier batches are remembered by those hashes and
+    the first row's number, 24 bytes a row.
+    """
+
+    word: str
+    seen: pl.DataFrame = dataclasses.field(
+        default_factory=lambda: pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64, "_first": pl.Int64})
+    )
+
+    def reject(self, df: pl.DataFrame, rejected: list[pl.DataFrame]) -> pl.DataFrame:
+        """`df` less the rows that repeat an earlier one in every column (quarantined)."""
+        df = df.with_columns(pl.col("_raw").hash(seed=1).alias("_h1"), pl.col("_raw").hash(seed=2).alias("_h2"))
+        df = df.join(self.seen, on=["_h1", "_h2"], how="left", maintain_order="left").with_columns(
+            pl.coalesce("_first", pl.col("_line").min().over("_h1", "_h2")).alias("_first")
+        )
+        reason = pl.format(f"{self.word} {{}} repeats {self.word} {{}} in every column; counted once", pl.col("_line"), pl.col("_first"))
+        df = reject(df, pl.col("_line") != pl.col("_first"), "duplicate_row", reason, rejected)
+        self.seen = pl.concat([self.seen, df.select("_h1", "_h2", "_first")])
+        return df.drop("_h1", "_h2", "_first")
+
+
+def _canonical_batch(df: pl.DataFrame, uri: str, spec: SourceSpec, crosswalks: Crosswalks, columns: dict[str, str], *, missing: list[str], repeats: _Repeats) -> FileResult:
+    """One batch of source rows (with `_line`) to canonical positions, or `missing_column` rows."""
+    src_cols = [c for c in df.columns if c != "_line"]
+    df = df.with_columns(
+        pl.lit(uri).alias("_file"),
+        pl.format(f"{repeats.word} {{}}", pl.col("_line")).alias("_locator"),
+        _raw_json(src_cols).alias("_raw"),
+    )
+    if missing:
+        reason = f"{uri}: mapped column(s) {', '.join(missing)} missing from the file"
+        return FileResult(quarantine=_quarantine_table([quarantine_rows(df, "missing_column", reason)], spec.name), read=df.height)
+    read, rejected = df.height, []
+    df = repeats.reject(df, rejected)
+    result = _canonical_positions(df, spec, crosswalks, columns)
+    result.read = read
+    result.quarantine = _quarantine_table([*rejected, _quarantine_frame(result.quarantine)], spec.name)
+    return result
 
 
 def _reject_quantities(df: pl.DataFrame, fields: list[tuple[str, str, bool]], *, unit: str | None, rejected: list[pl.DataFrame]) -> pl.DataFrame:
-    """Quarantine (`bad_quantity`) the rows whose quantities are not whole eaches; add `_e_<name>`.
+    """Quarantine (`bad_quantity`) the rows whose quantities are not whole eaches; add their eaches.
 
     Args:
       df: rows with each field's text and, when `unit` is given, `units_per_uom`.
       fields: (column of the text, field name for messages, required) per quantity; an
-        optional field may be null or empty.
+        optional field may be null or empty. Column `c_on_hand`'s eaches go to `_e_on_hand`,
+        `_qty_raw`'s to `_e_qty_raw`.
       unit: the column of the unit code. None before units are known: then only what is no
         number at all, or beyond `MAX_EACHES` as written, is rejected (factor 1), so a row with
         several faults keeps the code it had; with a unit, the figure in eaches must be whole.
@@ -304,7 +524,7 @@ def _reject_quantities(df: pl.DataFrame, fields: list[tuple[str, str, bool]], *,
             bad = bad & problem.is_in([NOT_A_NUMBER, OUT_OF_RANGE])
         shown = pl.when(present).then(text if unit is None else pl.format("{} {}", text, pl.col(unit))).otherwise(pl.lit("(empty)"))
         df = reject(df, bad, "bad_quantity", pl.format("field {}: {} {}", pl.lit(name), shown, problem), rejected)
-        df = df.with_columns(pl.col("_e").struct.field("eaches").alias(f"_e_{name}")).drop("_e")
+        df = df.with_columns(pl.col("_e").struct.field("eaches").alias("_e_" + col.lstrip("_").removeprefix("c_"))).drop("_e")
     return df
 
 
@@ -339,10 +559,16 @@ def _reject_negative(df: pl.DataFrame, col: str, name: str, *, signed: pl.Expr, 
     return reject(df, negative, "bad_quantity", reason, rejected)
 
 
-def _position_quantities(spec: SourceSpec) -> list[tuple[str, str, bool]]:
+def _field(columns: dict[str, str], field: str) -> str:
+    """A canonical field as messages name it: its source column, e.g. `LABST (on_hand)`."""
+    src = next((s for s, d in columns.items() if d == field), None)
+    return field if src is None or src == field else f"{src} ({field})"
+
+
+def _position_quantities(spec: SourceSpec, columns: dict[str, str]) -> list[tuple[str, str, bool]]:
     """The quantity fields of a positions / availability row: its own quantity is required."""
     main = "available" if spec.kind == "availability" else "on_hand"
-    return [(f"c_{name}", name, name == main) for name in ("on_hand", "reserved", "available")]
+    return [(f"c_{name}", _field(columns, name), name == main) for name in ("on_hand", "reserved", "available")]
 
 
 def _position_columns(df: pl.DataFrame, spec: SourceSpec, columns: dict[str, str]) -> pl.DataFrame:
@@ -364,15 +590,16 @@ def _canonical_positions(df: pl.DataFrame, spec: SourceSpec, crosswalks: Crosswa
     """Map one batch of renamed source rows to canonical positions (DESIGN.md §5)."""
     read = df.height
     rejected: list[pl.DataFrame] = []
-    quantities = _position_quantities(spec)
+    quantities = _position_quantities(spec, columns)
     df = _reject_quantities(_position_columns(df, spec, columns), quantities, unit=None, rejected=rejected)
-    df = _reject_timestamps(df, "as_of", "c_as_of", "as_of", rejected=rejected)
+    df = _reject_timestamps(df, "as_of", "c_as_of", _field(columns, "as_of"), rejected=rejected)
     df = df.with_columns(pl.lit(spec.sku_id_type).alias("_id_type"), pl.lit(spec.location_system or spec.system).alias("_loc_system"))
-    df, rej = map_skus(df, crosswalks, id_col="c_sku", type_col="_id_type")
+    df, rej = map_skus(df, crosswalks, id_col="c_sku", type_col="_id_type", label=_field(columns, "sku"))
     rejected += rej
-    df, rej = map_locations(df, crosswalks, col="c_location", system_col="_loc_system", out="location")
+    loc = _field(columns, "location")
+    df, rej = map_locations(df, crosswalks, col="c_location", system_col="_loc_system", out="location", label=loc)
     rejected += rej
-    df = reject(df, pl.col("location").is_null(), "missing_field", "field location: location is empty", rejected)
+    df = reject(df, pl.col("location").is_null(), "missing_field", f"field {loc}: location is empty", rejected)
     df = df.with_columns(pl.col("c_uom_source").cast(pl.String).fill_null("EA").alias("uom_source"))
     df, rej = apply_uom(df, crosswalks, uom_col="uom_source")
     rejected += rej
@@ -408,12 +635,9 @@ def parse_event(text: str, *, locator: str) -> tuple[dict | None, tuple[str, str
         >>> fields["item_id"], err
         ('A', None)
     """
-    try:
-        ev = json.loads(text)
-    except ValueError as e:
-        return None, ("malformed_event", f"{locator}: not valid JSON: {e}")
-    if not isinstance(ev, dict):
-        return None, ("malformed_event", f"{locator}: an event must be a JSON object")
+    ev, why = _json_object(text)
+    if ev is None:
+        return None, ("malformed_event", f"{locator}: {why if why != 'not a JSON object' else 'an event must be a JSON object'}")
     missing = [k for k in _EVENT_FIELDS if ev.get(k) in (None, "")]
     item = ev.get("item")
     if not isinstance(item, dict) or item.get("id") in (None, ""):
@@ -462,7 +686,10 @@ _WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 LINE_BLOCK_BYTES = 1 << 23
 
 
-def iter_line_chunks(f, *, chunk: int = EVENT_CHUNK, block_bytes: int = LINE_BLOCK_BYTES) -> Iterator[tuple[pl.Series, pl.Series]]:
+def iter_line_chunks(
+    f, *, chunk: int = EVENT_CHUNK, block_bytes: int = LINE_BLOCK_BYTES,
+    max_line_bytes: int | None = None, overlong: list[tuple[int, int]] | None = None,
+) -> Iterator[tuple[pl.Series, pl.Series]]:
     """(line numbers, stripped texts) of the non-blank lines of a binary JSON Lines file.
 
     At most `chunk` lines at a time, each pair two polars Series (Int64, String). A line ends
@@ -470,36 +697,22 @@ def iter_line_chunks(f, *, chunk: int = EVENT_CHUNK, block_bytes: int = LINE_BLO
     byte order mark; undecodable bytes are replaced, so a line is never lost. The lines are cut
     a block of bytes at a time, never one Python string per line.
 
+    With `max_line_bytes`, a longer line is left out and its (number, size in bytes) appended
+    to `overlong`; then memory holds at most a block and that many bytes, however long a line.
+
     Example:
         >>> import io
         >>> [(n.to_list(), t.to_list()) for n, t in iter_line_chunks(io.BytesIO(b'\xef\xbb\xbf{"a": 1}\r\n\n {"b": 2}'))]
         [([1, 3], ['{"a": 1}', '{"b": 2}'])]
     """
+    lines_of = _LineCutter(max_line_bytes, overlong if overlong is not None else [])
     numbers: list[pl.Series] = []
     texts: list[pl.Series] = []
     held = 0
-    line_no = 0
-    rest = b""
-    while True:
-        block = f.read(block_bytes)
-        if block:
-            data = rest + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
-                continue
-            data, rest = data[:cut], data[cut + 1:]
-        elif rest:
-            data, rest = rest, b""
-        else:
-            break
-        lines = pl.Series("t", [data.decode("utf-8", errors="replace")], dtype=pl.String).str.split("\n").explode().str.strip_chars(_WHITESPACE)
-        if line_no == 0 and lines[0].startswith("\ufeff"):
-            lines = lines.scatter(0, lines[0].lstrip("\ufeff"))
+    for first, lines in lines_of.blocks(f, block_bytes):
         keep = lines != ""
-        numbers.append(pl.int_range(line_no + 1, line_no + 1 + len(lines), dtype=pl.Int64, eager=True).filter(keep))
+        numbers.append(pl.int_range(first, first + len(lines), dtype=pl.Int64, eager=True).filter(keep))
         texts.append(lines.filter(keep))
-        line_no += len(lines)
         held += len(texts[-1])
         if held >= chunk:
             n, t = pl.concat(numbers), pl.concat(texts)
@@ -509,6 +722,68 @@ def iter_line_chunks(f, *, chunk: int = EVENT_CHUNK, block_bytes: int = LINE_BLO
             numbers, texts, held = [n.slice(done)], [t.slice(done)], held - done
     if held:
         yield pl.concat(numbers), pl.concat(texts)
+
+
+@dataclasses.dataclass
+class _LineCutter:
+    """Cuts a binary file into lines a block at a time, leaving out (and noting) overlong ones."""
+
+    max_line_bytes: int | None
+    overlong: list[tuple[int, int]]
+    line_no: int = 0  # lines handed out or noted so far
+    skipped: int = -1  # bytes of the overlong line being skipped (-1: not inside one)
+
+    def blocks(self, f, block_bytes: int) -> Iterator[tuple[int, pl.Series]]:
+        """(number of the first line, the lines' stripped texts, "" for blank or overlong ones)."""
+        rest = b""
+        while True:
+            block = self._skip(f.read(block_bytes))
+            if block is None:
+                continue
+            if block:
+                data = rest + block
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    rest = data
+                    if self.max_line_bytes is not None and len(rest) > self.max_line_bytes:
+                        self.skipped, rest = len(rest), b""
+                    continue
+                data, rest = data[:cut], data[cut + 1:]
+            elif rest:
+                data, rest = rest, b""
+            else:
+                return
+            yield self.line_no + 1, self._lines(data)
+
+    def _skip(self, block: bytes) -> bytes | None:
+        """The block past the end of the overlong line being skipped (None: all of it skipped)."""
+        if self.skipped < 0:
+            return block
+        nl = block.find(b"\n")
+        if block and nl < 0:
+            self.skipped += len(block)
+            return None
+        self.line_no += 1
+        self.overlong.append((self.line_no, self.skipped + (nl if block else 0)))
+        self.skipped = -1
+        if not block:
+            return b""  # the end of the file ended the line
+        return block[nl + 1:] or None
+
+    def _lines(self, data: bytes) -> pl.Series:
+        lines = pl.Series("t", [data.decode("utf-8", errors="replace")], dtype=pl.String).str.split("\n").explode()
+        if self.max_line_bytes is not None:  # sizes as written (bytes before the \n), not as decoded
+            breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+            size = np.diff(np.concatenate([[-1], breaks, [len(data)]])) - 1
+            long = np.flatnonzero(size > self.max_line_bytes)
+            if len(long):
+                self.overlong.extend((self.line_no + 1 + int(i), int(size[i])) for i in long)
+                lines = lines.scatter(long, pl.Series([""] * len(long), dtype=pl.String))
+        lines = lines.str.strip_chars(_WHITESPACE)
+        if self.line_no == 0 and lines[0].startswith("\ufeff"):
+            lines = lines.scatter(0, lines[0].lstrip("\ufeff"))
+        self.line_no += len(lines)
+        return lines
 
 
 def _joined_lines(texts: pl.Series) -> memoryview:
@@ -645,35 +920,44 @@ def decode_event_texts(texts: pl.Series, locator: Callable[[int], str]) -> tuple
 def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[FileResult]:
     """Read one JSON Lines file of stock events into canonical movements (not yet de-duplicated).
 
-    Rejections: `malformed_event` (not JSON / not an object), `missing_field`,
+    The file is decoded by its BOM (UTF-16 / UTF-32), else as UTF-8 (bad bytes replaced).
+    Rejections: `malformed_event` (not JSON / not an object / over MAX_LINE_BYTES), `missing_field`,
     `unknown_event_type`, `bad_quantity`, `bad_timestamp`, and the canonical id codes.
     """
     try:
         f = fsspec.open(uri, "rb").open()
     except OSError as e:
-        yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: cannot open: {e}")
+        yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: file unreadable: cannot open: {e}")
         return
     good: list[pl.DataFrame] = []
-    bad: list[tuple[int, str, str, str]] = []
+    bad: list[tuple[int, str | None, str, str]] = []
+    overlong: list[tuple[int, int]] = []
     pending = 0
     with f:
-        for numbers, texts in iter_line_chunks(f, chunk=EVENT_CHUNK):
+        for numbers, texts in iter_line_chunks(utf8_stream(f), chunk=EVENT_CHUNK, max_line_bytes=MAX_LINE_BYTES, overlong=overlong):
             events, rejected = decode_event_texts(texts, LineLocator(numbers))
             bad.extend((numbers[i], texts[i], code, reason) for i, code, reason in rejected)
             if events.height:
                 good.append(events.drop("_pos"))
                 pending += events.height
             if pending >= BATCH_ROWS:
-                yield canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
+                yield _events_batch(good, uri, spec, crosswalks)
                 good, pending = [], 0
+    bad.extend((n, None, "malformed_event", _too_long(f"line {n}", size)) for n, size in overlong)
     if bad:
         q = pl.DataFrame(
             {"_file": [uri] * len(bad), "_locator": [f"line {b[0]}" for b in bad], "_raw": [b[1] for b in bad], "_code": [b[2] for b in bad], "_reason": [b[3] for b in bad]},
+            schema={"_file": pl.String, "_locator": pl.String, "_raw": pl.String, "_code": pl.String, "_reason": pl.String},
         )
         frames = [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in q.group_by("_code", maintain_order=True)]
         yield FileResult(quarantine=_quarantine_table(frames, spec.name), read=len(bad))
     if good:
-        yield canonical_events_frame(pl.concat(good, how="diagonal_relaxed"), uri=uri, spec=spec, crosswalks=crosswalks)
+        yield _events_batch(good, uri, spec, crosswalks)
+
+
+def _events_batch(frames: list[pl.DataFrame], uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
+    df = pl.concat(frames, how="diagonal_relaxed")
+    return _guarded(spec, uri, df["_locator"], lambda: canonical_events_frame(df, uri=uri, spec=spec, crosswalks=crosswalks))
 
 
 def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> FileResult:
@@ -684,6 +968,12 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
     df = df.select(list(_EVENT_COLUMNS)).rename({"qty": "_qty_raw"}).with_columns(pl.lit(uri).alias("_file"))
     read = df.height
     rejected: list[pl.DataFrame] = []
+    required = {"event_id": "event_id", "event_type": "event_type", "occurred_at": "occurred_at", "location": "location",
+                "_qty_raw": "qty", "item_id": "item.id"}
+    empty = pl.concat_list([pl.when(pl.col(c).is_null() | (pl.col(c) == "")).then(pl.lit(name)) for c, name in required.items()])
+    df = df.with_columns(empty.list.drop_nulls().alias("_missing"))
+    reason = pl.format("field {} missing or empty", pl.col("_missing").list.join(", "))
+    df = reject(df, pl.col("_missing").list.len() > 0, "missing_field", reason, rejected).drop("_missing")
     df = df.with_columns(
         parse_timestamps(pl.col("occurred_at"), timezone=spec.timezone).alias("_ts"),
         pl.col("system").fill_null(spec.system or "").alias("system"),
@@ -703,7 +993,7 @@ def canonical_events_frame(df: pl.DataFrame, *, uri: str, spec: SourceSpec, cros
     df, rej = apply_uom(df, crosswalks, uom_col="uom")
     rejected += rej
     df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit="uom", rejected=rejected)
-    eaches = pl.col("_e_qty")
+    eaches = pl.col("_e_qty_raw")
     sign = pl.col("event_type").replace_strict(EVENT_SIGN, default=0, return_dtype=pl.Int64)
     rsign = pl.col("event_type").replace_strict(RESERVED_SIGN, default=0, return_dtype=pl.Int64)
     df = df.with_columns(
@@ -724,6 +1014,33 @@ def _locator(rec: dict) -> str:
     if ids:
         parts.append("(" + " / ".join(ids).replace("INT", "ISA").replace("GRO", "GS") + ")")
     return " ".join(parts)
+
+
+# EDI records canonicalized at a time by `read_edi`.
+EDI_BATCH_RECORDS = 50_000
+
+
+def read_edi(uri: str, spec: SourceSpec, crosswalks: Crosswalks, *, acks=None) -> Iterator[FileResult]:
+    """Read one EDI file into canonical records, streaming (`canonical_from_edi` per batch).
+
+    The file is read in blocks (`transforms.edi.parse_edi_stream`) and its records are
+    canonicalized EDI_BATCH_RECORDS at a time, so memory per file is one transaction (at most
+    MAX_SEGMENTS_PER_TRANSACTION segments) and one batch, whatever the file's size.
+
+    Args:
+      acks: an `transforms.edi.AckCollector` to fill with the file's 997s in the same pass.
+    """
+    from invrecon.transforms.edi import parse_edi_stream
+
+    try:
+        f = fsspec.open(uri, "rb").open()
+    except OSError as e:
+        yield _file_rejected(spec, uri, "unreadable_file", f"{uri}: file unreadable: cannot open: {e}")
+        return
+    with f:
+        records = parse_edi_stream(f, file=uri, qualifiers=dict(spec.qualifiers) or None, acks=acks)
+        while batch := list(itertools.islice(records, EDI_BATCH_RECORDS)):
+            yield _guarded(spec, uri, [_locator(r) for r in batch], lambda: canonical_from_edi(batch, uri, spec, crosswalks))
 
 
 def _edi_errors(errors: list[dict], uri: str) -> list[pl.DataFrame]:
@@ -821,7 +1138,7 @@ def canonical_from_edi(records: list[dict], uri: str, spec: SourceSpec, crosswal
         df = reject(df, pl.col("_expected").is_not_null() & expected.is_not_null(), "bad_timestamp", expected, rejected)
         df, rej = apply_uom(df, crosswalks, uom_col="uom")
         rejected += rej
-        df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit="uom", rejected=rejected).rename({"_e_qty": "_eaches"})
+        df = _reject_quantities(df, [("_qty_raw", "qty", True)], unit="uom", rejected=rejected).rename({"_e_qty_raw": "_eaches"})
         lineage = [pl.lit(spec.name).alias("source"), pl.col("_file").alias("file"), pl.col("_locator").alias("locator")]
         result.positions = _edi_positions(df.filter(pl.col("_kind") == "position"), spec, crosswalks, lineage, rejected)
         result.in_transit = _edi_in_transit(df.filter(pl.col("_kind") == "in_transit"), crosswalks, lineage, rejected)

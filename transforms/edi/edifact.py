@@ -24,9 +24,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
+from invrecon.transforms.edi import values
 from invrecon.transforms.edi.errors import Problem
 from invrecon.transforms.edi.records import error_dict
 from invrecon.transforms.edi.values import LAYOUT_WHITESPACE, same_control
+from invrecon.transforms.edi.x12 import too_large
 
 __all__ = [
     "DEFAULT_DELIMITERS",
@@ -77,6 +79,17 @@ class Message:
     body: list[list[list[str]]]
     delimiters: EdifactDelimiters
     problems: list[Problem] = dataclasses.field(default_factory=list)
+    # Segments counted but not kept once the body passed MAX_SEGMENTS_PER_TRANSACTION.
+    dropped: int = 0
+
+    def add(self, seg: list[list[str]]) -> None:
+        """Take a body segment; past the limit, count it (and drop what was kept)."""
+        if self.dropped:
+            self.dropped += 1
+            return
+        self.body.append(seg)
+        if len(self.body) > values.MAX_SEGMENTS_PER_TRANSACTION:
+            self.dropped, self.body = len(self.body), []
 
 
 @dataclasses.dataclass(slots=True)
@@ -316,7 +329,10 @@ class _Walker:
                 yield self.err("missing_header", f"UNT at segment {pos} has no UNH", pos)
                 return
             problems = list(m.problems)
-            count = len(m.body) + 2
+            count = len(m.body) + m.dropped + 2
+            if m.dropped:
+                problems.append(self.err("transaction_too_large", too_large(f"UNH {m.control['transaction']!r}", m.start, count),
+                                         m.start, m.control))
             n, ref = component(seg, 1), component(seg, 2)
             if not (n.strip().isdecimal() and int(n) == count):
                 problems.append(self.err("count_mismatch", f"UNT01 is {n!r} but message {ref!r} "
@@ -356,7 +372,7 @@ class _Walker:
                                f"{component(self.unb, 5)!r}", pos)
             self.unb = None
         elif self.msg is not None:
-            self.msg.body.append(seg)
+            self.msg.add(seg)
         else:
             yield self.err("unexpected_segment", f"{tag} at segment {pos} is outside a message "
                            "(UNH ... UNT)", pos)
@@ -381,7 +397,7 @@ def walk(batches: Iterable[object]) -> Iterator[Message | RejectedMessage | Prob
             if tag[:2] == "UN" and tag in ("UNB", "UNG", "UNH", "UNT", "UNE", "UNZ"):
                 yield from w.on_segment(seg)
             elif w.msg is not None:
-                w.msg.body.append(seg)
+                w.msg.add(seg)
             else:
                 yield from w.on_segment(seg)
         if isinstance(item, list) and item and item[-1][0][0] == "UNZ":

@@ -34,6 +34,7 @@ CODES: dict[str, str] = {
     "bad_uom": "a unit of measure code is malformed",
     "bad_date": "a date or time is malformed",
     "missing_item_id": "a line has a quantity but no item identifier",
+    "transaction_too_large": "a transaction or message has more segments than MAX_SEGMENTS_PER_TRANSACTION",
 }
 
 

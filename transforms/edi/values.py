@@ -21,6 +21,7 @@ from invrecon.transforms.edi.errors import EdiError
 
 __all__ = [
     "LAYOUT_WHITESPACE",
+    "MAX_SEGMENTS_PER_TRANSACTION",
     "DEFAULT_QUALIFIERS",
     "ID_TYPE_PREFERENCE",
     "choose_item_id",
@@ -62,6 +63,12 @@ _CIVIL_ZONES: dict[str, tuple[str, int]] = {
 # Whitespace that is layout, not data: around segments (line breaks, indentation) and before an
 # interchange header. Not \x1c-\x1f, which can be delimiters; a tokenizer takes its delimiters out.
 LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
+# The most segments one transaction (ST ... SE) or message (UNH ... UNT) may hold. A DC's
+# whole 846 is tens of thousands of lines (two to four segments each); a partner with more
+# splits the report over several transactions, as X12 and EDIFACT allow. A larger one is
+# refused as `transaction_too_large` (its segments are counted, not kept), so one hostile
+# transaction cannot hold the parser's memory (600k segments took 1.2 GB).
+MAX_SEGMENTS_PER_TRANSACTION = 200_000
 _NUMBER_EXTRA = frozenset("+-.,")
 
 

@@ -27,6 +27,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from itertools import repeat
 
+from invrecon.transforms.edi import values
 from invrecon.transforms.edi.errors import EdiError, Problem
 from invrecon.transforms.edi.values import LAYOUT_WHITESPACE, same_control
 
@@ -133,7 +134,8 @@ class Transaction:
     group: Group | None
     delimiters: X12Delimiters | None
     problems: list[Problem] = dataclasses.field(default_factory=list)
-
+    # Segments counted but not kept once the body passed MAX_SEGMENTS_PER_TRANSACTION.
+    dropped: int = 0
 
     @property
     def element(self) -> str:
@@ -159,6 +161,13 @@ class GroupEnd:
     group: Group
     problems: list[Problem]
     included: int | None
+
+
+def too_large(what: str, start: int, count: int) -> str:
+    """The message of a `transaction_too_large` problem."""
+    limit = values.MAX_SEGMENTS_PER_TRANSACTION
+    return (f"{what} at segment {start} has {count} segments; transactions of more than {limit} segments "
+            "(MAX_SEGMENTS_PER_TRANSACTION) are not read")
 
 
 def _word_char(c: str) -> bool:
@@ -471,7 +480,12 @@ class _Walker:
         """
         tx = self.tx
         if tx is not None:
+            if tx.dropped:
+                tx.dropped += stop - start
+                return
             tx.body += item[start:stop]
+            if len(tx.body) > values.MAX_SEGMENTS_PER_TRANSACTION:  # refuse it: count on, keep nothing
+                tx.dropped, tx.body = len(tx.body), []
             return
         for k in range(start, stop):
             at = pos + k + 1
@@ -566,7 +580,10 @@ class _Walker:
             yield self.err("missing_header", f"SE at segment {pos} has no ST", pos, "SE")
             return
         problems = []
-        count = len(tx.body) + 2
+        count = len(tx.body) + tx.dropped + 2
+        if tx.dropped:
+            problems.append(self.err("transaction_too_large", too_large(f"ST*{tx.set_id}*{tx.control['transaction']}", tx.start, count),
+                                     tx.start, "ST"))
         se01 = _at(seg, 1).strip()
         if not (se01.isdecimal() and int(se01) == count):
             problems.append(self.err("count_mismatch", f"SE01 is {se01!r} but transaction "
