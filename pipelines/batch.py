@@ -228,6 +228,8 @@ def _expand_inputs(cfg: Config, run_date: dt.date) -> list[tuple[SourceSpec, lis
             sku_id_type=m.sku_id_type if m else "sku",
             location_system=m.location_system if m else None,
             qualifiers=tuple(s.qualifiers.items()), timezone=cfg.timezone,
+            cutoff=cutoff_for(run_date, cfg.timezone),
+            future_event_skew_hours=cfg.quality.future_event_skew_hours,
         )
         out.append((spec, files))
     return out

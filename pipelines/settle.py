@@ -174,14 +174,21 @@ def _summed(counts: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
 def _conservation(counts: list[tuple[str, str, int]], sources: list[str]) -> list[dict]:
     """Per source: read = written + quarantined, from ("read" | "written" | "quarantined", source, n)."""
     total: dict[tuple[str, str], int] = {}
+    unreadable: dict[str, int] = {}
     for kind, source, n in counts:
         key = (kind.split(":", 1)[0], source)
         total[key] = total.get(key, 0) + n
+        if kind in UNREADABLE:
+            unreadable[source] = unreadable.get(source, 0) + n
     out = []
     for s in sources:
         r, w, q = (total.get((k, s), 0) for k in ("read", "written", "quarantined"))
-        out.append({"source": s, "read": r, "written": w, "quarantined": q, "conserved": r == w + q})
+        out.append({"source": s, "read": r, "written": w, "quarantined": q, "conserved": r == w + q, "unreadable": unreadable.get(s, 0)})
     return out
+
+
+# Quarantine counts of records lost with their whole file (the summary says "file unreadable").
+UNREADABLE = ("quarantined:unreadable_file", "quarantined:reader_error")
 
 
 @dataclasses.dataclass

@@ -312,7 +312,7 @@ def summary_text(r: RunResult) -> str:
     lines.append("")
     lines.append("records per source (read = written + quarantined):")
     for c in r.counts:
-        mark = "ok" if c["conserved"] else "VIOLATED"
+        mark = "VIOLATED" if not c["conserved"] else "file unreadable" if c.get("unreadable") else "ok"
         lines.append(f"  {c['source']:<24} {c['read']:>8} = {c['written']:>8} + {c['quarantined']:>6}  {mark}")
     if r.message:
         lines.append(f"  {r.message}")

@@ -20,7 +20,8 @@ from apache_beam.metrics import Metrics
 from invrecon.schemas import MOVEMENT, QUARANTINE
 from invrecon.transforms.canonical import Crosswalks, load_crosswalks
 from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
-from invrecon.transforms.sources import SourceSpec, canonical_from_edi, read_events, read_tabular
+from invrecon.transforms.edi import AckCollector
+from invrecon.transforms.sources import SourceSpec, read_edi, read_events, read_tabular
 
 __all__ = [
     "OUTPUT_TYPES",
@@ -85,55 +86,57 @@ class ReadSourceFn(beam.DoFn):
     def setup(self) -> None:
         self.crosswalks: Crosswalks = load_crosswalks(self.sku_crosswalk, self.location_crosswalk)
 
-    def _results(self, uri: str) -> list:
+    def _results(self, uri: str) -> Iterator:
+        """The file's canonical results, a batch at a time; an EDI file's 997s come last."""
         spec = self.spec
         if spec.kind in ("positions", "availability"):
-            return list(read_tabular(uri, spec, self.crosswalks))
-        if spec.kind == "events":
-            return list(read_events(uri, spec, self.crosswalks))
-        if spec.kind == "edi":
-            from invrecon.transforms.edi import AckCollector, parse_edi
-
-            with fsspec.open(uri, "rb") as f:
-                data = f.read()
+            yield from read_tabular(uri, spec, self.crosswalks)
+        elif spec.kind == "events":
+            yield from read_events(uri, spec, self.crosswalks)
+        elif spec.kind == "edi":
             acks = AckCollector()  # filled by the same pass that yields the records
-            records = list(parse_edi(data, file=uri, qualifiers=dict(spec.qualifiers) or None, acks=acks))
-            return [canonical_from_edi(records, uri, spec, self.crosswalks), ("acks", acks.texts)]
-        raise ValueError(f"source kind {spec.kind!r} has no reader")
+            yield from read_edi(uri, spec, self.crosswalks, acks=acks)
+            yield ("acks", acks.texts)
+        else:
+            raise ValueError(f"source kind {spec.kind!r} has no reader")
 
     def process(self, uri: str) -> Iterator:
         spec = self.spec
         try:
-            results = self._results(uri)
+            for r in self._results(uri):
+                yield from self._emit(uri, r)
         except Exception as e:  # noqa: BLE001 - a bad file must not stop the run
-            log.warning("%s: %s: %s", spec.name, uri, e)
+            # What was emitted before the failure stays counted; the rest of the file is one
+            # `reader_error` record, so the source still conserves its count.
+            log.warning("%s: %s: %s", spec.name, uri, e, exc_info=True)
             q = pa.table(
                 {"run_id": [""], "source": [spec.name], "file": [uri], "locator": ["file"],
                  "reason_code": ["reader_error"], "reason": [f"{uri}: {type(e).__name__}: {e}"], "raw": [None]},
                 schema=QUARANTINE,
             )
-            results = []
             yield beam.pvalue.TaggedOutput("quarantine", q)
             yield beam.pvalue.TaggedOutput("counts", (spec.name, 1))
         self.files_read.inc()
-        for r in results:
-            if isinstance(r, tuple) and r[0] == "acks":
-                name = uri.rsplit("/", 1)[-1]
-                for k, text in enumerate(r[1]):
-                    yield beam.pvalue.TaggedOutput("acks", (f"{name}.{k + 1}.997", text))
-                continue
-            self.records_read.inc(r.read)
-            yield beam.pvalue.TaggedOutput("counts", (spec.name, r.read))
-            if r.positions is not None and r.positions.num_rows:
-                tag = "availability" if spec.kind == "availability" else "positions"
-                yield beam.pvalue.TaggedOutput(tag, r.positions)
-            if r.movements is not None and r.movements.num_rows:
-                yield beam.pvalue.TaggedOutput("movements", r.movements)
-            if r.in_transit is not None and r.in_transit.num_rows:
-                yield beam.pvalue.TaggedOutput("in_transit", r.in_transit)
-            if r.quarantine is not None and r.quarantine.num_rows:
-                self.records_quarantined.inc(r.quarantine.num_rows)
-                yield beam.pvalue.TaggedOutput("quarantine", r.quarantine)
+
+    def _emit(self, uri: str, r) -> Iterator:
+        spec = self.spec
+        if isinstance(r, tuple) and r[0] == "acks":
+            name = uri.rsplit("/", 1)[-1]
+            for k, text in enumerate(r[1]):
+                yield beam.pvalue.TaggedOutput("acks", (f"{name}.{k + 1}.997", text))
+            return
+        self.records_read.inc(r.read)
+        yield beam.pvalue.TaggedOutput("counts", (spec.name, r.read))
+        if r.positions is not None and r.positions.num_rows:
+            tag = "availability" if spec.kind == "availability" else "positions"
+            yield beam.pvalue.TaggedOutput(tag, r.positions)
+        if r.movements is not None and r.movements.num_rows:
+            yield beam.pvalue.TaggedOutput("movements", r.movements)
+        if r.in_transit is not None and r.in_transit.num_rows:
+            yield beam.pvalue.TaggedOutput("in_transit", r.in_transit)
+        if r.quarantine is not None and r.quarantine.num_rows:
+            self.records_quarantined.inc(r.quarantine.num_rows)
+            yield beam.pvalue.TaggedOutput("quarantine", r.quarantine)
 
 
 @dataclasses.dataclass

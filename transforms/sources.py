@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
 from invrecon.transforms.textio import line_bounds, to_utf8, utf8_stream
+from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS
 from invrecon.transforms.canonical import (
     NOT_A_NUMBER,
     OUT_OF_RANGE,
@@ -92,13 +93,8 @@ BATCH_ROWS = 200_000
 MAX_COLUMNS = 2_000
 MAX_LINE_BYTES = 1 << 20
 
-# DESIGN.md §5: default EDI qualifier -> crosswalk id type, overridable per source.
-EDI_QUALIFIERS = {
-    "UP": "gtin", "UK": "gtin", "EN": "gtin", "UA": "gtin", "UI": "gtin", "SRV": "gtin",
-    "VN": "vendor_part", "VP": "vendor_part", "VA": "vendor_part", "VC": "vendor_part",
-    "BP": "buyer_part", "IN": "buyer_part", "CB": "buyer_part",
-    "SK": "sku",
-}
+# DESIGN.md §5: default EDI qualifier -> crosswalk id type (one table, in transforms.edi.values).
+EDI_QUALIFIERS = DEFAULT_QUALIFIERS
 
 # Direction of each event type's quantity on on_hand (DESIGN.md §5). adjustment carries its own
 # sign; count is absolute; reservation / release move `reserved` only.

@@ -31,11 +31,11 @@ __all__ = [
     "x12_timestamp",
 ]
 
-# DESIGN.md §5: EDI qualifier -> crosswalk id type. UC (U.P.C. shipping container code) is the
+# DESIGN.md §5: EDI qualifier -> crosswalk id type; the one table the parser and the batch use. UC (U.P.C. shipping container code) is the
 # implied qualifier we give the bare "U.P.C. case code" elements of W01/W07/W12/W19.
 DEFAULT_QUALIFIERS: dict[str, str] = {
-    "UP": "gtin", "UK": "gtin", "EN": "gtin", "UA": "gtin", "UC": "gtin", "SRV": "gtin",
-    "VN": "vendor_part", "VP": "vendor_part", "VA": "vendor_part", "SA": "vendor_part",
+    "UP": "gtin", "UK": "gtin", "EN": "gtin", "UA": "gtin", "UC": "gtin", "UI": "gtin", "SRV": "gtin",
+    "VN": "vendor_part", "VP": "vendor_part", "VA": "vendor_part", "VC": "vendor_part", "SA": "vendor_part",
     "BP": "buyer_part", "IN": "buyer_part", "CB": "buyer_part",
     "SK": "sku",
 }
