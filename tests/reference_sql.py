@@ -241,6 +241,11 @@ class _Reference:
         FROM (SELECT DISTINCT system, raw FROM ({pairs}) WHERE raw IS NOT NULL) p
         JOIN loc_xw l ON l.system = p.system AND l.source_location = clean(p.raw)""")
 
+    def drop(self, *tables: str) -> None:
+        """Forget intermediate tables once used (10M keys: GBs)."""
+        for name in tables:
+            self.sql(f"DROP TABLE IF EXISTS {name}")
+
     def files(self, source: RefSource) -> list[str]:
         return sorted(p for p in glob.glob(source.path.replace("{run_date}", self.run_date.isoformat())) if os.path.isfile(p))
 
@@ -398,6 +403,7 @@ class _Reference:
           AND CASE WHEN kind = 'availability' THEN whole(n_available * f) ELSE whole(n_on_hand * f) END
           AND (blank(c_reserved) OR whole(n_reserved * f))
           AND (kind = 'availability' OR blank(c_available) OR whole(n_available * f))""")
+        self.drop("tab_raw", "tab_ids", "tab_locs")
 
     # ---- EDI (parsed by the project's parser; everything after the parse is SQL)
     def read_edi(self) -> None:
@@ -440,6 +446,7 @@ class _Reference:
                    nullif(from_json(json -> '$.item_ids', '[{"qualifier": "VARCHAR", "id": "VARCHAR"}]'), []),
                    CASE WHEN v[18] IS NOT NULL AND v[18] <> '' THEN [{'qualifier': v[19], 'id': v[18]}] END) AS ids
         FROM edi_fields""")
+        self.drop("edi_json", "edi_fields")
         # The first of a record's ids (in file order) that the crosswalk knows names its sku.
         self.sql("""
         CREATE OR REPLACE TEMP TABLE edi_cand AS
@@ -490,34 +497,35 @@ class _Reference:
                e.ts AS occurred_at, e.reference, e.file, e.segment AS n
         FROM edi_good e JOIN edi_locs l ON l.system = e.system AND l.raw = e.c_location
         WHERE e.kind = 'movement' AND e.event_type IN {_in(EVENT_SIGN)}""")
+        self.drop("edi_raw", "edi_cand", "edi_ids", "edi_sku", "edi_canon", "edi_good", "edi_locs")
 
     # ---- stock events
     def read_events(self) -> None:
-        self.sql("CREATE OR REPLACE TEMP TABLE event_lines (source VARCHAR, system VARCHAR, file VARCHAR, json JSON)")
-        for source in self.cfg.sources:
-            if source.kind != "events":
-                continue
-            for path in self.files(source):
-                # Inserted file by file, in line order: rowid is the order the de-dup needs.
-                try:
-                    self.sql(f"INSERT INTO event_lines SELECT {q(source.name)}, {q(source.system or '')}, {q(path)}, json "
-                             f"FROM read_json_objects({q(path)}, format = 'newline_delimited', ignore_errors = true)")
-                except duckdb.Error:
-                    continue  # unreadable_file
         fields = ["event_id", "event_type", "occurred_at", "system", "location", "item.id_type", "item.id", "qty", "uom",
                   "reference", "counterparty_location"]
         paths = "[" + ", ".join(q("$." + f) for f in fields) + "]"
         sign = "CASE event_type " + " ".join(f"WHEN {q(k)} THEN {v}" for k, v in EVENT_SIGN.items()) + " END"
         rsign = "CASE event_type " + " ".join(f"WHEN {q(k)} THEN {v}" for k, v in RESERVED_SIGN.items()) + " ELSE 0 END"
-        # Each line's fields are extracted once (materialized: a projection would repeat the extraction per field).
-        self.sql(f"""
-        CREATE OR REPLACE TEMP TABLE event_fields AS
-        SELECT rowid AS n, source, system, file, json_extract_string(json, {paths}) AS v FROM event_lines
-        WHERE json_type(json) = 'OBJECT' AND json_type(json, '$.item') = 'OBJECT'""")
+        # Each line's fields are extracted once into a table (a projection would repeat the extraction per field),
+        # file by file in line order: rowid is the order the de-dup needs. A line that is not a JSON object
+        # with an `item` object is malformed_event / missing_field.
+        self.sql("CREATE OR REPLACE TEMP TABLE event_fields (source VARCHAR, system VARCHAR, file VARCHAR, v VARCHAR[])")
+        for source in self.cfg.sources:
+            if source.kind != "events":
+                continue
+            for path in self.files(source):
+                try:
+                    self.sql(f"""
+                    INSERT INTO event_fields
+                    SELECT {q(source.name)}, {q(source.system or '')}, {q(path)}, json_extract_string(json, {paths})
+                    FROM read_json_objects({q(path)}, format = 'newline_delimited', ignore_errors = true)
+                    WHERE json_type(json) = 'OBJECT' AND json_type(json, '$.item') = 'OBJECT'""")
+                except duckdb.Error:
+                    continue  # unreadable_file
         self.sql(f"""
         CREATE OR REPLACE TEMP TABLE event_valid AS
         WITH raw AS (
-            SELECT n, source, file, coalesce(v[4], system) AS system, v[1] AS event_id, v[2] AS event_type,
+            SELECT rowid AS n, source, file, coalesce(v[4], system) AS system, v[1] AS event_id, v[2] AS event_type,
                    v[3] AS c_occurred, v[5] AS c_location, coalesce(nullif(v[6], ''), 'sku') AS id_type, v[7] AS item_id,
                    v[8] AS c_qty, coalesce(nullif(v[9], ''), 'EA') AS uom, v[10] AS reference, v[11] AS c_counterparty
             FROM event_fields),
@@ -528,6 +536,7 @@ class _Reference:
               AND event_type IN {_in(EVENT_SIGN)})
         SELECT * FROM valid""")
         self.id_lookup("event_ids", "SELECT id_type, item_id AS raw FROM event_valid")
+        self.drop("event_fields")
         self.loc_lookup("event_locs", "SELECT system, c_location AS raw FROM event_valid "
                                       "UNION ALL SELECT system, c_counterparty FROM event_valid")
         self.sql(f"""
@@ -545,6 +554,7 @@ class _Reference:
         FROM mapped
         WHERE occurred_at IS NOT NULL AND f IS NOT NULL AND whole(n_qty * f) AND (n_qty >= 0 OR event_type = 'adjustment')
           AND (c_counterparty IS NULL OR counterparty_location IS NOT NULL)""")
+        self.drop("event_valid", "event_ids", "event_locs")
 
     # ---- data-quality row-level expectations
     def _suite(self, path) -> list[dict]:
@@ -620,12 +630,14 @@ class _Reference:
         self.sql(f"""
         CREATE OR REPLACE TEMP TABLE positions AS {self.validated(
             "(SELECT * FROM tab_positions UNION ALL BY NAME SELECT * FROM edi_positions)", "positions")}""")
+        self.drop("tab_positions", "edi_positions")
         # De-duplicate every movement by event_id (first in file, line order), then validate.
         self.sql("""
         CREATE OR REPLACE TEMP TABLE movements_all AS
         SELECT * FROM (SELECT * FROM event_movements UNION ALL BY NAME SELECT * FROM edi_movements)
         QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY file, n, event_id) = 1""")
         self.sql(f"CREATE OR REPLACE TEMP TABLE mv AS {self.validated('movements_all', 'movements')}")
+        self.drop("movements_all", "event_movements", "edi_movements")
         self.sql(f"CREATE OR REPLACE TEMP TABLE shipped AS {self.validated('in_transit_lines', 'in_transit')}")
         tol_abs = "CASE " + " ".join(
             f"WHEN {' AND '.join(f'coalesce(CAST({TOLERANCE_FIELDS[k]} AS VARCHAR) = {q(v)}, FALSE)' for k, v in m.items()) or 'TRUE'} THEN {a}"
