@@ -34,12 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--only", choices=BENCHES, help="run only this bench (same as naming it)")
     parser.add_argument("--out", default=str(HERE / "results"), help="results folder")
+    parser.add_argument("--max-rss-gb", type=float, help="stop a measured child whose processes hold more (default 16, "
+                        "or INVRECON_BENCH_MAX_RSS_MB): the machine is shared")
     args = parser.parse_args(argv)
     unknown = [b for b in args.benches if b not in BENCHES]
     if unknown:
         parser.error(f"unknown bench {', '.join(unknown)}; expected some of {', '.join(BENCHES)}")
     names = list(dict.fromkeys(args.benches or ([args.only] if args.only else BENCHES)))
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()] if args.sizes else None
+    if args.max_rss_gb:
+        from bench import _common
+
+        _common.MAX_RSS_MB = args.max_rss_gb * 1024
     now = dt.datetime.now(dt.timezone.utc)
     run_results: dict[str, object] = {}
     for name in names:

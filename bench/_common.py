@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,25 +37,69 @@ class Measured:
     returncode: int
     stdout: pathlib.Path
     stderr: pathlib.Path
+    killed_over_mb: float | None = None  # set when the memory guard stopped it
 
     def figures(self) -> dict:
-        return {"wall_s": round(self.wall_s, 2), "peak_rss_mb": round(self.peak_rss_mb, 1), "cpu_s": round(self.cpu_s, 2)}
+        out = {"wall_s": round(self.wall_s, 2), "peak_rss_mb": round(self.peak_rss_mb, 1), "cpu_s": round(self.cpu_s, 2)}
+        if self.killed_over_mb:
+            out["killed_over_rss_mb"] = self.killed_over_mb
+        return out
 
     def tail(self, n: int = 3000) -> str:
         return self.stderr.read_text(errors="replace")[-n:]
 
 
-def run_measured(cmd: list[str], *, log_dir: pathlib.Path, name: str, cwd: pathlib.Path = ROOT) -> Measured:
-    """Run `cmd` as a child (stdout / stderr to `<log_dir>/<name>.{out,err}`, so never a terminal)."""
+# The machine is shared: a child whose processes together hold more than this is stopped (and
+# reported so) rather than left to the kernel's OOM killer, which may pick someone else's process.
+MAX_RSS_MB = float(os.environ.get("INVRECON_BENCH_MAX_RSS_MB", 16 * 1024))
+POLL_S = 0.25
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (Linux /proc), in KiB."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
+def run_measured(cmd: list[str], *, log_dir: pathlib.Path, name: str, cwd: pathlib.Path = ROOT,
+                 max_rss_mb: float | None = None) -> Measured:
+    """Run `cmd` as a child (stdout / stderr to `<log_dir>/<name>.{out,err}`, so never a terminal).
+
+    Peak RSS is the larger of the kernel's ru_maxrss (largest single process) and the largest sum
+    over the child's process tree sampled every POLL_S. Over `max_rss_mb` (default MAX_RSS_MB) the
+    child's process group is killed.
+    """
+    limit_kb = (MAX_RSS_MB if max_rss_mb is None else max_rss_mb) * 1024
     log_dir.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
+    sampled, killed = 0, None
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            rss = _tree_rss_kb(proc.pid)
+            sampled = max(sampled, rss)
+            if rss > limit_kb and killed is None:
+                killed = round(rss / 1024, 1)
+                os.killpg(proc.pid, signal.SIGKILL)  # the group this call started, nothing else
+            time.sleep(POLL_S)
         wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
-    return Measured(wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, proc.returncode, out_path, err_path)
+    peak_mb = max(usage.ru_maxrss, sampled) / 1024
+    return Measured(wall, peak_mb, usage.ru_utime + usage.ru_stime, proc.returncode, out_path, err_path, killed)
 
 
 def invrecon(*args: str) -> list[str]:

@@ -129,6 +129,10 @@ def report(figures: dict) -> str:
             notes.append(f"  {label} batch progress messages: " + ", ".join(f"{k} {v:.1f} s" for k, v in b["log_marks"].items()))
         w = f["world"]
         notes.append(f"  {label} world: {w['flags']}, " + ("cached" if w.get("cached") else f"generated in {w['generate_wall_s']} s, peak {_gb(w['generate_peak_rss_mb'])}"))
+        for who, m in (("batch", b), ("reference", r)):
+            if m.get("killed_over_rss_mb"):
+                notes.append(f"  {label} {who} STOPPED by the bench's memory guard at {_gb(m['killed_over_rss_mb'])} "
+                             f"after {m['wall_s']:.0f} s (INVRECON_BENCH_MAX_RSS_MB / --max-rss-gb)")
         if b.get("exit_code") or r.get("exit_code"):
             notes.append(f"  {label} exit codes: batch {b.get('exit_code')}, reference {r.get('exit_code')}")
     return "\n".join(lines + notes)

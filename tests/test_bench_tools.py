@@ -31,3 +31,10 @@ def test_run_measured_reports_the_childs_own_exit_code_and_memory(tmp_path):
     assert m.returncode == 3
     assert m.peak_rss_mb >= 64
     assert m.stdout.read_text() == "x\n"
+
+
+def test_run_measured_stops_a_child_over_the_memory_limit(tmp_path):
+    code = "import time; b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(30)"
+    m = run_measured([sys.executable, "-c", code], log_dir=tmp_path, name="hog", max_rss_mb=150)
+    assert m.returncode == -9
+    assert m.killed_over_mb and m.killed_over_mb > 150
