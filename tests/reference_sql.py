@@ -468,7 +468,9 @@ class _Reference:
         self.sql("""
         CREATE OR REPLACE TEMP TABLE edi_good AS
         SELECT *, CAST(n_qty * f AS BIGINT) AS eaches FROM edi_canon
-        WHERE f IS NOT NULL AND whole(n_qty * f) AND (n_qty >= 0 OR event_type = 'adjustment')""")
+        -- a position may be negative (a book that went below zero); a movement's or shipment's quantity is a
+        -- magnitude, except an adjustment's
+        WHERE f IS NOT NULL AND whole(n_qty * f) AND (kind = 'position' OR n_qty >= 0 OR event_type = 'adjustment')""")
         self.loc_lookup("edi_locs", "SELECT system, c_location AS raw FROM edi_good UNION ALL SELECT system, c_from FROM edi_good "
                                     "UNION ALL SELECT system, c_to FROM edi_good")
         self.sql("""
@@ -510,6 +512,7 @@ class _Reference:
         # file by file in line order: rowid is the order the de-dup needs. A line that is not a JSON object
         # with an `item` object is malformed_event / missing_field.
         self.sql("CREATE OR REPLACE TEMP TABLE event_fields (source VARCHAR, system VARCHAR, file VARCHAR, v VARCHAR[])")
+        self.sql("SET preserve_insertion_order = true")
         for source in self.cfg.sources:
             if source.kind != "events":
                 continue
@@ -522,6 +525,7 @@ class _Reference:
                     WHERE json_type(json) = 'OBJECT' AND json_type(json, '$.item') = 'OBJECT'""")
                 except duckdb.Error:
                     continue  # unreadable_file
+        self.sql("SET preserve_insertion_order = false")
         self.sql(f"""
         CREATE OR REPLACE TEMP TABLE event_valid AS
         WITH raw AS (
@@ -730,41 +734,72 @@ class _Reference:
                    0.0 AS tolerance, NULL::BIGINT AS explained_qty, coalesce(i.unit_cost, a.unit_cost) AS unit_cost
             FROM published p LEFT JOIN atp a USING (sku, location) LEFT JOIN items i USING (sku)
             WHERE p.available > coalesce(a.atp, 0))
-        SELECT sku, location, other_system, class, record_qty, other_qty, delta, raw_delta, tolerance,
-               CASE class WHEN 'in_transit' THEN CASE WHEN abs(delta) = inbound THEN inbound WHEN abs(delta) = outbound THEN outbound
-                                                      ELSE inbound + outbound END
-                          WHEN 'timing' THEN raw_delta - delta END AS explained_qty,
-               unit_cost, delta * unit_cost AS value_delta
-        FROM classified WHERE class IS NOT NULL
-        UNION ALL
-        SELECT sku, location, other_system, class, record_qty, other_qty, delta, raw_delta, tolerance, explained_qty,
-               unit_cost, delta * unit_cost AS value_delta
-        FROM oversell
+        SELECT sku, location, other_system, class, CAST(record_qty AS BIGINT) AS record_qty, CAST(other_qty AS BIGINT) AS other_qty,
+               CAST(delta AS BIGINT) AS delta, CAST(raw_delta AS BIGINT) AS raw_delta, CAST(tolerance AS DOUBLE) AS tolerance,
+               CAST(explained_qty AS BIGINT) AS explained_qty, CAST(unit_cost AS DOUBLE) AS unit_cost,
+               CAST(delta AS DOUBLE) * CAST(unit_cost AS DOUBLE) AS value_delta
+        FROM (
+            SELECT sku, location, other_system, class, record_qty, other_qty, delta, raw_delta, tolerance,
+                   CASE class WHEN 'in_transit' THEN CASE WHEN abs(delta) = inbound THEN inbound WHEN abs(delta) = outbound THEN outbound
+                                                          ELSE inbound + outbound END
+                              WHEN 'timing' THEN raw_delta - delta END AS explained_qty, unit_cost
+            FROM classified WHERE class IS NOT NULL
+            UNION ALL
+            SELECT sku, location, other_system, class, record_qty, other_qty, delta, raw_delta, tolerance, explained_qty, unit_cost
+            FROM oversell)
         ORDER BY sku, location, other_system, class"""
 
 
+def default_memory_limit() -> str:
+    """Half the machine's memory, at most 8 GB: DuckDB spills the rest to a temporary folder."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "4GB"
+    return f"{max(1, min(8 << 30, total // 2) >> 20)}MB"
+
+
 def reference_discrepancies(config: str | os.PathLike, run_date: dt.date, *, out: str | None = None,
-                            con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+                            con: duckdb.DuckDBPyConnection | None = None, memory_limit: str | None = None,
+                            stats: dict | None = None) -> pa.Table:
     """Reconcile run date `run_date` of `config` from its raw inputs; return the discrepancy rows.
 
-    Columns `COLUMNS`, sorted by (sku, location, other_system, class). With `out`, also write them
-    to that Parquet file.
+    Args:
+      config: the invrecon config YAML (a local path).
+      run_date: the run date D (cut-off D 23:59:59.999 in the config's time zone).
+      out: also write the rows to this Parquet file.
+      con: a DuckDB connection to work in (default: a new in-memory one).
+      memory_limit: DuckDB's memory limit (default `default_memory_limit()`); beyond it, DuckDB
+        spills to a temporary folder.
+      stats: filled with the counts of canonical positions and movements (after de-dup and the
+        data-quality checks) that were reconciled.
+
+    Returns:
+      Columns `COLUMNS`, sorted by (sku, location, other_system, class).
     """
     cfg = load_config(config)
     own = con is None
     con = con or duckdb.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")
-        con.execute("SET preserve_insertion_order = true")
-        con.execute(MACROS + _ts_macro(cfg.timezone))
         with tempfile.TemporaryDirectory(prefix="invrecon-reference-") as workdir:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")
+            con.execute(f"SET memory_limit = {q(memory_limit or default_memory_limit())}")
+            con.execute(f"SET temp_directory = {q(os.path.join(workdir, 'spill'))}")
+            # Row order only matters where a step reads it (file order of the events, first crosswalk
+            # rows); elsewhere DuckDB may reorder, which it needs to stay within its memory limit.
+            con.execute("SET preserve_insertion_order = true")
+            con.execute(MACROS + _ts_macro(cfg.timezone))
             ref = _Reference(con, cfg, run_date, workdir)
             ref.load_reference_data()
+            con.execute("SET preserve_insertion_order = false")
             ref.read_tabular()
             ref.read_edi()
             ref.read_events()
             query = ref.reconcile()
+            if stats is not None:
+                stats["positions"] = con.execute("SELECT count(*) FROM positions").fetchall()[0][0]
+                stats["movements"] = con.execute("SELECT count(*) FROM mv").fetchall()[0][0]
             if out:
                 con.execute(f"COPY ({query}) TO {q(out)} (FORMAT parquet)")
                 return con.sql(f"SELECT * FROM read_parquet({q(out)})").to_arrow_table()
@@ -779,10 +814,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="invrecon config YAML (local path)")
     parser.add_argument("--run-date", required=True, help="YYYY-MM-DD")
     parser.add_argument("--out", help="write the discrepancy rows to this Parquet file")
+    parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 4GB (default: half the memory, at most 8GB)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
+    stats: dict = {}
     try:
-        table = reference_discrepancies(args.config, dt.date.fromisoformat(args.run_date), out=args.out)
+        table = reference_discrepancies(args.config, dt.date.fromisoformat(args.run_date), out=args.out,
+                                        memory_limit=args.memory_limit, stats=stats)
     except (ReferenceError_, OSError, KeyError, yaml.YAMLError) as e:
         print(f"reference: {e}", file=sys.stderr)
         return 2
@@ -793,7 +831,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference: {table.num_rows} discrepancy rows in {wall:.2f} s")
     for c in sorted(classes):
         print(f"  {c:<20} {classes[c]:>10}")
-    print(json.dumps({"rows": table.num_rows, "wall_s": round(wall, 3), "classes": classes}))
+    print(f"  from {stats['positions']:,} canonical positions and {stats['movements']:,} movements")
+    print(json.dumps({"rows": table.num_rows, "wall_s": round(wall, 3), "classes": classes, **stats}))
     return 0
 
 

@@ -144,3 +144,20 @@ def test_batch_residual_after_the_roll_is_not_timing(world_copy, tmp_path):
         SELECT class, delta, raw_delta FROM read_parquet('{out}/discrepancies/*/*.parquet')
         WHERE sku = ? AND location = ? AND other_system = 'store'""", [sku, location]).fetchall()
     assert got == [("within_tolerance", -1, raw_delta - 1)]
+
+
+def test_a_negative_846_figure_is_a_position_in_both(world_copy, tmp_path):
+    # A book can go below zero (the 10M world has a DC key at -1 by 20:00): the 846 says so, and
+    # that is a figure to compare, not a bad quantity. Found by the reference at 10M keys.
+    edi = world_copy / "inputs" / "edi" / RUN_DATE_TEXT / "846_WH-01.edi"
+    text = edi.read_text()
+    first = text.index("QTY*17*")
+    end = text.index("*", first + len("QTY*17*"))
+    edi.write_text(text[:first] + "QTY*17*-1" + text[end:])
+    out = tmp_path / "out"
+    assert run_batch(world_copy / "config.yaml", output=out) == 0
+    con = duckdb.connect()
+    con.register("ref", reference_discrepancies(world_copy / "config.yaml", RUN_DATE))
+    want = _rows(con, "ref")
+    assert [(r[2], r[3], r[5]) for r in want if r[5] == -1] == [("wms", "qty_mismatch", -1)]
+    assert _rows(con, f"read_parquet('{out}/discrepancies/*/*.parquet')") == want
