@@ -50,6 +50,25 @@ def _compare(batch_glob: str, reference: str) -> dict:
     return out
 
 
+def _equal_to_truth(reference: str, truth: str) -> bool:
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    r = f"(SELECT {KEY_COLUMNS} FROM read_parquet('{reference}'))"
+    g = f"(SELECT {KEY_COLUMNS} FROM read_csv('{truth}'))"
+    return con.execute(f"SELECT count(*) FROM ({r} EXCEPT ALL {g})").fetchall()[0][0] == 0 and \
+        con.execute(f"SELECT count(*) FROM ({g} EXCEPT ALL {r})").fetchall()[0][0] == 0
+
+
+def _last_json(path) -> dict | None:
+    for line in reversed(path.read_text(errors="replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
 def _run_size(label: str) -> dict:
     skus, locations = SIZES[label]
     path, made = world(skus, locations)
@@ -69,6 +88,10 @@ def _run_size(label: str) -> dict:
     res["batch"] = {**b.figures(), "exit_code": b.returncode, "stages": stage_totals(lines) or None,
                     "stage_lines": lines, "log_marks": log_marks(b.stderr)}
     res["reference"] = {**r.figures(), "exit_code": r.returncode}
+    summary = _last_json(r.stdout)
+    if summary:
+        res["reference"].update({"position_rows": summary.get("positions"), "movements": summary.get("movements")})
+        res["reference"]["positions_per_s"] = round(summary.get("positions", 0) / r.wall_s)
     if b.returncode != 0:
         res["batch"]["error"] = b.tail()
     if r.returncode != 0:
@@ -78,10 +101,15 @@ def _run_size(label: str) -> dict:
         res["position_rows"] = con.execute(f"SELECT count(*) FROM read_parquet('{out_dir}/positions/*/*.parquet')").fetchall()[0][0]
         res["events"] = con.execute(f"SELECT count(*) FROM read_parquet('{out_dir}/movements/**/*.parquet')").fetchall()[0][0]
         res["batch"]["positions_per_s"] = round(res["position_rows"] / b.wall_s)
-        res["reference"]["positions_per_s"] = round(res["position_rows"] / r.wall_s)
+        if summary:
+            res["same_counts"] = (res["position_rows"], res["events"]) == (summary.get("positions"), summary.get("movements"))
+    elif summary:  # the batch failed: the sizes as the reference read them
+        res["position_rows"], res["events"] = summary.get("positions"), summary.get("movements")
     res["ratio_batch_to_reference"] = round(b.wall_s / r.wall_s, 2)
     if b.returncode == 0 and r.returncode == 0:
         res["discrepancies"] = _compare(f"{out_dir}/discrepancies/*/*.parquet", str(ref_file))
+    if r.returncode == 0:  # the reference against the generator's own ground truth
+        res["reference_equals_ground_truth"] = _equal_to_truth(str(ref_file), str(path / "ground_truth" / "discrepancies.csv"))
     shutil.rmtree(out_dir, ignore_errors=True)  # GBs at 10M; the logs and the reference's rows stay
     return res
 
@@ -117,7 +145,7 @@ def report(figures: dict) -> str:
         same = "n/a" if d is None else (f"equal ({d['batch_rows']:,} rows)" if d["equal"] else
                                           f"DIFFER: {d['only_in_batch']:,} only in batch, {d['only_in_reference']:,} only in reference")
         lines.append(
-            f"{label:<5} {f['keys']:>11,} {f.get('position_rows', 0):>11,} {f.get('events', 0):>11,} | "
+            f"{label:<5} {f['keys']:>11,} {f.get('position_rows') or 0:>11,} {f.get('events') or 0:>11,} | "
             f"{b['wall_s']:>7.1f} s {_gb(b['peak_rss_mb']):>8} {b.get('positions_per_s', 0):>8,} | "
             f"{r['wall_s']:>7.1f} s {_gb(r['peak_rss_mb']):>8} {r.get('positions_per_s', 0):>8,} | "
             f"{f['ratio_batch_to_reference']:>5.2f}x | {same}"
@@ -127,6 +155,13 @@ def report(figures: dict) -> str:
                                                      else "none (no JSON line with `stage` and `duration_s` on its stderr)"))
         if b.get("log_marks"):
             notes.append(f"  {label} batch progress messages: " + ", ".join(f"{k} {v:.1f} s" for k, v in b["log_marks"].items()))
+        checks = []
+        if "same_counts" in f:
+            checks.append("same position and movement counts" if f["same_counts"] else "DIFFERENT position / movement counts")
+        if "reference_equals_ground_truth" in f:
+            checks.append("reference = the world's ground truth" if f["reference_equals_ground_truth"] else "reference DIFFERS from the ground truth")
+        if checks:
+            notes.append(f"  {label} checks: " + "; ".join(checks))
         w = f["world"]
         notes.append(f"  {label} world: {w['flags']}, " + ("cached" if w.get("cached") else f"generated in {w['generate_wall_s']} s, peak {_gb(w['generate_peak_rss_mb'])}"))
         for who, m in (("batch", b), ("reference", r)):
