@@ -1,0 +1,95 @@
+"""Publishing cost over a month of runs: does the 30th run publish as fast as the first?
+
+DESIGN.md §2: publishing a run costs O(that run), never O(history). A ~128k-key world of 30
+consecutive run dates (`invrecon fixtures --days 30 --skus 2000 --locations 64 --seed 1`) is run
+date by date, in order, into one output folder (one warehouse that grows), each `invrecon batch`
+a child process. The figure is the `publish` stage's own time, from the batch's JSON stage lines
+(`"stage": "publish"`, `"duration_s"`), of the first and the 30th run and their ratio; the goal
+is the 30th within 1.5x of the first. While the batch logs no stage lines, `publish_s` is null
+and `finish_from_messages_s` (published-and-loaded minus reconciled, from its progress
+messages) stands in, labelled as such.
+
+Run:  python -m bench publish [--quick]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sys
+
+from bench._common import CACHE, RUN_DATE, invrecon, log_marks, machine, run_measured, stage_lines, stage_totals, world
+
+DAYS, SKUS, LOCATIONS = 30, 2000, 64
+QUICK = (5, 200, 16)
+GOAL_RATIO = 1.5
+STAGE = "publish"
+
+
+def run(*, quick: bool) -> dict:
+    days, skus, locations = QUICK if quick else (DAYS, SKUS, LOCATIONS)
+    path, made = world(skus, locations, days=days)
+    runs = CACHE / "runs" / f"publish_{skus}x{locations}_d{days}"
+    shutil.rmtree(runs, ignore_errors=True)
+    out = runs / "out"
+    end = dt.date.fromisoformat(RUN_DATE)
+    dates = [end - dt.timedelta(days=days - 1 - k) for k in range(days)]
+    per_run = []
+    for k, d in enumerate(dates, start=1):
+        m = run_measured(invrecon("batch", "--config", str(path / "config.yaml"), "--run-date", d.isoformat(), "--output", str(out), "--quiet"),
+                         log_dir=runs / "logs", name=f"batch_{d}")
+        totals = stage_totals(stage_lines(m.stderr))
+        marks = log_marks(m.stderr)
+        per_run.append({
+            "run_date": d.isoformat(), "exit_code": m.returncode, "wall_s": round(m.wall_s, 2),
+            "publish_s": totals.get(STAGE), "stages": totals or None, "finish_from_messages_s": marks.get("publish_load"),
+        })
+        print(f"  publish bench: run {k}/{days} {d} exit {m.returncode} in {m.wall_s:.1f} s, publish "
+              f"{totals.get(STAGE)} s (messages: finish {marks.get('publish_load')} s)", file=sys.stderr, flush=True)
+        if m.returncode != 0:
+            per_run[-1]["error"] = m.tail()
+    first, last = per_run[0], per_run[-1]
+    figures: dict = {
+        **machine(), "world": made["flags"], "world_generated": not made.get("cached"), "runs": len(per_run),
+        "exit_codes_nonzero": [r["run_date"] for r in per_run if r["exit_code"] != 0],
+        "stage_lines_found": any(r["stages"] for r in per_run),
+        "publish_first_s": first["publish_s"], "publish_last_s": last["publish_s"],
+        "goal_ratio": GOAL_RATIO,
+    }
+    if first["publish_s"] and last["publish_s"] is not None:
+        figures["publish_ratio_last_to_first"] = round(last["publish_s"] / first["publish_s"], 2)
+        figures["goal_met"] = figures["publish_ratio_last_to_first"] <= GOAL_RATIO
+    else:
+        figures["publish_ratio_last_to_first"] = None
+        figures["goal_met"] = None  # no `publish` stage lines: nothing to judge by
+    f1, f30 = first["finish_from_messages_s"], last["finish_from_messages_s"]
+    figures["finish_from_messages_first_s"], figures["finish_from_messages_last_s"] = f1, f30
+    figures["finish_from_messages_ratio"] = round(f30 / f1, 2) if f1 and f30 is not None else None
+    figures["batch_wall_first_s"], figures["batch_wall_last_s"] = first["wall_s"], last["wall_s"]
+    figures["per_run"] = per_run
+    shutil.rmtree(out, ignore_errors=True)
+    return figures
+
+
+def report(figures: dict) -> str:
+    def s(v) -> str:
+        return "none" if v is None else f"{v:.2f} s"
+
+    lines = [f"publish bench: {figures['runs']} consecutive run dates of {figures['world']} into one output "
+             f"({figures['cores']} cores, load {figures['load_avg_1m_at_start']} at start)"]
+    if figures["stage_lines_found"]:
+        lines.append(f"  publish stage: run 1 {s(figures['publish_first_s'])}, run {figures['runs']} {s(figures['publish_last_s'])}, "
+                     f"ratio {figures['publish_ratio_last_to_first']} (goal <= {figures['goal_ratio']}: "
+                     f"{'met' if figures['goal_met'] else 'NOT met'})")
+    else:
+        lines.append("  publish stage: none (no JSON line with `stage: publish` and `duration_s` on the batch's stderr)")
+    lines.append(f"  stand-in from progress messages (publish + DuckDB load): run 1 {s(figures['finish_from_messages_first_s'])}, "
+                 f"run {figures['runs']} {s(figures['finish_from_messages_last_s'])}, ratio {figures['finish_from_messages_ratio']}")
+    lines.append(f"  batch wall: run 1 {s(figures['batch_wall_first_s'])}, run {figures['runs']} {s(figures['batch_wall_last_s'])}")
+    if figures["exit_codes_nonzero"]:
+        lines.append(f"  runs that failed: {', '.join(figures['exit_codes_nonzero'])}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report(run(quick="--quick" in sys.argv)))
