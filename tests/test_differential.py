@@ -133,8 +133,6 @@ def test_reference_residual_after_the_roll_is_not_timing(world_copy):
     assert [(r["class"], r["delta"], r["raw_delta"]) for r in rows] == [("within_tolerance", -1, raw_delta - 1)]
 
 
-@pytest.mark.xfail(reason="the batch still classifies |raw| > tol and |delta| <= tol as timing; DESIGN.md §6.4 now "
-                          "says timing only when delta = 0 (the pipeline change lands separately)", strict=False)
 def test_batch_residual_after_the_roll_is_not_timing(world_copy, tmp_path):
     (sku, location, raw_delta), world = _residual_world(world_copy)
     out = tmp_path / "out"

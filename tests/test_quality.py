@@ -229,4 +229,4 @@ def test_conservation_violation_is_detected():
     from invrecon.pipelines.settle import _conservation
 
     counts = [("read", "erp", 10), ("written", "erp", 6), ("quarantined:bad_quantity", "erp", 2), ("quarantined:unmapped_sku", "erp", 1)]
-    assert _conservation(counts, ["erp"]) == [{"source": "erp", "read": 10, "written": 6, "quarantined": 3, "conserved": False}]
+    assert _conservation(counts, ["erp"]) == [{"source": "erp", "read": 10, "written": 6, "quarantined": 3, "conserved": False, "unreadable": 0}]
