@@ -43,7 +43,7 @@ from invrecon.pipelines.quality_gate import GateHistory, GatePlan, load_history
 from invrecon.pipelines.settle import History, SettleRun
 from invrecon.pipelines.warehouse import PUBLISHED, RunResult, ensure_warehouse, summary_text, write_alerts_jsonl
 from invrecon.schemas import DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
-from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
+from invrecon.transforms.canonical import CrosswalkError, load_items, shared_crosswalks
 from invrecon.transforms.ingest import TAGS, DedupEvents, ReadSource, StampRunId, WriteAcks, write_table
 from invrecon.transforms.quality import SuiteError
 from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation, ReconcileParams, Tolerance
@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         cfg = load_config(args.config)
-        load_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2
+        shared_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2 (and loaded once in-process)
         load_items(cfg.items)
         alert_rules.load_thresholds(cfg)
     except (ConfigError, CrosswalkError) as e:

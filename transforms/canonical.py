@@ -21,6 +21,8 @@ import csv
 import dataclasses
 import datetime as dt
 import decimal
+import functools
+import hashlib
 import io
 from collections.abc import Iterable
 
@@ -42,6 +44,7 @@ __all__ = [
     "cut_raw",
     "gtin14_or_none",
     "load_crosswalks",
+    "shared_crosswalks",
     "load_items",
     "map_locations",
     "map_skus",
@@ -125,6 +128,26 @@ def _read_csv_rows(uri: str, required: Iterable[str]) -> list[tuple[int, dict[st
         raise CrosswalkError(f"{uri}: line 1: missing column(s) {', '.join(missing)}")
     # DictReader's line_num counts physical lines, so quoted newlines keep numbers honest.
     return [(reader.line_num, row) for row in reader]
+
+
+def shared_crosswalks(sku_uri: str, location_uri: str) -> Crosswalks:
+    """`load_crosswalks`, once per process for the same file contents (every reader of a worker
+    needs the same two files; a changed file is loaded again)."""
+    digests = tuple(_digest(u) for u in (sku_uri, location_uri))
+    return _crosswalks_of(sku_uri, location_uri, digests)
+
+
+@functools.lru_cache(maxsize=4)
+def _crosswalks_of(sku_uri: str, location_uri: str, digests: tuple[str, str]) -> Crosswalks:
+    return load_crosswalks(sku_uri, location_uri)
+
+
+def _digest(uri: str) -> str:
+    h = hashlib.sha256()
+    with fsspec.open(uri, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def load_crosswalks(sku_uri: str, location_uri: str) -> Crosswalks:

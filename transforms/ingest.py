@@ -18,7 +18,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from invrecon.schemas import MOVEMENT, QUARANTINE
-from invrecon.transforms.canonical import Crosswalks, load_crosswalks
+from invrecon.transforms.canonical import Crosswalks, shared_crosswalks
 from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
 from invrecon.transforms.edi import AckCollector
 from invrecon.transforms.sources import SourceSpec, read_edi, read_events, read_tabular
@@ -84,7 +84,7 @@ class ReadSourceFn(beam.DoFn):
         self.records_quarantined = Metrics.counter(self.__class__, "records_quarantined")
 
     def setup(self) -> None:
-        self.crosswalks: Crosswalks = load_crosswalks(self.sku_crosswalk, self.location_crosswalk)
+        self.crosswalks: Crosswalks = shared_crosswalks(self.sku_crosswalk, self.location_crosswalk)
 
     def _results(self, uri: str) -> Iterator:
         """The file's canonical results, a batch at a time; an EDI file's 997s come last."""

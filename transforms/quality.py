@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import hashlib
 import importlib.resources
 import json
 import logging
 import os
 import pathlib
+import threading
 from collections.abc import Sequence
 
 import pandas as pd
@@ -41,6 +44,7 @@ __all__ = [
     "DqOutcome",
     "SuiteError",
     "load_suite",
+    "shared_validator",
     "suite_parameters",
     "Validator",
     "combine_results",
@@ -143,6 +147,24 @@ def _result_row(r, *, suite: str, source: str, rows: int, run_id: str, run_date:
     return row, bad
 
 
+def _columns_of(suites: Sequence[dict], available: Sequence[str]) -> list[str]:
+    """The columns of `available` that some expectation of `suites` reads, in frame order."""
+    named: set[str] = set()
+    for doc in suites:
+        for exp in doc["expectations"]:
+            kw = exp.get("kwargs") or {}
+            named.update(c for c in (kw.get("column"), kw.get("column_A"), kw.get("column_B")) if c)
+            named.update(kw.get("column_list") or ())
+    return [c for c in available if c in named and not c.startswith("_")]
+
+
+@functools.lru_cache(maxsize=1)
+def shared_validator() -> "Validator":
+    """The process's one Validator: a GX context costs ~2 s to build, and every ValidateRecords
+    step of a worker process (positions, availability, movements, in-transit) can share it."""
+    return Validator()
+
+
 class Validator:
     """Validates batches of canonical records with Great Expectations, in an ephemeral context.
 
@@ -163,18 +185,27 @@ class Validator:
         self._gx = gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        from great_expectations.execution_engine import pandas_execution_engine
+
+        # GX fingerprints every batch by hashing the whole frame (a batch marker we never read):
+        # about a third of its per-row cost. A threshold of 0 skips it.
+        pandas_execution_engine.HASH_THRESHOLD = 0
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.datasource = self.context.data_sources.add_or_update_pandas("invrecon")
         self.asset = self.datasource.add_dataframe_asset("records")
         self.batch_def = self.asset.add_batch_definition_whole_dataframe("whole")
         self._suites: dict[str, object] = {}
+        self._lock = threading.Lock()  # shared by the threads of a multi-threaded runner
         self.run_name = run_name
 
     def _suite(self, doc: dict):
         from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-        suite = self._gx.ExpectationSuite(name=doc["name"], meta=doc.get("meta") or {})
+        # Named by content: one worker's Validator serves every job of its process (tests run
+        # many), and two suites of one name but different expectations must not meet.
+        digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        suite = self._gx.ExpectationSuite(name=f"{doc['name']}@{digest}", meta=doc.get("meta") or {})
         for exp in doc["expectations"]:
             cfg = ExpectationConfiguration(type=exp["type"], kwargs=exp.get("kwargs") or {}, meta=exp.get("meta") or {})
             expectation = cfg.to_domain_obj()
@@ -184,16 +215,22 @@ class Validator:
 
     def validate(self, df: pl.DataFrame, *, source: str, record: str, suites: Sequence[dict], params: dict, run_id: str, run_date: dt.date) -> DqOutcome:
         """Validate one source's batch against `suites`; see the module docstring for the rules."""
-        pdf = df.drop([c for c in df.columns if c.startswith("_")]).to_pandas(use_pyarrow_extension_array=False)
+        with self._lock:
+            return self._validate(df, source=source, suites=suites, params=params, run_id=run_id, run_date=run_date)
+
+    def _validate(self, df: pl.DataFrame, *, source: str, suites: Sequence[dict], params: dict, run_id: str, run_date: dt.date) -> DqOutcome:
+        # Only the columns the suites name go to pandas (the quarantine's raw text comes from `df`).
+        pdf = df.select(_columns_of(suites, df.columns)).to_pandas(use_pyarrow_extension_array=False)
         pdf.index = pd.RangeIndex(len(pdf))
         batch = self.batch_def.get_batch(batch_parameters={"dataframe": pdf})
         bad_rows: dict[int, list[str]] = {}
         results: list[dict] = []
         gate_failed = False
         for doc in suites:
-            if doc["name"] not in self._suites:
-                self._suites[doc["name"]] = self._suite(doc)
-            suite_result = batch.validate(self._suites[doc["name"]], result_format={"result_format": "COMPLETE"}, expectation_parameters=params)
+            key = json.dumps(doc, sort_keys=True, default=str)
+            if key not in self._suites:
+                self._suites[key] = self._suite(doc)
+            suite_result = batch.validate(self._suites[key], result_format={"result_format": "COMPLETE"}, expectation_parameters=params)
             for r in suite_result.results:
                 row, bad = _result_row(r, suite=doc["name"], source=source, rows=len(pdf), run_id=run_id, run_date=run_date)
                 results.append(row)
