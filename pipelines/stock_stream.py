@@ -3,7 +3,8 @@
 Reads stock events (DESIGN.md §5) from Pub/Sub, Kafka or a replay of JSON Lines files, stamps
 them with `occurred_at`, canonicalizes them with the batch's kernels, de-duplicates them by
 event_id in state, quarantines those later than the allowed lateness, keeps a running position
-per (sku, location) seeded from the latest `inventory_snapshot` in `<output>/warehouse.duckdb`,
+per (sku, location) seeded from the latest published `inventory_snapshot` under `<output>` (the
+launcher finds its Parquet files in the commit log, the graph reads them: `transforms.seeds`),
 and writes, as Parquet under `<output>/stream/`:
 
     movements/event_date=D/         the canonical event archive (the batch's MOVEMENT schema)
@@ -52,13 +53,16 @@ from typing import Any
 import apache_beam as beam
 import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from invrecon.pipelines.batch import cutoff_for
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines.config import Config, ConfigError, load_config
+from invrecon.pipelines.publish import Layout, live_files, read_commits
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
 from invrecon.transforms.reconcile import Tolerance
+from invrecon.transforms.seeds import ReadSeeds
 from invrecon.transforms.sources import SourceSpec, iter_line_chunks
 from invrecon.transforms.stream import (
     ALERTS_TAG,
@@ -75,10 +79,9 @@ from invrecon.transforms.stream import (
     WriteParquetFiles,
     as_position_table,
     read_event_chunks,
-    seed_element,
 )
 
-__all__ = ["StreamJob", "build", "load_seeds", "local_runner", "main", "plan_job", "streaming_params"]
+__all__ = ["SeedSnapshot", "StreamJob", "build", "latest_snapshot", "local_runner", "main", "plan_job", "streaming_params"]
 
 log = logging.getLogger("invrecon.stream")
 
@@ -86,6 +89,23 @@ log = logging.getLogger("invrecon.stream")
 _PARAM_KEYS = ("window_minutes", "allowed_lateness_minutes", "early_firing_seconds", "dedup_ttl_hours", "min_alert_abs", "gate_shards")
 # Seconds to wait for a Kafka expansion service to accept a connection before giving up.
 EXPANSION_CONNECT_TIMEOUT = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedSnapshot:
+    """The published inventory_snapshot the positions start from: what the graph's `ReadSeeds` reads.
+
+    Args:
+      snapshot_date: the snapshot's date.
+      files: fsspec URLs of its Parquet files.
+      rows: positions in those files (from their footers).
+      as_of_micros: the date's cut-off (µs, UTC): every seed is as of it.
+    """
+
+    snapshot_date: dt.date
+    files: tuple[str, ...]
+    rows: int
+    as_of_micros: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,8 +120,7 @@ class StreamJob:
     events: str  # the --events URL
     files: tuple[str, ...]  # file replay only
     output: str  # <output>/stream
-    seeds: tuple = ()  # seed_element pairs
-    seed_date: dt.date | None = None
+    seed: SeedSnapshot | None = None  # None: positions start at 0
     expansion_service: str | None = None
 
     @property
@@ -138,36 +157,41 @@ def _expand_files(events: str) -> list[str]:
     return [p for p in paths if not fs.isdir(p)]
 
 
-def load_seeds(output: str, timezone: str) -> tuple[dt.date | None, list]:
-    """The latest inventory_snapshot of `<output>/warehouse.duckdb` as RunningPosition seeds.
+def latest_snapshot(output: str, timezone: str) -> SeedSnapshot | None:
+    """The latest published inventory_snapshot under `output`, found through the commit log.
 
-    A snapshot's on_hand is the record system's figure rolled to that date's cut-off, so each
-    seed is as of the cut-off: the stream ignores (for the position) events at or before it.
+    Metadata only, on any fsspec filesystem: the commit files and the footers of one date's
+    snapshot files; the rows are read by the graph (`transforms.seeds.ReadSeeds`). A snapshot's
+    on_hand is the record system's figure rolled to that date's cut-off, so each seed is as of the
+    cut-off: the stream ignores (for the position) events at or before it. A date whose files
+    hold no rows is passed over for the one before it.
+
+    Returns:
+      None when nothing was ever published there (the positions start at 0).
+
+    Raises:
+      RuntimeError: a published snapshot file cannot be read (naming it).
     """
-    import duckdb
-
-    path = f"{output}/warehouse.duckdb"
-    if not os.path.exists(path):
-        return None, []
-    try:
-        con = duckdb.connect(path, read_only=True)
-    except duckdb.Error as e:
-        raise RuntimeError(f"{path}: cannot open the warehouse to seed positions: {e}") from None
-    try:
-        has = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'inventory_snapshot'").fetchone()[0]
-        if not has:
-            return None, []
-        day = con.execute("SELECT max(snapshot_date) FROM inventory_snapshot").fetchone()[0]
-        if day is None:
-            return None, []
-        rows = con.execute(
-            "SELECT sku, location, on_hand, reserved FROM inventory_snapshot WHERE snapshot_date = ? ORDER BY sku, location", [day]
-        ).fetchall()
-    finally:
-        con.close()
-    as_of = int(cutoff_for(day, timezone).timestamp() * 1_000_000)
-    seeds = [seed_element({"sku": s, "location": l, "on_hand": oh, "reserved": r}, as_of_micros=as_of) for s, l, oh, r in rows]
-    return day, seeds
+    layout = Layout(output)
+    by_date: dict[dt.date, list[str]] = {}
+    for (table, partition, _), files in live_files(read_commits(output)).items():
+        if table == "inventory_snapshot":
+            by_date.setdefault(dt.date.fromisoformat(partition.split("=", 1)[1]), []).extend(files)
+    fs = layout.fs
+    for day in sorted(by_date, reverse=True):
+        paths = [f"{layout.root}/{rel}" for rel in sorted(by_date[day])]
+        urls = tuple(fs.unstrip_protocol(path) for path in paths)
+        rows = 0
+        for path, url in zip(paths, urls):
+            try:
+                with fs.open(path, "rb") as f:
+                    rows += pq.read_metadata(f).num_rows
+            except (OSError, pa.ArrowException) as e:
+                raise RuntimeError(f"{url}: cannot read this published inventory_snapshot file to seed positions: {e}") from None
+        if rows:
+            as_of = int(cutoff_for(day, timezone).timestamp() * 1_000_000)
+            return SeedSnapshot(snapshot_date=day, files=urls, rows=rows, as_of_micros=as_of)
+    return None
 
 
 def _check_kafka(events: str, expansion_service: str | None) -> None:
@@ -225,12 +249,19 @@ def plan_job(cfg: Config, *, events: str, output: str, expansion_service: str | 
     else:
         raise UsageError(f"--events {events!r}: expected file://GLOB, pubsub://projects/P/subscriptions/S or kafka://HOST:PORT/TOPIC")
     params = streaming_params(cfg, run_id=run_id)
-    seed_date, seeds = load_seeds(output, cfg.timezone) if seed else (None, [])
+    snapshot = latest_snapshot(output, cfg.timezone) if seed else None
+    if snapshot is not None:
+        log.info("seeds: inventory_snapshot %s under %s, %d positions in %d files, as of its cut-off (read in the graph)",
+                 snapshot.snapshot_date, output, snapshot.rows, len(snapshot.files))
+    elif seed:
+        log.warning("no published inventory_snapshot under %s: positions start at 0", output)
+    else:
+        log.info("--no-seed: positions start at 0")
     spec = SourceSpec(name=params.source, kind="events", system=None, timezone=cfg.timezone)
     return StreamJob(
         params=params, spec=spec, sku_crosswalk=cfg.sku_crosswalk, location_crosswalk=cfg.location_crosswalk,
-        items=cfg.items, events=events, files=tuple(files), output=f"{output}/stream", seeds=tuple(seeds),
-        seed_date=seed_date, expansion_service=expansion_service,
+        items=cfg.items, events=events, files=tuple(files), output=f"{output}/stream", seed=snapshot,
+        expansion_service=expansion_service,
     )
 
 
@@ -288,7 +319,8 @@ def build(p: beam.Pipeline, job: StreamJob, *, raw=None) -> dict:
     """
     raw = read_source(p, job) if raw is None else raw
     events = raw | "StockEvents" >> StockEvents(job.params, job.spec, job.sku_crosswalk, job.location_crosswalk, bounded=job.bounded)
-    seeds = p | "WarehouseSeeds" >> beam.Create(list(job.seeds), reshuffle=False)
+    seed = job.seed
+    seeds = p | "ReadSeeds" >> ReadSeeds(files=seed.files if seed else (), as_of_micros=seed.as_of_micros if seed else 0)
     positions = {"seeds": seeds, MOVEMENTS_TAG: events[MOVEMENTS_TAG], AVAILABILITY_TAG: events[AVAILABILITY_TAG]} | "RunningPosition" >> RunningPosition(
         job.params, job.items, job.sku_crosswalk, job.location_crosswalk, bounded=job.bounded
     )
@@ -355,7 +387,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", help="override the config's output folder")
     parser.add_argument("--expansion_service", "--expansion-service", dest="expansion_service",
                         help="Kafka only: HOST:PORT of a running Beam Java expansion service, or a local jar")
-    parser.add_argument("--no-seed", action="store_true", help="start positions at 0 instead of the latest warehouse snapshot")
+    parser.add_argument("--no-seed", action="store_true", help="start positions at 0 instead of the latest published inventory_snapshot")
     parser.add_argument("--fail-on-alert", action="store_true", help="exit 5 when an alert fired (replay)")
     parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
     return parser
@@ -399,8 +431,9 @@ def main(argv: list[str] | None = None) -> int:
         options.view_as(StandardOptions).streaming = True
     if runner is None and job.bounded:
         runner = local_runner()
-    log.info("stream %s: %s, seeds %d (snapshot %s), window %g min, lateness %g min",
-             job.params.run_id, job.events, len(job.seeds), job.seed_date, job.params.window_minutes, job.params.allowed_lateness_minutes)
+    seed = job.seed
+    log.info("stream %s: %s, seeds %d (snapshot %s), window %g min, lateness %g min", job.params.run_id, job.events,
+             seed.rows if seed else 0, seed.snapshot_date if seed else None, job.params.window_minutes, job.params.allowed_lateness_minutes)
     if job.bounded:
         _clear_previous(job)
     t0 = time.monotonic()
@@ -419,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     conserved = counts["read"] == written + counts["quarantine"]
     if not args.quiet:
         print(f"invrecon stream {job.events}  run {job.params.run_id}  {'OK' if conserved else 'CONSERVATION VIOLATED'}  ({time.monotonic() - t0:.1f} s)")
-        print(f"  seeded from inventory_snapshot {job.seed_date or '(none: positions start at 0)'}: {len(job.seeds)} positions")
+        print(f"  seeded from inventory_snapshot {seed.snapshot_date if seed else '(none: positions start at 0)'}: {seed.rows if seed else 0} positions")
         print(f"  read {counts['read']} = movements {counts['movements']} + availability {counts['availability']} + quarantined {counts['quarantine']}")
         print(f"  position change panes {counts['position_changes']}, alerts {counts['alerts']}")
         print(f"  outputs: {job.output}/<table>/  (Parquet)")

@@ -141,15 +141,23 @@ def check_job(own: set[str], job: dict, proto: beam_runner_api_pb2.Pipeline, *, 
     assert all(t.environment_id in proto.components.environments for t in proto.components.transforms.values() if t.environment_id)
 
 
-def test_stream_dataflow_job_names_every_step(tmp_path, no_network):
+SEED_STEPS = {"ReadSeeds/ListSeedFiles", "ReadSeeds/SplitRowGroups", "ReadSeeds/SpreadRowGroups", "ReadSeeds/ReadRowGroups"}
+
+
+@pytest.mark.parametrize("seeded", [False, True], ids=["no-seed", "seeded"])
+def test_stream_dataflow_job_names_every_step(tmp_path, request, no_network, seeded):
+    """With --no-seed, and seeded from a published output: the workers read the snapshot's files."""
     cfg = load_config(str(WORLD / "config.yaml"))
-    job = stock_stream.plan_job(cfg, events="pubsub://projects/acme-retail/subscriptions/stock-events", output=str(tmp_path / "out"), seed=False)
+    output = request.getfixturevalue("committed_run") if seeded else tmp_path / "out"
+    job = stock_stream.plan_job(cfg, events="pubsub://projects/acme-retail/subscriptions/stock-events", output=str(output), seed=seeded)
+    assert (job.seed is not None) is seeded
     own, job_json, proto = dataflow_job(tmp_path, lambda p: stock_stream.build(p, job), streaming=True, name="invrecon-stream")
     check_job(own, job_json, proto, streaming=True, name="invrecon-stream")
-    # Not a vacuous graph: the source, the keyed steps and the sinks are there.
+    # Not a vacuous graph: the source, the seed reader, the keyed steps and the sinks are there.
     staged = labels(proto)
     assert any(label.endswith("ReadPubSub") for label in staged)
     assert {"StockEvents/GateLateness/GroupByExpiry", "RunningPosition/ApplyMovements", "WriteMovements/WriteBundles"} <= staged
+    assert SEED_STEPS <= staged
     assert len(own) > 40
 
 

@@ -143,10 +143,85 @@ def test_kafka_without_a_reachable_expansion_service_exits_2(tmp_path, capsys):
     assert "no such jar file" in capsys.readouterr().err
 
 
+def final_positions(output: pathlib.Path) -> dict[tuple[str, str], tuple[int, int, bool]]:
+    """(sku, location) -> (on_hand, reserved, seeded) after the latest pane of its latest window."""
+    rows = duckdb.sql(
+        "SELECT sku, location, arg_max(on_hand_after, (window_start, pane_index)), arg_max(reserved_after, (window_start, pane_index)), "
+        f"bool_and(seeded) FROM read_parquet('{output}/stream/position_changes/*/*.parquet') GROUP BY ALL"
+    ).fetchall()
+    return {(s, l): (oh, r, seeded) for s, l, oh, r, seeded in rows}
+
+
+def published_copy(committed_run: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
+    """The committed run's published Parquet and commit log, without warehouse.duckdb or any stream output."""
+    shutil.copytree(committed_run, dst, ignore=shutil.ignore_patterns("warehouse.duckdb*", "stream"))
+    return dst
+
+
 def test_seeds_come_from_the_latest_snapshot(committed_run, tmp_path):
-    out = tmp_path / "out"
-    shutil.copytree(committed_run, out)
-    day, seeds = stock_stream.load_seeds(str(out), "America/Chicago")
-    assert day == dt.date.fromisoformat(RUN_DATE) and seeds
-    (key, (kind, payload)) = seeds[0]
-    assert kind == "seed" and payload["as_of"] == int(dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc).timestamp() * 1e6)
+    """The launcher names the files of the latest published snapshot (commit log, footers); it reads no row."""
+    out = published_copy(committed_run, tmp_path / "out")
+    snap = stock_stream.latest_snapshot(str(out), "America/Chicago")
+    assert snap is not None and snap.snapshot_date == dt.date.fromisoformat(RUN_DATE)
+    expected = warehouse(committed_run).sql(f"SELECT count(*) FROM inventory_snapshot WHERE snapshot_date = DATE '{RUN_DATE}'").fetchall()[0][0]
+    assert snap.rows == expected == 187
+    assert snap.files and all(f.startswith(f"file://{out}/inventory_snapshot/snapshot_date={RUN_DATE}/") for f in snap.files)
+    assert snap.as_of_micros == int(dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc).timestamp() * 1e6)
+    # The same through a file:// URL; nothing published: no seeds.
+    assert stock_stream.latest_snapshot(f"file://{out}", "America/Chicago") == snap
+    assert stock_stream.latest_snapshot(str(tmp_path / "nothing"), "America/Chicago") is None
+
+
+# The stream of the committed world's events, seeded from the committed world's batch, as the
+# launcher-side seeds (read from warehouse.duckdb and embedded with beam.Create) gave it before
+# the graph read them itself: `make run`, then the README's stream command with --output out.
+BEFORE = {"seeds": 187, "panes": 199, "positions": 104, "on_hand": 22514, "reserved": 81, "alerts": 1}
+BEFORE_ALERT = ("store_divergence", "SKU000007@S0004", "store counted 107 of SKU000007 at S0004 (STORE-20261130-000203, ",
+                "events.jsonl: line 6); running position 104, tolerance 2.08")
+
+
+def test_replay_seeds_from_the_published_snapshot_read_in_the_graph(committed_run, tmp_path, capsys):
+    """Batch publishes D; the replay seeds from D's snapshot Parquet (no warehouse file there) and
+    gives the positions the launcher-side seeds gave."""
+    out = published_copy(committed_run, tmp_path / "out")
+    assert stock_stream.main(["--config", str(WORLD / "config.yaml"), "--events", EVENTS, "--output", f"file://{out}"]) == 0
+    assert f"seeded from inventory_snapshot {RUN_DATE}: {BEFORE['seeds']} positions" in capsys.readouterr().out
+    assert not (out / "warehouse.duckdb").exists()
+    final = final_positions(out)
+    assert len(read(out, "position_changes").fetchall()) == BEFORE["panes"]
+    assert len(final) == BEFORE["positions"] and all(seeded for _, _, seeded in final.values())
+    assert sum(oh for oh, _, _ in final.values()) == BEFORE["on_hand"]
+    assert sum(r for _, r, _ in final.values()) == BEFORE["reserved"]
+    alerts = read(out, "alerts").select("rule, subject, message").fetchall()
+    assert len(alerts) == BEFORE["alerts"]
+    rule, subject, message = alerts[0]
+    assert (rule, subject) == BEFORE_ALERT[:2] and message.startswith(BEFORE_ALERT[2]) and message.endswith(BEFORE_ALERT[3])
+    # Seeds matter: without them every position starts at 0.
+    assert stream(WORLD / "config.yaml", EVENTS, tmp_path / "unseeded", "--no-seed") == 0
+    unseeded = final_positions(tmp_path / "unseeded")
+    assert unseeded.keys() == final.keys() and not any(seeded for _, _, seeded in unseeded.values())
+    assert sum(oh for oh, _, _ in unseeded.values()) != BEFORE["on_hand"]
+
+
+def test_each_position_starts_from_its_snapshot_row(committed_run, tmp_path):
+    """Per (sku, location), the position before its first event is the published snapshot's on_hand."""
+    from apache_beam.testing.util import assert_that
+
+    out = published_copy(committed_run, tmp_path / "out")
+    job = stock_stream.plan_job(load_config(str(WORLD / "config.yaml")), events=EVENTS, output=str(out))
+    snapshot = warehouse(committed_run).sql(f"SELECT sku, location, on_hand FROM inventory_snapshot WHERE snapshot_date = DATE '{RUN_DATE}'")
+    seeds = {(s, l): oh for s, l, oh in snapshot.fetchall()}
+
+    def starts_from_the_snapshot(tables):
+        first: dict = {}
+        for t in tables:  # a replay applies each bucket's events in one batch, in arrival order
+            for r in t.to_pylist():
+                first.setdefault((r["sku"], r["location"]), r)
+        assert len(first) == BEFORE["positions"]
+        for key, r in first.items():
+            assert r["on_hand"] - r["on_hand_change"] == (seeds.get(key) or 0), key
+            assert r["seeded"] == (seeds.get(key) is not None), key
+
+    with beam.Pipeline(runner=stock_stream.local_runner()) as p:
+        outputs = stock_stream.build(p, job)
+        assert_that(outputs["updates"], starts_from_the_snapshot, label="CheckSeeds")

@@ -58,7 +58,6 @@ from invrecon.transforms.canonical import (
 )
 
 __all__ = [
-    "EDI_QUALIFIERS",
     "FileResult",
     "SourceSpec",
     "LineLocator",
@@ -92,9 +91,6 @@ BATCH_ROWS = 200_000
 #   events file) without being held in memory; a longer CSV header makes the file unreadable.
 MAX_COLUMNS = 2_000
 MAX_LINE_BYTES = 1 << 20
-
-# DESIGN.md §5: default EDI qualifier -> crosswalk id type (one table, in transforms.edi.values).
-EDI_QUALIFIERS = DEFAULT_QUALIFIERS
 
 # Direction of each event type's quantity on on_hand (DESIGN.md §5). adjustment carries its own
 # sign; count is absolute; reservation / release move `reserved` only.
@@ -1089,7 +1085,8 @@ def _edi_frame(recs: list[dict], uri: str) -> pl.DataFrame:
 
 def _edi_skus(df: pl.DataFrame, recs: list[dict], spec: SourceSpec, crosswalks: Crosswalks) -> pl.DataFrame:
     """Join each record's sku: the first of its item ids (in file order) the crosswalk knows."""
-    qualifiers = {**EDI_QUALIFIERS, **dict(spec.qualifiers)}
+    # DESIGN.md §5: the parser's qualifier table (transforms.edi.values), then the source's overrides.
+    qualifiers = {**DEFAULT_QUALIFIERS, **dict(spec.qualifiers)}
     cand_rows = []
     for i, r in enumerate(recs):
         ids = r.get("item_ids") or ([{"qualifier": r.get("item_id_qualifier"), "id": r.get("item_id")}] if r.get("item_id") else [])

@@ -10,7 +10,7 @@ de-dup, whose state is per event_id, so that each event costs a point lookup):
       ──CanonicalizeChunks (decode_event_texts + canonical_events_frame, the batch's kernels)──▶
       ──DedupEvents (live: state + timer per event_id; replay: each bucket of event_id whole)──▶
       ──GateLateEvents (per position bucket and window: beyond allowed lateness ─▶ `late_event`)──▶
-      ──RunningPosition (bucket of sku/location: positions in state, seeded from the warehouse)──▶
+      ──RunningPosition (bucket of sku/location: positions in state, seeded from the snapshot)──▶
       ──WindowPositionChanges (fixed windows, early + late panes, per bucket)──▶ position changes
 
 Every rejected payload leaves through the `quarantine` output with its raw text and a reason code
@@ -144,7 +144,7 @@ POSITION_CHANGES = pa.schema(
         pa.field("events", pa.int64(), nullable=False),
         pa.field("on_hand_after", pa.int64()),  # running position after the window's latest event
         pa.field("reserved_after", pa.int64()),
-        pa.field("seeded", pa.bool_()),  # the position started from a warehouse snapshot
+        pa.field("seeded", pa.bool_()),  # the position started from a published snapshot
         pa.field("pane_timing", pa.string(), nullable=False),  # EARLY | ON_TIME | LATE | UNKNOWN
         pa.field("pane_index", pa.int64(), nullable=False),
         pa.field("run_id", pa.string()),
@@ -558,7 +558,7 @@ def canonicalize_chunk(chunk: RawChunk, *, spec: SourceSpec, crosswalks, run_id:
 
 
 def seed_element(row: dict, *, as_of_micros: int) -> tuple[tuple[str, str], tuple[str, dict]]:
-    """A warehouse snapshot row (sku, location, on_hand, reserved) as a RunningPosition input."""
+    """A published inventory_snapshot row (sku, location, on_hand, reserved) as a RunningPosition input (`transforms.seeds`)."""
     return (row["sku"], row["location"]), ("seed", {"on_hand": row.get("on_hand"), "reserved": row.get("reserved"), "as_of": as_of_micros})
 
 
@@ -566,7 +566,7 @@ def seed_element(row: dict, *, as_of_micros: int) -> tuple[tuple[str, str], tupl
 class PositionBook:
     """The running position of one (sku, location), correct under out-of-order events.
 
-    A base (a warehouse seed, or the latest `count`) fixes on_hand at an instant; movements after
+    A base (a snapshot seed, or the latest `count`) fixes on_hand at an instant; movements after
     that instant add to it, movements at or before it are already in it (DESIGN.md §6.1: a count
     at an instant includes everything that happened at that instant). Reserved has its own base
     (the seed) and moves by reservation / release. Movements are kept until a newer base makes
@@ -674,7 +674,7 @@ PENDING_SCHEMA = {"sku": pl.String, "location": pl.String, "ts": pl.Int64, "qty"
 
 
 def _new_books(keys: pl.DataFrame, seeds: dict) -> pl.DataFrame:
-    """Books of keys seen for the first time, from their warehouse seed (PositionBook.seed)."""
+    """Books of keys seen for the first time, from their snapshot seed (PositionBook.seed)."""
     rows = []
     for sku, location in keys.iter_rows():
         seed = seeds.get((sku, location))
@@ -1310,7 +1310,7 @@ class _RunningPositionFn(beam.DoFn):
     """Keep the positions of a bucket of (sku, location) in state; apply each batch at once.
 
     Inputs are (bucket, (movements table | None, figures table | None)); figures are a channel's
-    published available-to-sell, compared with ATP, never applied. The warehouse seeds come as a
+    published available-to-sell, compared with ATP, never applied. The snapshot seeds come as a
     dict side input, read when a key is first seen. Emits one updates table per batch and the
     alerts; a timer per bucket folds movements older than twice the lateness horizon.
     """
@@ -1456,8 +1456,9 @@ class RunningPosition(beam.PTransform):
     """Movement tables (+ seeds, figures) -> an updates table per batch, plus alerts.
 
     Args (of `expand`): a dict with `movements`, `availability` and `seeds` PCollections; seeds
-    are `seed_element` pairs from the latest warehouse snapshot, read as a side input (every
-    worker holds them all: about 100 bytes a position).
+    are `seed_element` pairs from the latest published inventory_snapshot, read by the workers
+    (`transforms.seeds.ReadSeeds`) and taken as a side input (every worker holds them all: about
+    100 bytes a position).
     """
 
     params: StreamParams
