@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
 import fsspec
@@ -19,7 +19,7 @@ from apache_beam.metrics import Metrics
 
 from invrecon.schemas import MOVEMENT, QUARANTINE
 from invrecon.transforms.canonical import Crosswalks, shared_crosswalks
-from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
+from invrecon.transforms.coders import TableCoder, ipc_bytes, read_ipc  # noqa: F401 - TableCoder: the coder of pa.Table elements
 from invrecon.transforms.edi import AckCollector
 from invrecon.transforms.sources import SourceSpec, read_edi, read_events, read_tabular
 
@@ -42,8 +42,9 @@ log = logging.getLogger("invrecon.ingest")
 TAGS = ("positions", "availability", "movements", "in_transit", "quarantine", "counts", "acks")
 # Element types of the tagged outputs: tables get `TableCoder` (weighed by buffers, never pickled).
 OUTPUT_TYPES = {**{t: pa.Table for t in TAGS[:5]}, "counts": tuple[str, int], "acks": tuple[str, str]}
-# A (bucket, (tag, table)) pair of a hash-bucket shuffle.
-Bucketed = tuple[int, tuple[str, pa.Table]]
+# A (bucket, (tag, table)) pair of a hash-bucket shuffle; the table travels as a compressed
+# Arrow IPC stream (`coders.ipc_bytes`), which is what a runner's shuffle buffer then holds.
+Bucketed = tuple[int, tuple[str, bytes]]
 
 
 def _bucket_expr(cols: list[str], buckets: int) -> pl.Expr:
@@ -51,18 +52,37 @@ def _bucket_expr(cols: list[str], buckets: int) -> pl.Expr:
     return (pl.concat_str([pl.col(c) for c in cols], separator="\x1f").hash(seed=0) % buckets).cast(pl.Int64)
 
 
-def split_by_bucket(table: pa.Table, cols: list[str], buckets: int, tag: str) -> Iterator[tuple[int, tuple[str, pa.Table]]]:
-    """Split one table into (bucket, (tag, sub-table)) pairs by a stable hash of `cols`."""
+def split_by_bucket(table: pa.Table, cols: list[str], buckets: int, tag: str, *,
+                    keep: Sequence[str] | None = None) -> Iterator[tuple[int, tuple[str, bytes]]]:
+    """Split one table into (bucket, (tag, sub-table)) pairs by a stable hash of `cols`.
+
+    Args:
+      keep: the columns the consumer reads (default all): the others do not cross the shuffle
+        (`concat_tables` gives them back as nulls).
+    """
     if table.num_rows == 0:
         return
+    schema = pa.schema([table.schema.field(c) for c in keep]) if keep else table.schema
     df = pl.from_arrow(table).with_columns(_bucket_expr(cols, buckets).alias("_bucket"))
     for (b,), part in df.partition_by("_bucket", as_dict=True).items():
-        yield int(b), (tag, part.drop("_bucket").to_arrow().cast(table.schema))
+        yield int(b), (tag, ipc_bytes(part.select(schema.names).to_arrow().cast(schema)))
 
 
-def concat_tables(tables: Iterable[pa.Table], schema: pa.Schema) -> pl.DataFrame:
-    tables = [t for t in tables if t.num_rows]
-    table = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
+def concat_tables(tables: Iterable[pa.Table | bytes], schema: pa.Schema) -> pl.DataFrame:
+    """One frame of `schema` from tables or their IPC bytes; a column a table lacks is null."""
+    parts, filled = [], set()
+    for t in tables:
+        t = read_ipc(t) if isinstance(t, bytes) else t
+        if not t.num_rows:
+            continue
+        for f in schema:
+            if f.name not in t.schema.names:
+                t = t.append_column(f.with_nullable(True), pa.nulls(t.num_rows, f.type))
+                filled.add(f.name)
+        parts.append(t.select(schema.names))
+    if filled:  # a column left behind is null here, whatever the schema says of it
+        schema = pa.schema([f.with_nullable(True) if f.name in filled else f for f in schema])
+    table = pa.concat_tables(parts).cast(schema) if parts else schema.empty_table()
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
     return df

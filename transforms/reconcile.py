@@ -430,6 +430,11 @@ def _both_ends(table: pa.Table, buckets: int) -> Iterator[tuple[int, tuple[str, 
             yield from split_by_bucket(part.to_arrow(), ["sku", end], buckets, f"in_transit_{end}")
 
 
+# The columns `reconcile_bucket` reads: the only ones that cross the (sku, location) shuffle.
+POSITION_READ = ("system", "sku", "location", "as_of", "on_hand", "reserved", "available", "unit_cost", "file", "locator")
+MOVEMENT_READ = ("sku", "location", "occurred_at", "event_id", "event_type", "qty", "reserved_delta")
+
+
 class ReconcileBucketFn(beam.DoFn):
     """Reconcile one hash bucket of (sku, location) keys (DESIGN.md §6)."""
 
@@ -545,9 +550,9 @@ class ReconcileBySkuLocation(beam.PTransform):
         items = p | "ItemsUri" >> beam.Create([self.items_uri]) | "LoadItems" >> beam.Map(_load_items).with_output_types(pa.Table)
         loc_types = p | "LocationsUri" >> beam.Create([self.locations_uri]) | "LoadLocationTypes" >> beam.Map(_location_types).with_output_types(pa.Table)
         keyed = (
-            inputs["positions"] | "KeyPositions" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "positions").with_output_types(Bucketed),
-            inputs["availability"] | "KeyAvailability" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "availability").with_output_types(Bucketed),
-            inputs["movements"] | "KeyMovements" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "movements").with_output_types(Bucketed),
+            inputs["positions"] | "KeyPositions" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "positions", keep=POSITION_READ).with_output_types(Bucketed),
+            inputs["availability"] | "KeyAvailability" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "availability", keep=POSITION_READ).with_output_types(Bucketed),
+            inputs["movements"] | "KeyMovements" >> beam.FlatMap(split_by_bucket, ["sku", "location"], B, "movements", keep=MOVEMENT_READ).with_output_types(Bucketed),
             inputs["open_in_transit"] | "KeyInTransitEnds" >> beam.FlatMap(_both_ends, B).with_output_types(Bucketed),
         )
         return (
