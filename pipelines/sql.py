@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.exists(path):
         print(f"invrecon sql: no warehouse at {path} (run `invrecon batch` first)", file=sys.stderr)
         return 2
-    con = duckdb.connect(path, read_only=True)
+    from invrecon.pipelines.warehouse import connect
+
+    con = connect(path)  # read-only; reads an output in object storage through its fsspec backend
     try:
         rel = con.sql(args.query)
         if rel is None:
