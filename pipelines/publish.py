@@ -127,6 +127,10 @@ def read_commits(output: str) -> pa.Table:
     """Every commit row of an output folder (empty when nothing was ever published)."""
     layout = Layout(output)
     fs, root = layout.fs, layout.root
+    # The log is the truth only when listed afresh: s3fs / gcsfs cache listings, and another
+    # process (a run's workers, the next run, its garbage collection) may have changed the output
+    # since this one last looked; a stale listing would name files that are gone.
+    fs.invalidate_cache()
     try:
         names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{root}/_commits", detail=False))
     except FileNotFoundError:
