@@ -25,6 +25,7 @@ import uuid
 import fsspec
 import pytest
 
+from invrecon.pipelines import sql
 from invrecon.pipelines.publish import live_files, read_commits
 from invrecon.pipelines.warehouse import connect
 from tests.conftest import RUN_DATE, WORLD, published_rows, run_batch, warehouse
@@ -135,7 +136,7 @@ def test_batch_to_s3_publishes_the_rows_of_the_local_run(s3, s3_run, committed_r
         con.close()
 
 
-def test_cli_reruns_into_s3_and_a_new_process_queries_the_warehouse(s3, s3_run, committed_run):
+def test_cli_reruns_into_s3_and_a_new_process_queries_the_warehouse(s3, s3_run, committed_run, tmp_path):
     """The installed CLI in its own process, re-running the date into the same bucket output."""
     _, db = s3_run
     cli = [sys.executable, "-m", "invrecon.pipelines.cli"]
@@ -160,9 +161,16 @@ def test_cli_reruns_into_s3_and_a_new_process_queries_the_warehouse(s3, s3_run, 
                            env=env, capture_output=True, text=True, timeout=300)
     assert query.returncode == 0, query.stderr[-4000:]
     assert query.stdout.splitlines() == ["n", str(len(local["discrepancies"]))]
+    # An analyst without the batch's file: a new local warehouse over the bucket's output.
+    fresh = tmp_path / "analyst.duckdb"
+    query = subprocess.run([*cli, "sql", "--warehouse", str(fresh), "--output", S3_OUT, "--csv",
+                            "SELECT count(*) AS n, count(DISTINCT run_id) AS runs FROM discrepancies"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert query.returncode == 0, query.stderr[-4000:]
+    assert query.stdout.splitlines() == ["n,runs", f"{len(local['discrepancies'])},1"]
 
 
-def test_batch_to_a_file_url(committed_run, tmp_path):
+def test_batch_to_a_file_url(committed_run, tmp_path, capsys):
     out = tmp_path / "out"
     assert run_batch(WORLD / "config.yaml", output=f"file://{out}") == 0
     assert published_rows(f"file://{out}") == published_rows(committed_run)
@@ -172,6 +180,18 @@ def test_batch_to_a_file_url(committed_run, tmp_path):
         assert con.execute("SELECT count(*) FROM discrepancies").fetchall() == [(22,)]
     finally:
         con.close()
+    # `invrecon sql --output`: a warehouse of one's own over a published output.
+    capsys.readouterr()
+    assert sql.main(["--warehouse", str(tmp_path / "mine.duckdb"), "--output", f"file://{out}", "--csv", "SELECT count(*) AS n FROM discrepancies"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n", "22"]
+
+
+def test_sql_output_needs_a_warehouse_and_a_published_folder(tmp_path, capsys):
+    assert sql.main(["--config", str(WORLD / "config.yaml"), "--output", str(tmp_path), "SELECT 1"]) == 2
+    assert "--output needs --warehouse" in capsys.readouterr().err
+    assert sql.main(["--warehouse", str(tmp_path / "w.duckdb"), "--output", str(tmp_path / "empty"), "SELECT 1"]) == 2
+    assert "nothing published there" in capsys.readouterr().err
+    assert not (tmp_path / "w.duckdb").exists()
 
 
 def test_batch_to_memory_in_process(committed_run):
