@@ -123,6 +123,13 @@ class WriteEventDateFilesFn(beam.DoFn):
         yield url
 
 
+def _write_lines(lines: list[str], url: str) -> str:
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    fs.pipe_file(path, "".join(f"{line}\n" for line in sorted(lines)).encode())
+    return url
+
+
 def _validated(p_or_pcoll, label: str, record: str, schema: pa.Schema, job: BatchJob):
     return p_or_pcoll | f"Validate{label}" >> ValidateRecords(
         record=record, schema=schema, suites=job.gate.suites.get(record, {}), params=job.gate.params.get(record, {}),
@@ -163,7 +170,10 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
         | "FlattenDqPartials" >> beam.Flatten()
         | "CombineDqResults" >> CombineDqResults({})
         | "DqResultsJson" >> beam.Map(lambda r: json.dumps(r, default=str))
-        | "WriteDqResults" >> beam.io.WriteToText(f"{job.staging}/_gate/dq_results", file_name_suffix=".jsonl")
+        # One small file (a line per source and expectation), written through fsspec: Beam's
+        # text sink knows neither `file://` nor `memory://`.
+        | "GatherDqResults" >> beam.combiners.ToList()
+        | "WriteDqResults" >> beam.Map(_write_lines, f"{job.staging}/_gate/dq_results.jsonl")
     )
     all_positions = (positions.valid, availability.valid) | "FlattenAllPositions" >> beam.Flatten()
     open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff)
@@ -378,6 +388,9 @@ def _warehouse_path(args, output: str) -> str | None:
 
 def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datetime, runner: str, warehouse_db: str | None):
     """From the graph's small files to the published run (the launcher's only work after the graph)."""
+    # Workers in other processes or machines wrote the staging folder: listings that s3fs / gcsfs
+    # cached while planning would not show their files.
+    Layout(job.output).fs.invalidate_cache()
     summary = json.loads(fsspec.core.url_to_fs(f"{job.staging}/_summary.json")[0].cat_file(fsspec.core.url_to_fs(f"{job.staging}/_summary.json")[1]))
     results = [json.loads(line) for line in _read_text_files(f"{job.staging}/_gate/dq_results*.jsonl")]
     for r in results:
@@ -425,13 +438,16 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
 def _publish_acks(job: BatchJob) -> None:
     """EDI 997s go to partners, not to readers of the tables: `acks/run_date=D/` is replaced whole."""
     fs, src = fsspec.core.url_to_fs(f"{job.staging}/acks")
-    if not fs.exists(src):
+    files = fs.find(src)  # [] when no 997 was written (and on object storage there is no folder)
+    if not files:
         return
     dst = fsspec.core.url_to_fs(Layout(job.output).url(f"acks/run_date={job.run_date.isoformat()}"))[1]
     if fs.exists(dst):
         fs.rm(dst, recursive=True)
-    fs.makedirs(dst.rsplit("/", 1)[0], exist_ok=True)
-    fs.mv(src, dst, recursive=True)
+    fs.makedirs(dst, exist_ok=True)
+    # File by file: a recursive `mv` of a folder means different things on a disk and in a bucket.
+    for f in files:
+        fs.mv(f, f"{dst}/{f[len(src):].lstrip('/')}")
 
 
 # Published when the gate fails: what went wrong and why, never the figures it stopped.
@@ -526,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     if not args.quiet:
         print(summary_text(result))
-        print(f"  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output}")
+        if _is_local(output):  # the report reads <output>/warehouse.duckdb on this machine
+            print(f"  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output.removeprefix('file://')}")
     if result.status == "failed":
         return 1
     if args.fail_on_alert and result.alerts:

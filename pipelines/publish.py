@@ -127,6 +127,10 @@ def read_commits(output: str) -> pa.Table:
     """Every commit row of an output folder (empty when nothing was ever published)."""
     layout = Layout(output)
     fs, root = layout.fs, layout.root
+    # The log is the truth only when listed afresh: s3fs / gcsfs cache listings, and another
+    # process (a run's workers, the next run, its garbage collection) may have changed the output
+    # since this one last looked; a stale listing would name files that are gone.
+    fs.invalidate_cache()
     try:
         names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{root}/_commits", detail=False))
     except FileNotFoundError:
@@ -183,7 +187,11 @@ def _write_commit(layout: Layout, rows: list[dict]) -> int:
     """Write the commit file (the commit point); returns its sequence number."""
     fs, root = layout.fs, layout.root
     fs.makedirs(f"{root}/_commits", exist_ok=True)
-    existing = [int(m[1]) for p in fs.ls(f"{root}/_commits", detail=False) if (m := _COMMIT_NAME.match(p.rsplit("/", 1)[-1]))]
+    try:
+        names = fs.ls(f"{root}/_commits", detail=False)
+    except FileNotFoundError:  # object storage has no empty folders: the first commit's
+        names = []
+    existing = [int(m[1]) for p in names if (m := _COMMIT_NAME.match(p.rsplit("/", 1)[-1]))]
     seq = max(existing, default=0) + 1
     now = dt.datetime.now(dt.timezone.utc)
     table = pa.Table.from_pylist([{**r, "seq": seq, "committed_at": now} for r in rows], schema=COMMITS)

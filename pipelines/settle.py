@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from invrecon.pipelines import alerts
-from invrecon.pipelines.warehouse import AGE_KEY, aging_sql
+from invrecon.pipelines.warehouse import AGE_KEY, aging_sql, register_output
 from invrecon.schemas import ALERTS, DISCREPANCIES
 
 __all__ = ["History", "SettleRun", "duckdb_connection", "parquet_relation"]
@@ -38,9 +38,8 @@ __all__ = ["History", "SettleRun", "duckdb_connection", "parquet_relation"]
 def duckdb_connection(*urls: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that can read (and write) the fsspec URLs among `urls`."""
     con = duckdb.connect()
-    for url in urls:
-        if "://" in url and not url.startswith("file://"):
-            con.register_filesystem(fsspec.core.url_to_fs(url)[0])
+    for url in urls:  # the staging folder and the history may share a filesystem: registered once
+        register_output(con, url)
     return con
 
 

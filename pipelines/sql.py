@@ -2,8 +2,12 @@
 
     invrecon sql --warehouse out/warehouse.duckdb "SELECT * FROM discrepancy_summary"
     invrecon sql --config fixtures/world/config.yaml --csv "SELECT * FROM discrepancies" > d.csv
+    invrecon sql --warehouse local.duckdb --output s3://bucket/out "SELECT * FROM discrepancy_summary"
 
 The connection is read-only, so a query never blocks the nightly load (which swaps in a new file).
+`--output` first creates (or refreshes) the warehouse file's views over that output folder, as
+the batch does: how an analyst gets a local warehouse over an output in object storage. Its
+views read the Parquet there through the output's fsspec backend (s3fs, gcsfs).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--warehouse", help="path of warehouse.duckdb")
     where.add_argument("--config", help="config YAML: its output folder's warehouse.duckdb")
+    parser.add_argument("--output", help="with --warehouse: create or refresh its views over this output folder (a path or an fsspec URL) first")
     parser.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     parser.add_argument("--max-rows", type=int, default=40, help="rows shown in table mode (CSV prints all)")
     parser.add_argument("query")
@@ -36,10 +41,28 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as e:
             print(f"invrecon sql: config error: {e}", file=sys.stderr)
             return 2
+    if args.output:
+        if not args.warehouse:
+            print("invrecon sql: --output needs --warehouse (the local file to hold the views)", file=sys.stderr)
+            return 2
+        from invrecon.pipelines.publish import read_commits
+        from invrecon.pipelines.warehouse import ensure_warehouse
+
+        output = args.output.rstrip("/")
+        try:
+            if not read_commits(output).num_rows:
+                print(f"invrecon sql: {output}: nothing published there (no _commits/)", file=sys.stderr)
+                return 2
+            ensure_warehouse(path, output)
+        except (OSError, ImportError, ValueError, duckdb.Error) as e:  # ImportError / ValueError: no fsspec backend for it
+            print(f"invrecon sql: {output}: {type(e).__name__}: {e}", file=sys.stderr)
+            return 2
     if not os.path.exists(path):
-        print(f"invrecon sql: no warehouse at {path} (run `invrecon batch` first)", file=sys.stderr)
+        print(f"invrecon sql: no warehouse at {path} (run `invrecon batch` first, or pass --output URL)", file=sys.stderr)
         return 2
-    con = duckdb.connect(path, read_only=True)
+    from invrecon.pipelines.warehouse import connect
+
+    con = connect(path)  # read-only; reads an output in object storage through its fsspec backend
     try:
         rel = con.sql(args.query)
         if rel is None:

@@ -33,7 +33,7 @@ from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
 from invrecon.pipelines.publish import PARTITION_COLUMN, live_files, read_commits
 from invrecon.schemas import ALERTS, DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 
-__all__ = ["AGE_KEY", "PUBLISHED", "RunResult", "VIEWS", "aging_sql", "ensure_warehouse", "summary_text"]
+__all__ = ["AGE_KEY", "PUBLISHED", "RunResult", "VIEWS", "aging_sql", "connect", "ensure_warehouse", "register_output", "summary_text"]
 
 log = logging.getLogger("invrecon.warehouse")
 
@@ -241,6 +241,41 @@ def _ddl(output: str) -> list[str]:
     return ddl
 
 
+def register_output(con: duckdb.DuckDBPyConnection, output: str) -> None:
+    """Let `con` read `output` through its fsspec backend when that is not a local folder.
+
+    DuckDB's own `s3://` / `gs://` support (the httpfs extension) is downloaded on first use and
+    configured apart (`CREATE SECRET`); the fsspec backend the batch wrote with (s3fs, gcsfs)
+    takes the usual credentials and endpoint settings, and needs nothing downloaded. Where the
+    backend is not installed, DuckDB's own support is left to answer.
+    """
+    if "://" not in output or output.startswith("file://"):
+        return
+    try:
+        fs = fsspec.core.url_to_fs(output)[0]
+    except ImportError:
+        return
+    name = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if not con.filesystem_is_registered(name):  # once per connection: DuckDB refuses a second
+        con.register_filesystem(fs)
+
+
+def connect(db_path: str) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-only, able to read the output folder it holds views over.
+
+    The views name the Parquet files by URL; for an output in object storage the connection gets
+    the output's fsspec filesystem (`register_output`), as the batch that built it had.
+    """
+    con = duckdb.connect(db_path, read_only=True)
+    try:
+        rows = con.execute("SELECT value FROM _invrecon_meta WHERE key = 'output'").fetchall()
+    except duckdb.Error:  # not a warehouse of this version: nothing to register
+        rows = []
+    if rows:
+        register_output(con, rows[0][0])
+    return con
+
+
 def ensure_warehouse(db_path: str, output: str) -> bool:
     """Create or refresh the warehouse's views when their definitions changed; True if written.
 
@@ -264,9 +299,7 @@ def ensure_warehouse(db_path: str, output: str) -> bool:
     try:
         con = duckdb.connect(tmp)
         try:
-            for url in (output,):
-                if "://" in url and not url.startswith("file://"):
-                    con.register_filesystem(fsspec.core.url_to_fs(url)[0])
+            register_output(con, output)
             for name, schema in SCHEMAS.items():
                 empty = schema.empty_table()  # noqa: F841 - read by DuckDB's replacement scan
                 con.execute(f"CREATE TABLE _empty_{name} AS SELECT * FROM empty")

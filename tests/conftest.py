@@ -25,6 +25,38 @@ def run_batch(config: pathlib.Path | str, run_date: str = RUN_DATE, *, output: p
     return batch.main(argv + list(extra or []))
 
 
+# Columns that say when a run ran, not what it found: they differ between two runs of the same inputs.
+RUN_TIME_COLUMNS = frozenset({"started", "finished"})
+
+
+def _normalized(value, world: str):
+    if isinstance(value, dict):
+        return {k: _normalized(v, world) for k, v in value.items() if k not in RUN_TIME_COLUMNS}
+    if isinstance(value, list):
+        return [_normalized(v, world) for v in value]
+    if isinstance(value, str):
+        return value.replace(world, "<world>")
+    return value
+
+
+def published_rows(output: pathlib.Path | str, *, world: pathlib.Path | str = WORLD) -> dict[str, list[dict]]:
+    """Every live row of every published table of `output` (any fsspec URL), read through the commit log.
+
+    Rows are sorted (a table's row order is the runner's), the world's location in paths (input
+    URIs, lineage, messages) reads `<world>`, and the run's start and finish times are dropped:
+    two runs of the same world, wherever it and the output live, give equal dicts.
+    """
+    from invrecon.pipelines.publish import read_commits, read_live_table
+    from invrecon.pipelines.warehouse import SCHEMAS
+
+    commits = read_commits(str(output))
+    world = str(world).rstrip("/")
+    return {
+        table: sorted((_normalized(r, world) for r in read_live_table(str(output), table, schema, commits=commits).to_pylist()), key=repr)
+        for table, schema in SCHEMAS.items()
+    }
+
+
 def warehouse(output: pathlib.Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(output / "warehouse.duckdb"), read_only=True)
 

@@ -40,7 +40,7 @@ def pyproject() -> dict:
 
 def pins_in(text: str) -> dict[str, str]:
     """`name==version` pins written in a text (a RUN line, a Makefile recipe, a list of specs)."""
-    return {_norm(m.group(1)): m.group(2) for m in re.finditer(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", text)}
+    return {_norm(m.group(1)): m.group(2) for m in re.finditer(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._-]*\])?==([A-Za-z0-9.+!-]+)", text)}
 
 
 def dockerfile() -> str:

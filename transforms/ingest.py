@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
 import fsspec
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils.windowed_value import WindowedValue
 
 from invrecon.schemas import MOVEMENT, QUARANTINE
 from invrecon.transforms.canonical import Crosswalks, shared_crosswalks
@@ -31,6 +35,7 @@ __all__ = [
     "ReadSource",
     "StampRunId",
     "WriteAcks",
+    "WriteParquetFolder",
     "concat_tables",
     "split_by_bucket",
     "write_table",
@@ -239,12 +244,107 @@ class DedupEvents(beam.PTransform):
         )
 
 
+class _WriteBundleFileFn(beam.DoFn):
+    """Write the tables of one bundle into one temporary Parquet file; emit its URL at the end.
+
+    The file is written as the tables arrive (one row group each), so a bundle's memory is one
+    table, not the bundle. A bundle the runner retries leaves its first file behind unnamed by
+    any output: `_commit_files` only moves the files of the bundles that were committed.
+    """
+
+    def __init__(self, *, temp: str, schema: pa.Schema):
+        self.temp, self.schema = temp, schema
+        self.files_written = Metrics.counter(self.__class__, "files_written")
+        self.rows_written = Metrics.counter(self.__class__, "rows_written")
+
+    def setup(self) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(self.temp)
+
+    def start_bundle(self) -> None:
+        self.file = self.writer = self.url = None
+
+    def process(self, table: pa.Table) -> None:
+        if self.writer is None:
+            name = f"{uuid.uuid4().hex}.parquet"
+            self.fs.makedirs(self.root, exist_ok=True)
+            self.file = self.fs.open(f"{self.root}/{name}", "wb")
+            self.writer = pq.ParquetWriter(self.file, self.schema, compression="zstd")
+            self.url = f"{self.temp}/{name}"
+        table = table.select(self.schema.names)
+        self.writer.write_table(table if table.schema.equals(self.schema) else table.cast(self.schema))
+        self.rows_written.inc(table.num_rows)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        if self.writer is None:
+            return
+        self.writer.close()
+        self.file.close()
+        self.files_written.inc()
+        yield GlobalWindows.windowed_value(self.url)
+
+
+def _commit_files(_, temp_urls: list[str], *, temp: str, folder: str, schema: pa.Schema) -> Iterator[str]:
+    """Move the committed bundles' files to `<folder>/part-<k>-of-<n>.parquet`; yield their URLs.
+
+    No file at all still gives one (empty, typed) file, so readers of the folder find the table.
+    Safe to run again: a file already moved is not moved twice.
+    """
+    fs, root = fsspec.core.url_to_fs(folder)
+    fs.makedirs(root, exist_ok=True)
+    urls = sorted(temp_urls)
+    n = max(len(urls), 1)
+    for k in range(n):
+        dst = f"{root}/part-{k:05d}-of-{n:05d}.parquet"
+        if not urls:
+            with fs.open(dst, "wb") as f:
+                pq.write_table(schema.empty_table(), f, compression="zstd")
+        else:
+            src = fsspec.core.url_to_fs(urls[k])[1]
+            if fs.exists(src) or not fs.exists(dst):
+                fs.mv(src, dst)
+        yield f"{folder}/part-{k:05d}-of-{n:05d}.parquet"
+    temp_fs, temp_root = fsspec.core.url_to_fs(temp)
+    try:
+        temp_fs.rm(temp_root, recursive=True)  # what retried bundles left behind
+    except FileNotFoundError:
+        pass
+
+
+@dataclasses.dataclass
+class WriteParquetFolder(beam.PTransform):
+    """Write a PCollection of tables as the Parquet files of `folder`, through fsspec.
+
+    Any fsspec URL works (a path, `file://`, `s3://`, `gs://`, in-process `memory://`): Beam's
+    own file sinks know neither `file://` nor `memory://`. Like Beam's file sinks, each bundle
+    writes one temporary file and a last step moves the committed ones into place, so a retried
+    bundle never leaves its rows twice. Returns the PCollection of the files' URLs (complete
+    only once every file is in place: a side input of it waits for the whole folder).
+
+    Args:
+      folder: the folder of the table's files (`<staging>/<table>`).
+      temp: where the bundles write first (outside `folder`).
+      schema: the files' schema; tables are conformed to it (column order, types).
+    """
+
+    folder: str
+    temp: str
+    schema: pa.Schema
+
+    def expand(self, tables):
+        temp_urls = tables | "WriteBundleFiles" >> beam.ParDo(_WriteBundleFileFn(temp=self.temp, schema=self.schema)).with_output_types(str)
+        return (
+            tables.pipeline
+            | "Once" >> beam.Create([None])
+            | "CommitFiles" >> beam.FlatMap(
+                _commit_files, beam.pvalue.AsList(temp_urls), temp=self.temp, folder=self.folder, schema=self.schema,
+            ).with_output_types(str)
+        )
+
+
 def write_table(pcoll, name: str, schema: pa.Schema, staging: str):
-    return pcoll | f"Write{''.join(w.title() for w in name.split('_'))}" >> beam.io.WriteToParquetBatched(
-        file_path_prefix=f"{staging}/{name}/part",
-        schema=schema,
-        file_name_suffix=".parquet",
-        codec="zstd",
+    """Stage a table as `<staging>/<name>/part-*.parquet` (`WriteParquetFolder`)."""
+    return pcoll | f"Write{''.join(w.title() for w in name.split('_'))}" >> WriteParquetFolder(
+        folder=f"{staging}/{name}", temp=f"{staging}/_tmp/{name}", schema=schema,
     )
 
 

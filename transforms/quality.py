@@ -35,6 +35,7 @@ import pathlib
 import threading
 from collections.abc import Sequence
 
+import fsspec
 import pandas as pd
 import polars as pl
 
@@ -65,10 +66,10 @@ class SuiteError(ValueError):
 
 
 def load_suite(path: str | os.PathLike) -> dict:
-    """Read a GX suite JSON and check every expectation has a known severity in its meta."""
+    """Read a GX suite JSON (a path or an fsspec URL) and check every expectation has a known severity in its meta."""
     path = str(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with fsspec.open(path, "rt", encoding="utf-8") as f:
             doc = json.load(f)
     except FileNotFoundError:
         raise SuiteError(f"{path}: expectation suite not found") from None
