@@ -44,7 +44,7 @@ from invrecon.pipelines.settle import History, SettleRun
 from invrecon.pipelines.warehouse import PUBLISHED, RunResult, ensure_warehouse, summary_text, write_alerts_jsonl
 from invrecon.schemas import DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 from invrecon.transforms.canonical import CrosswalkError, load_items, shared_crosswalks
-from invrecon.transforms.ingest import TAGS, DedupEvents, ReadSource, StampRunId, WriteAcks, write_table
+from invrecon.transforms.ingest import DedupEvents, ReadSources, StampRunId, WriteAcks, write_table
 from invrecon.transforms.quality import SuiteError
 from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation, ReconcileParams, Tolerance
 from invrecon.transforms.sources import SourceSpec
@@ -144,24 +144,19 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     tables, the combined data-quality results (`_gate/`), the run's counts and figures
     (`_summary.json`, from `SettleRun`) and the EDI 997s (`acks/`).
     """
-    reads = {tag: [] for tag in TAGS}
-    for spec, files in job.sources:
-        label = "".join(w.title() for w in spec.name.split("_"))
-        out = p | f"Read{label}" >> ReadSource(spec, tuple(files), job.sku_crosswalk, job.location_crosswalk)
-        for tag in TAGS:
-            reads[tag].append(out[tag])
+    reads = p | "ReadSources" >> ReadSources(
+        tuple((spec, tuple(files)) for spec, files in job.sources), job.sku_crosswalk, job.location_crosswalk,
+    )
 
-    def flat(tag: str):
-        return tuple(reads[tag]) | f"Flatten{tag.title()}" >> beam.Flatten()
-
-    positions = _validated(flat("positions"), "Positions", "positions", POSITION, job)
-    availability = _validated(flat("availability"), "Availability", "positions", POSITION, job)
-    deduped = flat("movements") | "DedupEvents" >> DedupEvents(job.buckets, job.run_id)
+    positions = _validated(reads.positions, "Positions", "positions", POSITION, job)
+    availability = _validated(reads.availability, "Availability", "positions", POSITION, job)
+    spill = f"{job.staging}/_shuffle"  # shuffles go through files: memory bounded by a bucket
+    deduped = reads.movements | "DedupEvents" >> DedupEvents(job.buckets, job.run_id, spill=f"{spill}/events")
     movements = _validated(deduped.movements, "Movements", "movements", MOVEMENT, job)
-    shipments = _validated(flat("in_transit"), "InTransitLines", "in_transit_lines", IN_TRANSIT, job)
+    shipments = _validated(reads["in_transit"], "InTransitLines", "in_transit_lines", IN_TRANSIT, job)
     checked = (positions, availability, movements, shipments)
     quarantine = (
-        (*reads["quarantine"], deduped.quarantine, *(c.quarantine for c in checked))
+        (reads.quarantine, deduped.quarantine, *(c.quarantine for c in checked))
         | "FlattenQuarantine" >> beam.Flatten()
         | "StampRunId" >> beam.ParDo(StampRunId(job.run_id)).with_output_types(pa.Table)
     )
@@ -176,7 +171,7 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
         | "WriteDqResults" >> beam.Map(_write_lines, f"{job.staging}/_gate/dq_results.jsonl")
     )
     all_positions = (positions.valid, availability.valid) | "FlattenAllPositions" >> beam.Flatten()
-    open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff)
+    open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff, spill=f"{spill}/shipments")
     params = ReconcileParams(
         record_system=job.record_system, cutoff=job.cutoff, snapshot_date=job.run_date,
         tolerances=job.tolerances, run_id=job.run_id,
@@ -184,7 +179,7 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     reconciled = {
         "positions": positions.valid, "availability": availability.valid,
         "movements": movements.valid, "open_in_transit": open_transit,
-    } | "Reconcile" >> ReconcileBySkuLocation(job.buckets, params, job.items, job.location_crosswalk)
+    } | "Reconcile" >> ReconcileBySkuLocation(job.buckets, params, job.items, job.location_crosswalk, spill=f"{spill}/keys")
     written = [
         write_table(all_positions, "positions", POSITION, job.staging),
         write_table(quarantine, "quarantine", QUARANTINE, job.staging),
@@ -196,12 +191,12 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
         | "WriteMovements" >> beam.ParDo(WriteEventDateFilesFn(f"{job.staging}/movements")),
     ]
     counts = (
-        flat("counts") | "ReadCounts" >> beam.Map(lambda kv: ("read", kv[0], kv[1])),
+        reads.counts | "ReadCounts" >> beam.Map(lambda kv: ("read", kv[0], kv[1])),
         (positions.valid, availability.valid, movements.valid, shipments.valid)
         | "FlattenWritten" >> beam.Flatten() | "WrittenCounts" >> beam.FlatMap(_source_counts, "written"),
         quarantine | "QuarantinedCounts" >> beam.FlatMap(_source_counts, "quarantined"),
     ) | "FlattenAllCounts" >> beam.Flatten()
-    flat("acks") | "WriteAcks" >> beam.ParDo(WriteAcks(f"{job.staging}/acks"))
+    reads.acks | "WriteAcks" >> beam.ParDo(WriteAcks(f"{job.staging}/acks"))
     counts | "SettleRun" >> SettleRun(
         staging=job.staging, run_id=job.run_id, run_date=job.run_date, cutoff=job.cutoff, thresholds=job.thresholds,
         sources=tuple((spec.name, spec.system, spec.kind) for spec, _ in job.sources), history=job.history,

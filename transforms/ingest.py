@@ -23,21 +23,19 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from invrecon.schemas import MOVEMENT, QUARANTINE
 from invrecon.transforms.canonical import Crosswalks, shared_crosswalks
-from invrecon.transforms.coders import TableCoder, ipc_bytes, read_ipc  # noqa: F401 - TableCoder: the coder of pa.Table elements
+from invrecon.transforms.buckets import Bucketed, ShuffleBuckets, bucket_tables, concat_tables, split_by_bucket
+from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
 from invrecon.transforms.edi import AckCollector
 from invrecon.transforms.sources import SourceSpec, read_edi, read_events, read_tabular
 
 __all__ = [
     "OUTPUT_TYPES",
     "TAGS",
-    "Bucketed",
     "DedupEvents",
-    "ReadSource",
+    "ReadSources",
     "StampRunId",
     "WriteAcks",
     "WriteParquetFolder",
-    "concat_tables",
-    "split_by_bucket",
     "write_table",
 ]
 
@@ -47,61 +45,15 @@ log = logging.getLogger("invrecon.ingest")
 TAGS = ("positions", "availability", "movements", "in_transit", "quarantine", "counts", "acks")
 # Element types of the tagged outputs: tables get `TableCoder` (weighed by buffers, never pickled).
 OUTPUT_TYPES = {**{t: pa.Table for t in TAGS[:5]}, "counts": tuple[str, int], "acks": tuple[str, str]}
-# A (bucket, (tag, table)) pair of a hash-bucket shuffle; the table travels as a compressed
-# Arrow IPC stream (`coders.ipc_bytes`), which is what a runner's shuffle buffer then holds.
-Bucketed = tuple[int, tuple[str, bytes]]
-
-
-def _bucket_expr(cols: list[str], buckets: int) -> pl.Expr:
-    # polars' hash is stable within one polars version, and every worker runs the same image.
-    return (pl.concat_str([pl.col(c) for c in cols], separator="\x1f").hash(seed=0) % buckets).cast(pl.Int64)
-
-
-def split_by_bucket(table: pa.Table, cols: list[str], buckets: int, tag: str, *,
-                    keep: Sequence[str] | None = None) -> Iterator[tuple[int, tuple[str, bytes]]]:
-    """Split one table into (bucket, (tag, sub-table)) pairs by a stable hash of `cols`.
-
-    Args:
-      keep: the columns the consumer reads (default all): the others do not cross the shuffle
-        (`concat_tables` gives them back as nulls).
-    """
-    if table.num_rows == 0:
-        return
-    schema = pa.schema([table.schema.field(c) for c in keep]) if keep else table.schema
-    df = pl.from_arrow(table).with_columns(_bucket_expr(cols, buckets).alias("_bucket"))
-    for (b,), part in df.partition_by("_bucket", as_dict=True).items():
-        yield int(b), (tag, ipc_bytes(part.select(schema.names).to_arrow().cast(schema)))
-
-
-def concat_tables(tables: Iterable[pa.Table | bytes], schema: pa.Schema) -> pl.DataFrame:
-    """One frame of `schema` from tables or their IPC bytes; a column a table lacks is null."""
-    parts, filled = [], set()
-    for t in tables:
-        t = read_ipc(t) if isinstance(t, bytes) else t
-        if not t.num_rows:
-            continue
-        for f in schema:
-            if f.name not in t.schema.names:
-                t = t.append_column(f.with_nullable(True), pa.nulls(t.num_rows, f.type))
-                filled.add(f.name)
-        parts.append(t.select(schema.names))
-    if filled:  # a column left behind is null here, whatever the schema says of it
-        schema = pa.schema([f.with_nullable(True) if f.name in filled else f for f in schema])
-    table = pa.concat_tables(parts).cast(schema) if parts else schema.empty_table()
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    return df
-
-
 class ReadSourceFn(beam.DoFn):
-    """Read one input file of a source into canonical tables (tagged outputs).
+    """Read one (source name, file URI) into canonical tables (tagged outputs).
 
     A file that fails in a way the readers did not foresee still never stops the run: it becomes
     one quarantine row `reader_error` naming the file and the exception.
     """
 
-    def __init__(self, spec: SourceSpec, sku_crosswalk: str, location_crosswalk: str):
-        self.spec = spec
+    def __init__(self, specs: Sequence[SourceSpec], sku_crosswalk: str, location_crosswalk: str):
+        self.specs = {spec.name: spec for spec in specs}
         self.sku_crosswalk = sku_crosswalk
         self.location_crosswalk = location_crosswalk
         self.files_read = Metrics.counter(self.__class__, "files_read")
@@ -111,9 +63,8 @@ class ReadSourceFn(beam.DoFn):
     def setup(self) -> None:
         self.crosswalks: Crosswalks = shared_crosswalks(self.sku_crosswalk, self.location_crosswalk)
 
-    def _results(self, uri: str) -> Iterator:
+    def _results(self, spec: SourceSpec, uri: str) -> Iterator:
         """The file's canonical results, a batch at a time; an EDI file's 997s come last."""
-        spec = self.spec
         if spec.kind in ("positions", "availability"):
             yield from read_tabular(uri, spec, self.crosswalks)
         elif spec.kind == "events":
@@ -125,11 +76,12 @@ class ReadSourceFn(beam.DoFn):
         else:
             raise ValueError(f"source kind {spec.kind!r} has no reader")
 
-    def process(self, uri: str) -> Iterator:
-        spec = self.spec
+    def process(self, element: tuple[str, str]) -> Iterator:
+        name, uri = element
+        spec = self.specs[name]
         try:
-            for r in self._results(uri):
-                yield from self._emit(uri, r)
+            for r in self._results(spec, uri):
+                yield from self._emit(spec, uri, r)
         except Exception as e:  # noqa: BLE001 - a bad file must not stop the run
             # What was emitted before the failure stays counted; the rest of the file is one
             # `reader_error` record, so the source still conserves its count.
@@ -143,8 +95,7 @@ class ReadSourceFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("counts", (spec.name, 1))
         self.files_read.inc()
 
-    def _emit(self, uri: str, r) -> Iterator:
-        spec = self.spec
+    def _emit(self, spec: SourceSpec, uri: str, r) -> Iterator:
         if isinstance(r, tuple) and r[0] == "acks":
             name = uri.rsplit("/", 1)[-1]
             for k, text in enumerate(r[1]):
@@ -165,24 +116,27 @@ class ReadSourceFn(beam.DoFn):
 
 
 @dataclasses.dataclass
-class ReadSource(beam.PTransform):
-    """Read every file of one source; returns the tagged outputs of `TAGS`.
+class ReadSources(beam.PTransform):
+    """Read every file of every source in one step; returns the tagged outputs of `TAGS`.
+
+    One step, not one per source: the record types of all sources leave it together, so the
+    steps that follow fuse with it instead of waiting for a flatten of every source's output.
 
     Example:
-        out = p | "ReadErpNightly" >> ReadSource(spec, files, sku_cw, loc_cw)
+        out = p | "ReadSources" >> ReadSources(((spec, files), ...), sku_cw, loc_cw)
         out.positions, out.quarantine, out.counts ...
     """
 
-    spec: SourceSpec
-    files: tuple[str, ...]
+    sources: tuple[tuple[SourceSpec, tuple[str, ...]], ...]
     sku_crosswalk: str
     location_crosswalk: str
 
     def expand(self, pbegin):
+        files = [(spec.name, uri) for spec, uris in self.sources for uri in uris]
         return (
             pbegin
-            | "ListFiles" >> beam.Create(list(self.files))
-            | "ReadFiles" >> beam.ParDo(ReadSourceFn(self.spec, self.sku_crosswalk, self.location_crosswalk))
+            | "ListFiles" >> beam.Create(files)
+            | "ReadFiles" >> beam.ParDo(ReadSourceFn([spec for spec, _ in self.sources], self.sku_crosswalk, self.location_crosswalk))
             .with_output_types(pa.Table, **OUTPUT_TYPES)
             .with_outputs(*TAGS)
         )
@@ -199,9 +153,9 @@ class DedupEventsFn(beam.DoFn):
         self.run_id = run_id
         self.duplicates = Metrics.counter(self.__class__, "events_deduplicated")
 
-    def process(self, element: tuple[int, Iterable[tuple[str, pa.Table]]]) -> Iterator:
+    def process(self, element: tuple[int, Iterable[tuple[str, bytes]]]) -> Iterator:
         _, tagged = element
-        df = concat_tables((t for _, t in tagged), MOVEMENT)
+        df = concat_tables((t for _, t in bucket_tables(tagged)), MOVEMENT)
         df = df.with_columns(_line_no(pl.col("locator")).alias("_n")).sort("file", "_n", "event_id", nulls_last=True)
         first = pl.col("event_id").is_first_distinct()
         kept = df.filter(first).drop("_n")
@@ -230,6 +184,7 @@ class DedupEvents(beam.PTransform):
 
     buckets: int
     run_id: str
+    spill: str | None = None  # a folder: the shuffle goes through files there (`ShuffleBuckets`)
 
     def __post_init__(self) -> None:
         if self.buckets <= 0:
@@ -239,7 +194,7 @@ class DedupEvents(beam.PTransform):
         return (
             movements
             | "KeyByEventBucket" >> beam.FlatMap(split_by_bucket, ["event_id"], self.buckets, "movements").with_output_types(Bucketed)
-            | "GroupEventBuckets" >> beam.GroupByKey()
+            | "GroupEventBuckets" >> ShuffleBuckets(self.spill)
             | "KeepFirstOccurrence" >> beam.ParDo(DedupEventsFn(self.run_id)).with_output_types(pa.Table, quarantine=pa.Table).with_outputs("quarantine", main="movements")
         )
 

@@ -31,7 +31,7 @@ from apache_beam.metrics import Metrics
 
 from invrecon.schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION
 from invrecon.transforms.canonical import load_items
-from invrecon.transforms.ingest import Bucketed, concat_tables, split_by_bucket
+from invrecon.transforms.buckets import Bucketed, ShuffleBuckets, bucket_tables, concat_tables, split_by_bucket
 
 __all__ = [
     "OpenInTransit",
@@ -399,9 +399,9 @@ class OpenInTransitFn(beam.DoFn):
     def __init__(self, cutoff: dt.datetime):
         self.cutoff = cutoff
 
-    def process(self, element: tuple[int, Iterable[tuple[str, pa.Table]]]) -> Iterator[pa.Table]:
+    def process(self, element: tuple[int, Iterable[tuple[str, bytes]]]) -> Iterator[pa.Table]:
         _, tagged = element
-        tagged = list(tagged)
+        tagged = bucket_tables(tagged)
         its = concat_tables((t for tag, t in tagged if tag == "in_transit"), IN_TRANSIT)
         if its.height == 0:
             return
@@ -445,7 +445,7 @@ class ReconcileBucketFn(beam.DoFn):
 
     def process(self, element, items: pa.Table, location_types: pa.Table, coverage: list[tuple[str, str]]) -> Iterator:
         _, tagged = element
-        tagged = list(tagged)
+        tagged = bucket_tables(tagged)
         positions = concat_tables((t for tag, t in tagged if tag == "positions"), POSITION)
         if positions.height == 0 and not any(tag == "availability" for tag, _ in tagged):
             return
@@ -512,6 +512,7 @@ class OpenInTransit(beam.PTransform):
 
     buckets: int
     cutoff: dt.datetime
+    spill: str | None = None  # a folder: the shuffle goes through files there (`ShuffleBuckets`)
 
     def expand(self, pcolls):
         shipments, movements = pcolls
@@ -523,7 +524,7 @@ class OpenInTransit(beam.PTransform):
                 | "KeyReceipts" >> beam.FlatMap(split_by_bucket, ["reference"], self.buckets, "receipts").with_output_types(Bucketed),
             )
             | "FlattenShipmentKeys" >> beam.Flatten()
-            | "GroupShipments" >> beam.GroupByKey()
+            | "GroupShipments" >> ShuffleBuckets(self.spill)
             | "FindOpen" >> beam.ParDo(OpenInTransitFn(self.cutoff)).with_output_types(pa.Table)
         )
 
@@ -542,6 +543,7 @@ class ReconcileBySkuLocation(beam.PTransform):
     params: ReconcileParams
     items_uri: str
     locations_uri: str
+    spill: str | None = None  # a folder: the shuffle goes through files there (`ShuffleBuckets`)
 
     def expand(self, inputs: dict):
         B = self.buckets
@@ -558,7 +560,7 @@ class ReconcileBySkuLocation(beam.PTransform):
         return (
             keyed
             | "FlattenKeyed" >> beam.Flatten()
-            | "GroupBySkuLocation" >> beam.GroupByKey()
+            | "GroupBySkuLocation" >> ShuffleBuckets(self.spill)
             | "ReconcileBuckets" >> beam.ParDo(
                 ReconcileBucketFn(self.params),
                 items=beam.pvalue.AsSingleton(items),

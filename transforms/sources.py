@@ -271,18 +271,33 @@ def _parse_csv(buf: bytes, names: list[str]) -> tuple[pa.Table, list[tuple[int, 
 
 
 def _read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int, str | None, str]]]:
-    """Read a CSV as all-string columns with `_line`; (line, raw, why) of the rows left out.
+    """`_read_csv_frames` as one frame (bad rows sorted by line)."""
+    frames, bad = _read_csv_frames(uri)
+    parts = []
+    for df in frames:
+        if isinstance(df, _Unreadable):
+            raise df
+        parts.append(df)
+    return pl.concat(parts) if len(parts) > 1 else parts[0], sorted(bad, key=lambda b: b[0])
 
-    The text is decoded by `textio.to_utf8`. Lines are found first (`textio.line_bounds`): a
-    line over MAX_LINE_BYTES is left out before parsing, a hostile header makes the file
-    `_Unreadable` (naming the lines it holds), and pyarrow's row numbers map back to lines.
+
+def _read_csv_frames(uri: str, rows_per_frame: int = BATCH_ROWS) -> tuple[Iterator[pl.DataFrame | _Unreadable], list[tuple[int, str | None, str]]]:
+    """Read a CSV as frames of all-string columns with `_line`, `rows_per_frame` lines at a time.
+
+    Returns the frames and the (line, raw, why) of the rows left out; the list fills up as the
+    frames are read. The text is decoded by `textio.to_utf8`. Lines are found first
+    (`textio.line_bounds`): a line over MAX_LINE_BYTES is left out before parsing, a hostile
+    header makes the file `_Unreadable` (naming the lines it holds), and pyarrow's row numbers
+    map back to lines. Parsing goes a slice of lines at a time, so what the file's text becomes
+    is held one frame at a time; a slice pyarrow cannot parse is `_Unreadable` for its lines
+    and the lines after it.
     """
     with fsspec.open(uri, "rb") as f:
         data, _ = to_utf8(f.read())
     starts, ends = line_bounds(data)
     numbers = np.flatnonzero(ends > starts) + 1  # pyarrow skips blank lines
     if not len(numbers):
-        return pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)}), []
+        return iter([pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})]), []
     rows = numbers[1:]
     names = _csv_header(data, starts[numbers[0] - 1], ends[numbers[0] - 1], rows)
     size = ends[rows - 1] - starts[rows - 1]
@@ -291,21 +306,29 @@ def _read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int, str | None,
         (int(n), cut_raw(data[starts[n - 1]:starts[n - 1] + RAW_MAX_BYTES], int(k)), _too_long(f"line {n}", int(k)))
         for n, k in zip(rows[long], size[long])
     ]
-    kept = np.concatenate([numbers[:1], rows[~long]])
-    if len(kept) == 1:  # a header alone (pyarrow refuses one without a line break)
+    body = rows[~long]
+    if not len(body):  # a header alone (pyarrow refuses one without a line break)
         df = pl.DataFrame({n: pl.Series([], dtype=pl.String) for n in dict.fromkeys(names)})
-        return df.with_columns(pl.Series("_line", [], dtype=pl.Int64)), bad
-    try:
-        table, invalid = _parse_csv(_kept_lines(data, starts, ends, kept), names)
-    except (pa.ArrowException, ValueError) as e:
-        raise _Unreadable(f"cannot read as CSV: {e}", rows) from None
-    bad += [(int(kept[r - 1]), text, f"line {kept[r - 1]}: {why}") for r, text, why in invalid]
-    good = np.delete(kept, [0] + [r - 1 for r, _, _ in invalid])
-    if len(good) != table.num_rows:  # pragma: no cover - a disagreement on what a line is
-        raise _Unreadable(f"{table.num_rows} rows parsed from {len(good)} lines", rows)
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    return df.with_columns(pl.Series("_line", good, dtype=pl.Int64)), sorted(bad, key=lambda b: b[0])
+        return iter([df.with_columns(pl.Series("_line", [], dtype=pl.Int64))]), bad
+
+    def frames() -> Iterator[pl.DataFrame | _Unreadable]:
+        for at in range(0, len(body), rows_per_frame):
+            kept = np.concatenate([numbers[:1], body[at:at + rows_per_frame]])
+            try:
+                table, invalid = _parse_csv(_kept_lines(data, starts, ends, kept), names)
+            except (pa.ArrowException, ValueError) as e:
+                yield _Unreadable(f"cannot read as CSV: {e}", body[at:])
+                return
+            bad.extend((int(kept[r - 1]), text, f"line {kept[r - 1]}: {why}") for r, text, why in invalid)
+            good = np.delete(kept, [0] + [r - 1 for r, _, _ in invalid])
+            if len(good) != table.num_rows:  # pragma: no cover - a disagreement on what a line is
+                yield _Unreadable(f"{table.num_rows} rows parsed from {len(good)} lines", body[at:])
+                return
+            df = pl.from_arrow(table)
+            assert isinstance(df, pl.DataFrame)
+            yield df.with_columns(pl.Series("_line", good, dtype=pl.Int64))
+
+    return frames(), bad
 
 
 def _json_object(text: str) -> tuple[dict | None, str | None]:
@@ -383,8 +406,8 @@ def _frames(uri: str, fmt: str | None) -> tuple[Iterator[pl.DataFrame | _Unreada
     """(batches, rows left out, locator word) of a positions file; raises `_Unreadable`."""
     try:
         if fmt == "csv":
-            df, bad = _read_csv_frame(uri)
-            return iter([df]), bad, "line"
+            frames, bad = _read_csv_frames(uri)
+            return frames, bad, "line"
         if fmt == "jsonl":
             df, bad = _read_jsonl_frame(uri)
             return iter([df]), bad, "line"
@@ -426,9 +449,9 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
     except _Unreadable as e:
         yield from _unreadable(spec, uri, e)
         return
-    if bad:
-        yield _malformed(spec, uri, bad)
     if first is None:
+        if bad:
+            yield _malformed(spec, uri, bad)
         return
     columns = dict(spec.columns)
     present = set(first.columns) if isinstance(first, pl.DataFrame) else _parquet_names(uri)
@@ -436,6 +459,8 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
     if missing and isinstance(first, pl.DataFrame) and not first.height and first.width > 1:
         # no record to reject, but the header (schema) is wrong: the file itself is
         reason = f"{uri}: mapped column(s) {', '.join(missing)} missing from the file"
+        if bad:
+            yield _malformed(spec, uri, bad)
         yield _file_rejected(spec, uri, "missing_column", reason)
         return
     repeats = _Repeats(word)
@@ -445,6 +470,8 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
         elif df.height:
             locators = df.select(pl.format(f"{word} {{}}", "_line")).to_series()
             yield _guarded(spec, uri, locators, lambda: _canonical_batch(df, uri, spec, crosswalks, columns, missing=missing, repeats=repeats))
+    if bad:  # filled as the frames were read
+        yield _malformed(spec, uri, sorted(bad, key=lambda b: b[0]))
 
 
 @dataclasses.dataclass
