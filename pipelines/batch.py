@@ -5,7 +5,8 @@ availability, the day's stock events), canonicalizes ids, locations and units th
 crosswalks, de-duplicates events, finds shipments still in transit at the cut-off, rolls every
 position to the cut-off, reconciles each system against the record system (DESIGN.md §6), and
 writes the §7 tables as Parquet under the config's `output`, then loads them into
-`<output>/warehouse.duckdb`.
+`<output>/warehouse.duckdb` and renders the run's data-quality results as Great Expectations Data
+Docs under `<output>/data_docs/` (`pipelines.data_docs`).
 
 Runs locally on the in-process FnApiRunner (no network needed):
 

@@ -116,9 +116,12 @@ def _rm(fs, paths: Sequence[str]) -> None:
 def _page_entry(source: str, suite: str, record: str, rows: list[dict], page: str, result: str) -> dict:
     from invrecon.pipelines.quality_gate import stops_run
 
+    from invrecon.transforms.quality import ROW_LEVEL_PREFIXES
+
     failed = [
         {"expectation": r["expectation"], "severity": r["severity"], "unexpected_count": r["unexpected_count"],
-         "element_count": r["element_count"], "stops_run": stops_run(r)}
+         "element_count": r["element_count"], "stops_run": stops_run(r),
+         "row_level": suite not in ("source", "history") and r["expectation"].startswith(ROW_LEVEL_PREFIXES)}
         for r in rows if not r["success"]
     ]
     return {"source": source, "suite": suite, "record": record, "page": page, "result": result,

@@ -218,8 +218,9 @@ def _rows(run_id: str, run_date: dt.date, *, rows: int) -> list[dict]:
     base = {"run_id": run_id, "run_date": run_date, "source": "erp", "column": None, "unexpected_count": 0}
     ok = rows >= 50
     return [
-        {**base, "suite": "position", "expectation": "expect_column_values_to_not_be_null(sku)", "column": "sku", "success": True,
-         "element_count": rows, "severity": "critical", "details": json.dumps({"unexpected_percent": 0.0})},
+        {**base, "suite": "position", "expectation": "expect_column_values_to_not_be_null(sku)", "column": "sku", "success": ok,
+         "element_count": rows, "unexpected_count": 0 if ok else 3, "severity": "critical",
+         "details": json.dumps({"unexpected_percent": 0.0 if ok else 30.0})},
         {**base, "suite": "position", "expectation": "expect_table_row_count_to_be_between", "success": ok,
          "element_count": rows, "severity": "critical", "details": json.dumps({"observed_value": rows})},
         {**base, "suite": "source", "expectation": "expect_source_to_deliver_valid_records", "success": True, "element_count": rows,
@@ -252,9 +253,12 @@ def test_history_keeps_the_last_n_runs_on_any_fsspec_filesystem():
     on_disk = {p.removeprefix(root.rstrip("/") + "/") for p in fs.find(root) if "/validations/" in p or "/results/" in p}
     assert on_disk == live  # the dropped runs' and the replaced run's pages are gone
     failed = next(p for p in manifests["2026-11-28"]["pages"] if p["suite"] == "position")
-    assert [(f["expectation"], f["stops_run"]) for f in failed["failed"]] == [("expect_table_row_count_to_be_between", True)]
+    assert [(f["expectation"], f["stops_run"], f["row_level"]) for f in failed["failed"]] == [
+        ("expect_column_values_to_not_be_null(sku)", False, True), ("expect_table_row_count_to_be_between", True, False)]
     page = fs.cat_file(f"{root}/{failed['page']}").decode()
     assert "expect_table_row_count_to_be_between" in page and "stopped the run" in page
+    assert "its 3 failing row(s) went to quarantine" in page
+    assert "(3 of 10 rows)" in html and "(1 of" not in html  # row counts only where rows failed
 
 
 def test_keep_runs_must_be_positive():
