@@ -5,7 +5,8 @@ availability, the day's stock events), canonicalizes ids, locations and units th
 crosswalks, de-duplicates events, finds shipments still in transit at the cut-off, rolls every
 position to the cut-off, reconciles each system against the record system (DESIGN.md §6), and
 writes the §7 tables as Parquet under the config's `output`, then loads them into
-`<output>/warehouse.duckdb`.
+`<output>/warehouse.duckdb` and renders the run's data-quality results as Great Expectations Data
+Docs under `<output>/data_docs/` (`pipelines.data_docs`).
 
 Runs locally on the in-process FnApiRunner (no network needed):
 
@@ -375,6 +376,11 @@ def _is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
 
 
+def _display(url: str) -> str:
+    """A local path as a path (what a terminal user can open), anything else as its URL."""
+    return url.removeprefix("file://") if _is_local(url) else url
+
+
 def _warehouse_path(args, output: str) -> str | None:
     if args.warehouse:
         return args.warehouse
@@ -415,7 +421,9 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
     t0 = time.monotonic()
     if warehouse_db:
         ensure_warehouse(warehouse_db, job.output)
-    _stage("warehouse", t0, run_id=job.run_id)
+    t0 = _stage("warehouse", t0, run_id=job.run_id)
+    docs = _data_docs(job, cfg, dq_rows, status=status, message=message)
+    _stage("data_docs", t0, run_id=job.run_id)
     fs, path = fsspec.core.url_to_fs(job.staging)
     fs.rm(path, recursive=True)
     try:
@@ -426,8 +434,26 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
     return RunResult(
         run_id=job.run_id, run_date=job.run_date, status=status, output=job.output, warehouse=warehouse_db or "(none: --warehouse PATH)",
         counts=counts, classes=summary["classes"], value_at_stake=summary["value_at_stake"], net_value=summary["net_value"],
-        quarantined=sum(c["quarantined"] for c in counts), alerts=summary["alerts"], message=message,
+        quarantined=sum(c["quarantined"] for c in counts), alerts=summary["alerts"], message=message, data_docs=docs,
     ), failures
+
+
+def _data_docs(job: BatchJob, cfg: Config, dq_rows: list[dict], *, status: str, message: str) -> str | None:
+    """Build the run's Data Docs (`pipelines.data_docs`); their index, or None.
+
+    Documentation never fails a run: a problem building it is logged and the run goes on.
+    """
+    keep = cfg.quality.data_docs_runs
+    if keep < 1:
+        return None
+    from invrecon.pipelines import data_docs
+
+    try:
+        return data_docs.build(output=job.output, rows=dq_rows, gate=job.gate, run_id=job.run_id, run_date=job.run_date,
+                               status=status, message=message, keep_runs=keep)
+    except Exception:  # documentation must not turn a published run into a failure
+        log.exception("data docs: could not build them for run %s; the run itself is published", job.run_id)
+        return None
 
 
 def _publish_acks(job: BatchJob) -> None:
@@ -534,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     if failures:
         print(f"invrecon batch: data-quality gate failed: {'; '.join(failures)}", file=sys.stderr)
         print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not published", file=sys.stderr)
+        if result.data_docs:
+            print(f"invrecon batch: which expectation failed, and why: {_display(result.data_docs)}", file=sys.stderr)
         return 3
     if not args.quiet:
         print(summary_text(result))

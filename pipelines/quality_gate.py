@@ -28,7 +28,7 @@ from invrecon.pipelines.publish import read_commits, read_live_table
 from invrecon.schemas import DQ_METRICS, DQ_RESULTS, RUNS
 from invrecon.transforms.quality import EXPECTATIONS_DIR, RECORD_SUITES, load_suite, suite_parameters
 
-__all__ = ["DQ_METRICS", "GateHistory", "GatePlan", "decide", "load_history", "plan"]
+__all__ = ["DQ_METRICS", "GateHistory", "GatePlan", "decide", "load_history", "plan", "stops_run"]
 
 log = logging.getLogger("invrecon.quality")
 
@@ -177,11 +177,16 @@ def decide(*, results: list[dict], counts: list[dict], quarantined_by_reason: di
     rows += _anomalies(metrics, hist.join(recent, on="run_date"), k=q.history_k, min_runs=q.history_min_runs, job=job)
     failures: dict[tuple[str, str], list[str]] = {}
     for r in rows:
-        if not r["success"] and r["severity"] == "critical" and not _row_level_only(r):
+        if stops_run(r):
             failures.setdefault((r["source"], _record_of(r["suite"], gate, r["source"])), []).append(r["expectation"])
     messages = [f"{source} ({record}): {', '.join(exps)}" for (source, record), exps in failures.items()]
     metric_rows = [{"run_id": job.run_id, "run_date": job.run_date, **m} for m in metrics]
     return rows, metric_rows, messages
+
+
+def stops_run(row: dict) -> bool:
+    """A failed critical expectation that gates the run (a row-level one quarantines its rows instead)."""
+    return not row["success"] and row["severity"] == "critical" and not _row_level_only(row)
 
 
 def _row_level_only(row: dict) -> bool:

@@ -13,6 +13,9 @@ config's items master (for item descriptions), and writes to `<output>/reports/<
 - `discrepancies_<D>.csv`: the detail;
 - `alerts.jsonl`: the run date's alerts (also written by `invrecon batch`).
 
+The HTML links the run's entry in the Data Docs (`<output>/data_docs/index.html#run-<D>`, built by
+`invrecon batch`): a relative link when both are on the local disk, the URL otherwise.
+
 Every number comes from SQL over the warehouse views (pipelines.warehouse.VIEWS), so the report
 says what an analyst's query says. Text that comes from source data and begins with `=`, `+`, `-`,
 `@`, tab or CR is neutralized in XLSX and CSV (`neutralize`), since a spreadsheet would run it as a
@@ -44,7 +47,7 @@ import polars as pl
 import pyarrow as pa
 import xlsxwriter
 
-from invrecon.pipelines import alerts
+from invrecon.pipelines import alerts, data_docs
 from invrecon.pipelines.config import ConfigError, load_config
 from invrecon.schemas import ALERTS
 
@@ -134,6 +137,7 @@ class ReportData:
     alerts: list[dict]
     dq: list[dict]
     quarantine: list[dict]
+    data_docs: str | None = None  # link to the run in the Data Docs (pipelines.data_docs.link_from)
 
     @property
     def ira_today(self) -> dict:
@@ -631,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         con.close()
     folder = (args.report_dir or alerts.report_dir(output, run_date)).rstrip("/")
     os.makedirs(folder, exist_ok=True)
+    data.data_docs = data_docs.link_from(folder, output=output, run_date=run_date)
     written = []
     if "html" in formats:
         path = f"{folder}/discrepancy_report_{run_date}.html"

@@ -163,6 +163,7 @@ class RunResult:
     quarantined: int
     alerts: int
     message: str = ""
+    data_docs: str | None = None  # the Data Docs index (pipelines.data_docs), None when not built
 
 
 AGE_KEY = ("sku", "location", "other_system", "class")
@@ -352,6 +353,8 @@ def summary_text(r: RunResult) -> str:
     lines.append("")
     lines.append(f"outputs:   {r.output}/<table>/  (Parquet, partitioned by date)")
     lines.append(f"warehouse: {r.warehouse}")
+    if r.data_docs:
+        lines.append(f"data docs: {r.data_docs.removeprefix('file://')}  (data-quality results of this run and the last ones; opens offline)")
     lines.append("try:")
     lines.append(
         f"  .venv/bin/invrecon sql --warehouse {r.warehouse} \"SELECT class, location, sku, record_qty, other_qty, delta, value_delta "

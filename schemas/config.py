@@ -163,6 +163,7 @@ class Quality(_Section):
     future_event_skew_hours: NonNegative = 48.0  # events later than the latest as-of + this: future_event
     min_share_of_history: Annotated[float, Field(ge=0, le=1), AfterValidator(_finite)] = 0.5  # of the median of the last runs' valid rows
     source_volume_severity: Annotated[str, _one_of(("critical", "warning"))] = "critical"  # a source below that share
+    data_docs_runs: Annotated[int, Field(ge=0)] = 30  # runs whose Data Docs pages are kept (0: build none)
 
 
 def _rule_input(value: Any) -> Any:

@@ -70,6 +70,7 @@ def test_an_unknown_key_names_its_path_and_the_closest_key(world_copy, change, m
         (lambda d: d.__setitem__("quality", {"history_runs": 2.5}), "`quality.history_runs` must be a whole number, got 2.5"),
         (lambda d: d.__setitem__("quality", {"min_share_of_history": 1.5}), "`quality.min_share_of_history` must be a number <= 1, got 1.5"),
         (lambda d: d.__setitem__("quality", {"future_event_skew_hours": -1}), "`quality.future_event_skew_hours` must be a number >= 0, got -1"),
+        (lambda d: d.__setitem__("quality", {"data_docs_runs": -1}), "`quality.data_docs_runs` must be a number >= 0, got -1"),
         (lambda d: d.__setitem__("quality", {"source_volume_severity": "warn"}), "`quality.source_volume_severity` is 'warn'; expected one of critical, warning; did you mean `warning`?"),
         (lambda d: d["alerts"].__setitem__("oversell_units_per_sku", "lots"), "`alerts.oversell_units_per_sku` must be a number >= 0 or a mapping {max, severity}, got 'lots'"),
         (lambda d: d["alerts"].__setitem__("oversell_units_per_sku", None), "`alerts.oversell_units_per_sku` needs a threshold"),

@@ -118,6 +118,7 @@ def test_package_check_catches_a_bad_wheel(tmp_path):
     wc = _wheel_contents()
     expected = wc.expected_files(ROOT)
     assert {"invrecon/expectations/position.json", "invrecon/pipelines/templates/report.html.j2",
+            "invrecon/pipelines/templates/data_docs_index.html.j2", "invrecon/pipelines/templates/gx/page.j2",
             "invrecon/transforms/edi/x12.py", "invrecon/fixtures/generator.py"} <= set(expected)
     info = "invrecon-0.2.0.dist-info"
     good, bad = tmp_path / "good" / "invrecon-0.2.0-py3-none-any.whl", tmp_path / "bad" / "invrecon-0.2.0-py3-none-any.whl"
@@ -135,7 +136,7 @@ def test_package_check_catches_a_bad_wheel(tmp_path):
                 zf.writestr("invrecon/fixtures/world/config.yaml", "timezone: UTC\n")
     sdist = tmp_path / "invrecon-0.2.0.tar.gz"
     with tarfile.open(sdist, "w:gz") as tf:
-        for rel in [*(f"expectations/{p.name}" for p in (ROOT / "expectations").glob("*.json")), "pipelines/templates/report.html.j2"]:
+        for rel in [*(f"expectations/{p.name}" for p in (ROOT / "expectations").glob("*.json")), *wc.template_files(ROOT)]:
             data = (ROOT / rel).read_bytes()
             member = tarfile.TarInfo(f"invrecon-0.2.0/{rel}")
             member.size = len(data)

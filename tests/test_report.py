@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import doctest
+import os
 import pathlib
 import re
 import shutil
@@ -105,8 +106,10 @@ def injected(committed_run, tmp_path_factory) -> dict:
     items.write_csv(world / "master" / "items.csv")
     dest = world.parent / "report"
     assert _run_report(world / "config.yaml", RUN_DATE, committed_run, dest) == 0
+    html = (dest / f"discrepancy_report_{RUN_DATE}.html").read_text()
     return {
-        "html": (dest / f"discrepancy_report_{RUN_DATE}.html").read_text(),
+        "html": html,
+        "data_docs": re.search(r'<a class="docs" href="([^"]*)"', html)[1],
         "xlsx": _xlsx(dest / f"discrepancy_report_{RUN_DATE}.xlsx"),
         "csv": list(csv.reader((dest / f"discrepancies_{RUN_DATE}.csv").open(newline=""))),
         "dir": dest,
@@ -212,8 +215,9 @@ def test_html_is_escaped_self_contained_and_shows_the_sql_numbers(injected):
     html = injected["html"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
     lowered = html.lower()
-    for banned in ("<script", "<link", "<img", "<iframe", " src=", " href=", "url(", "@import"):
+    for banned in ("<script", "<link", "<img", "<iframe", " src=", "url(", "@import"):
         assert banned not in lowered, banned
+    assert set(re.findall(r' href="([^"]*)"', html)) <= {injected["data_docs"]}  # its only links go to the Data Docs
     want = _sql_totals(injected["con"])
     assert f"USD {want['gross']:,.2f}" in html and f"USD {want['net']:,.2f}" in html and f"USD {want['ugross']:,.2f}" in html
     top = injected["con"].execute("""
@@ -229,6 +233,15 @@ def test_html_is_escaped_self_contained_and_shows_the_sql_numbers(injected):
             path, locator = lineage.rsplit(":", 1)
             assert f'title="{path}"' in section and locator in section
     assert html.count("<svg") == 3
+
+
+def test_the_report_links_the_run_in_the_data_docs(injected, committed_run):
+    link = injected["data_docs"]
+    assert link == f"{os.path.relpath(committed_run / 'data_docs' / 'index.html', injected['dir'])}#run-{RUN_DATE}"
+    assert injected["html"].count(f'href="{link}"') == 2  # the header and the data-quality section
+    page, _, anchor = link.partition("#")
+    index = (injected["dir"] / page).resolve()
+    assert index.is_file() and f'id="{anchor}"' in index.read_text()
 
 
 def test_alerts_jsonl_written_beside_the_report(injected):

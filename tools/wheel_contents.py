@@ -3,7 +3,7 @@
     python tools/wheel_contents.py contents CHECKOUT WHEEL SDIST
         The built distribution holds what workers need and nothing else: every import name under
         `invrecon`, every module of the repository's package folders, the expectation suites and
-        the report templates, the `invrecon` console script; not the committed world data.
+        the report and Data Docs templates, the `invrecon` console script; not the committed world data.
     python tools/wheel_contents.py missing-wheels LOCK WHEELHOUSE
         Prints the `name==version` pins of LOCK that have no wheel in WHEELHOUSE (one a line).
 
@@ -27,6 +27,8 @@ FOLDERS = {
     "expectations": "invrecon/expectations",
     "fixtures": "invrecon/fixtures",
 }
+# pyproject's package data of invrecon.pipelines: the report's and the Data Docs' templates.
+TEMPLATE_GLOBS = ("*.j2", "gx/*.j2", "gx/*.css")
 BARE_NAMES = ("pipelines", "transforms", "schemas", "expectations", "fixtures", "tests", "bench")
 ENTRY_POINT = "invrecon = invrecon.pipelines.cli:main"
 
@@ -50,9 +52,15 @@ def expected_files(checkout: pathlib.Path) -> dict[str, pathlib.Path]:
                 want[f"{package}/{py.relative_to(root).as_posix()}"] = py
     for suite in (checkout / "expectations").glob("*.json"):
         want[f"invrecon/expectations/{suite.name}"] = suite
-    for template in (checkout / "pipelines" / "templates").glob("*.j2"):
-        want[f"invrecon/pipelines/templates/{template.name}"] = template
+    for rel in template_files(checkout):
+        want[f"invrecon/{rel}"] = checkout / rel
     return want
+
+
+def template_files(checkout: pathlib.Path) -> list[str]:
+    """The templates' paths relative to the checkout (`pipelines/templates/...`)."""
+    root = checkout / "pipelines" / "templates"
+    return sorted(p.relative_to(checkout).as_posix() for pattern in TEMPLATE_GLOBS for p in root.glob(pattern))
 
 
 def check_contents(checkout: pathlib.Path, wheel: pathlib.Path, sdist: pathlib.Path) -> list[str]:
@@ -88,7 +96,7 @@ def check_contents(checkout: pathlib.Path, wheel: pathlib.Path, sdist: pathlib.P
     # The sdist is what Beam's --setup_file stages (workflow.tar.gz): workers build it, so the
     # suites and templates must be in it too.
     for rel in [*(f"expectations/{p.name}" for p in (checkout / "expectations").glob("*.json")),
-                *(f"pipelines/templates/{p.name}" for p in (checkout / "pipelines" / "templates").glob("*.j2"))]:
+                *template_files(checkout)]:
         if rel not in members:
             problems.append(f"{sdist.name}: {rel} is missing")
     problems += [f"{sdist.name}: {m} is committed world data" for m in sorted(members) if m.startswith("fixtures/world/")]

@@ -17,8 +17,9 @@ GX's own `severity` field. Suites may use parameters, filled per run by `suite_p
 `min_rows` / `max_rows` (the previous run's count of the source times 1 -/+ the band),
 `fresh_after` (cut-off minus the allowed as-of lag) and `window_start` / `window_end`.
 
-Results also go to a GX file context under `<output>/data_docs/`, whose Data Docs site
-(`data_docs/gx/uncommitted/data_docs/local_site/index.html`) keeps every run's validations.
+In the batch, batches are validated on workers (`transforms.validate`) and their results combined
+per expectation (`combine_results`); the launcher renders the combined results as GX Data Docs
+under `<output>/data_docs/` (`pipelines.data_docs`).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class Validator:
 
     Built once per worker (`ValidateRecordsFn.setup`): no files, no Data Docs, nothing shared
     between workers. Data Docs are built once per run from the combined results
-    (`pipelines.gate.build_data_docs`).
+    (`pipelines.data_docs.build`).
 
     Args:
       root: unused; kept so that callers that once passed a project folder still work.
