@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 RUN_DATE ?= 2026-11-30
 WORLD  := fixtures/world
 
-.PHONY: setup run test bench lint fixtures clean dist package-check
+.PHONY: setup run test bench profile lint fixtures clean dist package-check
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ package-check: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+## a sampling profile of the batch on the bench's 1M-key world: an SVG flame graph under bench/results/
+profile: setup
+	@W=$$($(BIN)/python -c "from bench._common import world; print(world(5000, 200)[0])"); \
+	rm -rf bench/.cache/profile-out; mkdir -p bench/results; \
+	$(BIN)/py-spy record --rate 20 --format flamegraph -o bench/results/profile-1m.svg -- \
+	  $(BIN)/invrecon batch --config $$W/config.yaml --run-date $(RUN_DATE) --output bench/.cache/profile-out --quiet
+	@echo "flame graph: bench/results/profile-1m.svg (open it in a browser)"
 
 lint: setup
 	$(BIN)/ruff check pipelines transforms schemas fixtures tests bench
