@@ -8,6 +8,7 @@ event_id across all files. Both are columnar: one element is a table of many rec
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -82,6 +83,11 @@ class ReadSourceFn(beam.DoFn):
         try:
             for r in self._results(spec, uri):
                 yield from self._emit(spec, uri, r)
+                del r
+                # A batch's frames sit in reference cycles (closures, generator frames) that
+                # Python's collector, counting objects not bytes, reaches late: at 10M events
+                # that held ~4 GB. A young-generation pass per batch costs ~1 ms.
+                gc.collect(1)
         except Exception as e:  # noqa: BLE001 - a bad file must not stop the run
             # What was emitted before the failure stays counted; the rest of the file is one
             # `reader_error` record, so the source still conserves its count.

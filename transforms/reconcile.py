@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
@@ -471,6 +472,8 @@ class ReconcileBucketFn(beam.DoFn):
             yield snap
         if disc.num_rows:
             yield beam.pvalue.TaggedOutput("discrepancies", disc)
+        del tagged, positions, availability, movements, in_transit, snap, disc
+        gc.collect(1)  # a bucket's frames in reference cycles go now, before the next bucket
 
 
 def _coverage(table: pa.Table) -> list[tuple[str, str]]:
