@@ -38,7 +38,7 @@ from invrecon.pipelines import alerts as alert_rules
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines import quality_gate
 from invrecon.pipelines.config import Config, ConfigError, load_config
-from invrecon.pipelines.publish import Layout, live_files, new_attempt, publish, read_commits
+from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, live_files, new_attempt, publish, read_commits, recover
 from invrecon.pipelines.quality_gate import GateHistory, GatePlan, load_history
 from invrecon.pipelines.settle import History, SettleRun
 from invrecon.pipelines.warehouse import PUBLISHED, RunResult, ensure_warehouse, summary_text, write_alerts_jsonl
@@ -339,7 +339,12 @@ def _warehouse_path(args, output: str) -> str | None:
 
 
 def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datetime, runner: str, warehouse_db: str | None):
-    """From the graph's small files to the published run (the launcher's only work after the graph)."""
+    """From the graph's small files to the published run (the launcher's only work after the graph).
+
+    Publishes with one commit (`pipelines.publish`: renames, commit, clean-up, the EDI acks),
+    then writes the date's `alerts.jsonl` from the committed alerts, then removes the staging
+    folder. The warehouse is refreshed by the caller, after all that.
+    """
     summary = json.loads(fsspec.core.url_to_fs(f"{job.staging}/_summary.json")[0].cat_file(fsspec.core.url_to_fs(f"{job.staging}/_summary.json")[1]))
     results = [json.loads(line) for line in _read_text_files(f"{job.staging}/_gate/dq_results*.jsonl")]
     for r in results:
@@ -358,25 +363,14 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
     _stage_small(job.staging, "dq_metrics", pa.Table.from_pylist(metric_rows, schema=DQ_METRICS))
     _stage_small(job.staging, "runs", runs_row(job=job, cfg=cfg, inputs=inputs, counts=counts, status=status, started=started, runner=runner, message=message))
     tables = GATE_TABLES if failures else tuple(PUBLISHED)
-    if not failures:
-        write_alerts_jsonl(job.output, _staged(job.staging, "alerts", own_only=True), job.run_date)
-        for later in summary["reaged"]:  # a backfill re-evaluated later dates' age alerts
-            write_alerts_jsonl(job.output, [f for f in _staged(job.staging, "alerts") if f"snapshot_date={later}--" in f], dt.date.fromisoformat(later))
     t0 = time.monotonic()
-    publish(output=job.output, staging=job.staging, tables=tables, run_id=job.run_id, run_date=job.run_date, attempt=job.attempt)
-    _publish_acks(job)
+    # EDI 997s go to partners, not to readers of the tables: `acks/run_date=D/` is replaced whole.
+    published = publish(output=job.output, staging=job.staging, tables=tables, run_id=job.run_id, run_date=job.run_date,
+                        attempt=job.attempt, replace_folders={"acks": f"acks/run_date={job.run_date.isoformat()}"})
     _stage("publish", t0, run_id=job.run_id)
-    t0 = time.monotonic()
-    if warehouse_db:
-        ensure_warehouse(warehouse_db, job.output)
-    _stage("warehouse", t0, run_id=job.run_id)
-    fs, path = fsspec.core.url_to_fs(job.staging)
-    fs.rm(path, recursive=True)
-    try:
-        if not fs.ls(path.rsplit("/", 1)[0]):
-            fs.rmdir(path.rsplit("/", 1)[0])
-    except (FileNotFoundError, OSError):
-        pass
+    if not failures:  # after the commit, from the committed files: the report never runs ahead of the tables
+        _write_alert_reports(job, published.get("alerts", []), summary["reaged"])
+    _remove_staging(job.staging)
     return RunResult(
         run_id=job.run_id, run_date=job.run_date, status=status, output=job.output, warehouse=warehouse_db or "(none: --warehouse PATH)",
         counts=counts, classes=summary["classes"], value_at_stake=summary["value_at_stake"], net_value=summary["net_value"],
@@ -384,31 +378,35 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
     ), failures
 
 
-def _publish_acks(job: BatchJob) -> None:
-    """EDI 997s go to partners, not to readers of the tables: `acks/run_date=D/` is replaced whole."""
-    fs, src = fsspec.core.url_to_fs(f"{job.staging}/acks")
-    if not fs.exists(src):
-        return
-    dst = fsspec.core.url_to_fs(Layout(job.output).url(f"acks/run_date={job.run_date.isoformat()}"))[1]
-    if fs.exists(dst):
-        fs.rm(dst, recursive=True)
-    fs.makedirs(dst.rsplit("/", 1)[0], exist_ok=True)
-    fs.mv(src, dst, recursive=True)
+def _write_alert_reports(job: BatchJob, alert_files: list[str], reaged: list[str]) -> None:
+    """`reports/<D>/alerts.jsonl` of the run date and of each later date a backfill re-aged."""
+    layout = Layout(job.output)
+    by_date: dict[str, list[str]] = {}
+    for rel in alert_files:  # alerts/snapshot_date=<date>/part-....parquet
+        by_date.setdefault(rel.split("/")[1].split("=", 1)[1], []).append(layout.url(rel))
+    write_alerts_jsonl(job.output, by_date.get(job.run_date.isoformat(), []), job.run_date)
+    for later in reaged:
+        write_alerts_jsonl(job.output, by_date.get(later, []), dt.date.fromisoformat(later))
+
+
+def _remove_staging(staging: str) -> None:
+    """Remove a published run's staging folder: its plan first, so a crash halfway is plain garbage."""
+    fs, path = fsspec.core.url_to_fs(staging)
+    try:
+        fs.rm(f"{path}/{PLAN_FILE}")
+    except FileNotFoundError:
+        pass
+    crashpoint("finish.staging")
+    fs.rm(path, recursive=True)
+    try:
+        if not fs.ls(path.rsplit("/", 1)[0]):
+            fs.rmdir(path.rsplit("/", 1)[0])
+    except (FileNotFoundError, OSError):
+        pass
 
 
 # Published when the gate fails: what went wrong and why, never the figures it stopped.
 GATE_TABLES = ("quarantine", "dq_results", "dq_metrics", "runs")
-
-
-def _staged(staging: str, table: str, *, own_only: bool = False) -> list[str]:
-    fs, path = fsspec.core.url_to_fs(f"{staging}/{table}")
-    try:
-        files = sorted(fs.find(path))
-    except FileNotFoundError:
-        return []
-    prefix = staging.split("://")[0] + "://" if "://" in staging else ""
-    return [prefix + f if prefix and not f.startswith(prefix) else f for f in files
-            if f.endswith(".parquet") and not (own_only and "--" in f.rsplit("/", 1)[-1])]
 
 
 def _stage_small(staging: str, table: str, data: pa.Table) -> None:
@@ -453,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invrecon batch: config error: {e}", file=sys.stderr)
         return 2
     output = (args.output or cfg.output).rstrip("/")
+    recover(output)  # what a run killed while finishing left behind (pipelines.publish)
     started = dt.datetime.now(dt.timezone.utc)
     try:
         job, inputs = plan_job(cfg, run_date, output=output, buckets=args.buckets)
@@ -477,7 +476,12 @@ def main(argv: list[str] | None = None) -> int:
     with beam.Pipeline(runner=_runner(runner), options=options) as p:
         build(p, job)
     t0 = _stage("graph", t0, run_id=job.run_id)
-    result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=runner_name, warehouse_db=_warehouse_path(args, output))
+    warehouse_db = _warehouse_path(args, output)
+    result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=runner_name, warehouse_db=warehouse_db)
+    if warehouse_db:
+        t0 = time.monotonic()
+        ensure_warehouse(warehouse_db, output)
+        _stage("warehouse", t0, run_id=job.run_id)
     if failures:
         print(f"invrecon batch: data-quality gate failed: {'; '.join(failures)}", file=sys.stderr)
         print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not published", file=sys.stderr)

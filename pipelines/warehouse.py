@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
+import glob
 import hashlib
+import logging
 import os
 import uuid
 
@@ -30,7 +31,7 @@ import pyarrow as pa
 
 from invrecon.pipelines import alerts
 from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
-from invrecon.pipelines.publish import PARTITION_COLUMN, live_files, read_commits
+from invrecon.pipelines.publish import PARTITION_COLUMN, crashpoint, live_files, read_commits
 from invrecon.schemas import ALERTS, DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 
 __all__ = ["AGE_KEY", "PUBLISHED", "RunResult", "VIEWS", "aging_sql", "ensure_warehouse", "summary_text"]
@@ -241,12 +242,23 @@ def _ddl(output: str) -> list[str]:
     return ddl
 
 
+def _remove_leftovers(db_path: str) -> list[str]:
+    """Delete the half-built copies (`<db>.loading-*`, their WAL) a killed run left behind."""
+    removed = []
+    for leftover in sorted(glob.glob(f"{glob.escape(db_path)}.loading-*")):
+        os.remove(leftover)
+        removed.append(leftover)
+        log.warning("recovered: removed left-over warehouse copy %s", leftover)
+    return removed
+
+
 def ensure_warehouse(db_path: str, output: str) -> bool:
     """Create or refresh the warehouse's views when their definitions changed; True if written.
 
     Written into a copy that replaces the file with one rename, so a reader is never locked out
     and never sees half of it; a warehouse whose views are current is not touched at all.
     """
+    _remove_leftovers(db_path)
     ddl = _ddl(output)
     digest = hashlib.sha256(f"{VIEWS_VERSION}\n".encode() + "\n;\n".join(ddl).encode()).hexdigest()
     if os.path.exists(db_path):
@@ -259,6 +271,11 @@ def ensure_warehouse(db_path: str, output: str) -> bool:
                 con.close()
         except duckdb.Error:
             pass  # an older warehouse (tables, no meta): rebuilt as views below
+    _build(db_path, output, ddl, digest)
+    return True
+
+
+def _build(db_path: str, output: str, ddl: list[str], digest: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
     tmp = f"{db_path}.loading-{uuid.uuid4().hex[:8]}"
     try:
@@ -270,18 +287,19 @@ def ensure_warehouse(db_path: str, output: str) -> bool:
             for name, schema in SCHEMAS.items():
                 empty = schema.empty_table()  # noqa: F841 - read by DuckDB's replacement scan
                 con.execute(f"CREATE TABLE _empty_{name} AS SELECT * FROM empty")
+            crashpoint("warehouse.build")
             for stmt in ddl:
                 con.execute(stmt)
             con.execute("CREATE TABLE _invrecon_meta (key VARCHAR, value VARCHAR)")
             con.execute("INSERT INTO _invrecon_meta VALUES ('ddl_sha256', ?), ('output', ?)", [digest, output])
         finally:
             con.close()
+        crashpoint("warehouse.swap")
         os.replace(tmp, db_path)
     finally:
         for leftover in (tmp, f"{tmp}.wal"):
             if os.path.exists(leftover):
                 os.remove(leftover)
-    return True
 
 
 def write_alerts_jsonl(output: str, staged_alerts: list[str], day: dt.date) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import duckdb
 import pytest
@@ -23,6 +26,14 @@ def run_batch(config: pathlib.Path | str, run_date: str = RUN_DATE, *, output: p
 
     argv = ["--config", str(config), "--run-date", run_date, "--output", str(output), "--quiet", "--buckets", "4"]
     return batch.main(argv + list(extra or []))
+
+
+def run_cli(*args, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `invrecon ARGS...` in a child process: a real process, which a test may kill or let hold a lock."""
+    return subprocess.run(
+        [sys.executable, "-m", "invrecon.pipelines.cli", *map(str, args)],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout, env={**os.environ, **(env or {})},
+    )
 
 
 def warehouse(output: pathlib.Path) -> duckdb.DuckDBPyConnection:
