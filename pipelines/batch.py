@@ -41,7 +41,9 @@ from invrecon.pipelines.config import Config, ConfigError, load_config
 from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, live_files, new_attempt, publish, read_commits, recover
 from invrecon.pipelines.quality_gate import GateHistory, GatePlan, load_history
 from invrecon.pipelines.settle import History, SettleRun
-from invrecon.pipelines.warehouse import PUBLISHED, RunResult, ensure_warehouse, summary_text, write_alerts_jsonl
+from invrecon.pipelines.warehouse import (
+    DEFAULT_WAIT_S, PUBLISHED, RunResult, WarehouseLocked, ensure_warehouse, summary_text, write_alerts_jsonl,
+)
 from invrecon.schemas import DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
 from invrecon.transforms.ingest import TAGS, DedupEvents, ReadSource, StampRunId, WriteAcks, write_table
@@ -307,6 +309,8 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--buckets", type=int, default=DEFAULT_BUCKETS, help="hash buckets of the (sku, location) shuffle")
     parser.add_argument("--allow-missing", default="", help="comma-separated sources that may have no files (or 'all')")
     parser.add_argument("--fail-on-alert", action="store_true", help="exit 5 when an alert fired")
+    parser.add_argument("--warehouse-wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+                        help="how long to wait for a warehouse file another process holds read-write before failing (exit 1)")
     parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
     args, rest = parser.parse_known_args(argv)
     return args, check_beam_args(rest, prog=parser.prog, own=parser)
@@ -343,7 +347,8 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
 
     Publishes with one commit (`pipelines.publish`: renames, commit, clean-up, the EDI acks),
     then writes the date's `alerts.jsonl` from the committed alerts, then removes the staging
-    folder. The warehouse is refreshed by the caller, after all that.
+    folder. The warehouse is refreshed by the caller (`_refresh_warehouse`), after all that, so
+    a locked warehouse leaves a fully published run and no staging behind.
     """
     summary = json.loads(fsspec.core.url_to_fs(f"{job.staging}/_summary.json")[0].cat_file(fsspec.core.url_to_fs(f"{job.staging}/_summary.json")[1]))
     results = [json.loads(line) for line in _read_text_files(f"{job.staging}/_gate/dq_results*.jsonl")]
@@ -405,6 +410,21 @@ def _remove_staging(staging: str) -> None:
         pass
 
 
+def _refresh_warehouse(warehouse_db: str | None, output: str, *, wait_s: float, run_id: str) -> str | None:
+    """Refresh the warehouse views after a publish; the one-line error when its file stays locked."""
+    if not warehouse_db:
+        return None
+    t0 = time.monotonic()
+    try:
+        ensure_warehouse(warehouse_db, output, wait_s=wait_s)
+    except WarehouseLocked as e:
+        return (f"{e} (--warehouse-wait); run {run_id} is published in {output} (Parquet committed), only the "
+                f"warehouse views were not refreshed: run `invrecon warehouse --output {output} --warehouse {warehouse_db}` "
+                "once the lock is released")
+    _stage("warehouse", t0, run_id=run_id)
+    return None
+
+
 # Published when the gate fails: what went wrong and why, never the figures it stopped.
 GATE_TABLES = ("quarantine", "dq_results", "dq_metrics", "runs")
 
@@ -440,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
         run_date = dt.date.fromisoformat(args.run_date)
     except ValueError:
         print(f"invrecon batch: --run-date {args.run_date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    if args.warehouse_wait < 0:
+        print(f"invrecon batch: --warehouse-wait must be >= 0, got {args.warehouse_wait:g}", file=sys.stderr)
         return 2
     t0 = time.monotonic()
     try:
@@ -478,14 +501,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = _stage("graph", t0, run_id=job.run_id)
     warehouse_db = _warehouse_path(args, output)
     result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=runner_name, warehouse_db=warehouse_db)
-    if warehouse_db:
-        t0 = time.monotonic()
-        ensure_warehouse(warehouse_db, output)
-        _stage("warehouse", t0, run_id=job.run_id)
+    locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id)
     if failures:
         print(f"invrecon batch: data-quality gate failed: {'; '.join(failures)}", file=sys.stderr)
         print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not published", file=sys.stderr)
+        if locked:
+            print(f"invrecon batch: {locked}", file=sys.stderr)
         return 3
+    if locked:
+        print(f"invrecon batch: {locked}", file=sys.stderr)
+        return 1
     if not args.quiet:
         print(summary_text(result))
         print(f"  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output}")

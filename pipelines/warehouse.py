@@ -23,6 +23,8 @@ import glob
 import hashlib
 import logging
 import os
+import re
+import time
 import uuid
 
 import duckdb
@@ -34,7 +36,10 @@ from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
 from invrecon.pipelines.publish import PARTITION_COLUMN, crashpoint, live_files, read_commits
 from invrecon.schemas import ALERTS, DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 
-__all__ = ["AGE_KEY", "PUBLISHED", "RunResult", "VIEWS", "aging_sql", "ensure_warehouse", "summary_text"]
+__all__ = [
+    "AGE_KEY", "DEFAULT_WAIT_S", "PUBLISHED", "RunResult", "VIEWS", "WarehouseLocked", "aging_sql", "ensure_warehouse", "main",
+    "summary_text",
+]
 
 log = logging.getLogger("invrecon.warehouse")
 
@@ -242,6 +247,73 @@ def _ddl(output: str) -> list[str]:
     return ddl
 
 
+# How long a run waits for a warehouse file another process holds open read-write (the DuckDB
+# CLI's default) before it gives up: long enough for an analyst's query, short enough that a
+# nightly schedule notices. `invrecon batch --warehouse-wait SECONDS` overrides it.
+DEFAULT_WAIT_S = 60.0
+# Pause between two attempts to open a locked warehouse file.
+_LOCK_RETRY_S = 0.5
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)(?: by user (?P<user>\S+))?")
+
+
+class WarehouseLocked(RuntimeError):
+    """Another process holds the warehouse file open read-write past the allowed wait.
+
+    Args:
+      path: the warehouse file.
+      detail: DuckDB's lock error (it names the holder's program and PID).
+      waited_s: how long the run waited.
+    """
+
+    def __init__(self, path: str, detail: str, waited_s: float):
+        self.path, self.detail, self.waited_s = path, detail, waited_s
+        super().__init__(f"warehouse {path} is locked by {self.holder} after waiting {waited_s:g} s")
+
+    @property
+    def holder(self) -> str:
+        """Who holds the lock, as DuckDB says (and the holder's command line where /proc shows it)."""
+        m = _LOCK_HOLDER.search(self.detail)
+        if not m:
+            return f"another process ({self.detail.strip().splitlines()[0] if self.detail.strip() else 'no detail'})"
+        who = f"PID {m['pid']} ({m['exe']}" + (f", user {m['user'].rstrip('.')}" if m["user"] else "") + ")"
+        try:
+            with open(f"/proc/{m['pid']}/cmdline", "rb") as f:
+                cmd = " ".join(f.read().replace(b"\0", b" ").decode(errors="replace").split())
+        except OSError:
+            cmd = ""
+        if len(cmd) > 100:
+            cmd = cmd[:99] + "…"
+        return f"{who[:-1]}; command: {cmd})" if cmd else who
+
+
+def _is_lock_error(e: Exception) -> bool:
+    return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+
+
+def _open_read_only(db_path: str, wait_s: float) -> duckdb.DuckDBPyConnection | None:
+    """A read-only connection to the warehouse, waiting up to `wait_s` while another process holds
+    it read-write; None when the file is not a DuckDB file we can read (it is rebuilt).
+
+    Raises:
+      WarehouseLocked: still locked after `wait_s` seconds.
+    """
+    deadline = time.monotonic() + wait_s
+    warned = False
+    while True:
+        try:
+            return duckdb.connect(db_path, read_only=True)
+        except duckdb.Error as e:
+            if not _is_lock_error(e):
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WarehouseLocked(db_path, str(e), wait_s) from None
+            if not warned:
+                log.warning("warehouse %s is locked by another process; waiting up to %g s: %s", db_path, wait_s, e)
+                warned = True
+            time.sleep(min(_LOCK_RETRY_S, left))
+
+
 def _remove_leftovers(db_path: str) -> list[str]:
     """Delete the half-built copies (`<db>.loading-*`, their WAL) a killed run left behind."""
     removed = []
@@ -252,26 +324,36 @@ def _remove_leftovers(db_path: str) -> list[str]:
     return removed
 
 
-def ensure_warehouse(db_path: str, output: str) -> bool:
+def ensure_warehouse(db_path: str, output: str, *, wait_s: float = DEFAULT_WAIT_S) -> bool:
     """Create or refresh the warehouse's views when their definitions changed; True if written.
 
     Written into a copy that replaces the file with one rename, so a reader is never locked out
-    and never sees half of it; a warehouse whose views are current is not touched at all.
+    and never sees half of it; a warehouse whose views are current is not touched at all. A
+    read-only connection is held on the file from the check to the rename, so an analyst cannot
+    open it read-write in between (a rename under a read-write session would lose their work);
+    while one already does, this waits up to `wait_s` seconds.
+
+    Raises:
+      WarehouseLocked: another process held the file read-write for `wait_s` seconds; nothing
+        was written (the published Parquet is complete; the views read it once refreshed).
     """
+    if wait_s < 0:
+        raise ValueError(f"`wait_s` must be >= 0, got {wait_s}")
     _remove_leftovers(db_path)
     ddl = _ddl(output)
     digest = hashlib.sha256(f"{VIEWS_VERSION}\n".encode() + "\n;\n".join(ddl).encode()).hexdigest()
-    if os.path.exists(db_path):
-        try:
-            con = duckdb.connect(db_path, read_only=True)
+    guard = _open_read_only(db_path, wait_s) if os.path.exists(db_path) else None
+    try:
+        if guard is not None:
             try:
-                if con.execute("SELECT value FROM _invrecon_meta WHERE key = 'ddl_sha256'").fetchall() == [(digest,)]:
+                if guard.execute("SELECT value FROM _invrecon_meta WHERE key = 'ddl_sha256'").fetchall() == [(digest,)]:
                     return False
-            finally:
-                con.close()
-        except duckdb.Error:
-            pass  # an older warehouse (tables, no meta): rebuilt as views below
-    _build(db_path, output, ddl, digest)
+            except duckdb.Error:
+                pass  # an older warehouse (tables, no meta): rebuilt as views below
+        _build(db_path, output, ddl, digest)
+    finally:
+        if guard is not None:
+            guard.close()
     return True
 
 
@@ -300,6 +382,49 @@ def _build(db_path: str, output: str, ddl: list[str], digest: str) -> None:
         for leftover in (tmp, f"{tmp}.wal"):
             if os.path.exists(leftover):
                 os.remove(leftover)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`invrecon warehouse`: create or refresh the warehouse views of an output folder.
+
+        invrecon warehouse --config fixtures/world/config.yaml
+        invrecon warehouse --output out --warehouse /data/inv.duckdb --warehouse-wait 600
+
+    What a run does after publishing, alone: for a warehouse a run could not refresh (its file
+    was locked) or one kept elsewhere. Exit 0 done or already current, 1 still locked, 2 usage.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="invrecon warehouse", description="Create or refresh the DuckDB warehouse views of an output folder.")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", help="config YAML: its output folder")
+    where.add_argument("--output", help="the output folder (a local path)")
+    parser.add_argument("--warehouse", help="the DuckDB file; default <output>/warehouse.duckdb")
+    parser.add_argument("--warehouse-wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+                        help="how long to wait for a warehouse file another process holds read-write")
+    args = parser.parse_args(argv)
+    output = args.output
+    if args.config:
+        from invrecon.pipelines.config import ConfigError, load_config
+
+        try:
+            output = load_config(args.config).output
+        except ConfigError as e:
+            print(f"invrecon warehouse: config error: {e}", file=sys.stderr)
+            return 2
+    output = output.rstrip("/")
+    db = args.warehouse or f"{output.removeprefix('file://')}/warehouse.duckdb"
+    if not read_commits(output).num_rows:
+        print(f"invrecon warehouse: nothing is published in {output} (run `invrecon batch` first)", file=sys.stderr)
+        return 2
+    try:
+        written = ensure_warehouse(db, output, wait_s=args.warehouse_wait)
+    except WarehouseLocked as e:
+        print(f"invrecon warehouse: {e}; DuckDB says: {e.detail.splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"warehouse {db}: {'views written' if written else 'already current'}")
+    return 0
 
 
 def write_alerts_jsonl(output: str, staged_alerts: list[str], day: dt.date) -> None:
