@@ -10,6 +10,7 @@ writes the §7 tables as Parquet under the config's `output`, then loads them in
 Runs locally on the in-process FnApiRunner (no network needed):
 
     invrecon batch --config fixtures/world/config.yaml --run-date 2026-11-30
+    invrecon batch --config CFG --from 2026-11-01 --to 2026-11-30   # a backfill, resumable
 
 Other runners by Beam flags: `--runner DataflowRunner --project ... --temp_location gs://...`.
 """
@@ -38,7 +39,7 @@ from invrecon.pipelines import alerts as alert_rules
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines import quality_gate
 from invrecon.pipelines.config import Config, ConfigError, load_config
-from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, live_files, new_attempt, publish, read_commits, recover
+from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, live_files, live_urls, new_attempt, publish, read_commits, recover
 from invrecon.pipelines.quality_gate import GateHistory, GatePlan, load_history
 from invrecon.pipelines.settle import History, SettleRun
 from invrecon.pipelines.warehouse import (
@@ -52,7 +53,7 @@ from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation,
 from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.validate import CombineDqResults, ValidateRecords
 
-__all__ = ["BatchJob", "build", "main", "plan_job"]
+__all__ = ["BatchJob", "build", "main", "plan_job", "published_run"]
 
 log = logging.getLogger("invrecon.batch")
 
@@ -303,7 +304,11 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                      epilog="Any other --flag is passed to Beam (e.g. --runner DataflowRunner --project P ...).")
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
-    parser.add_argument("--run-date", required=True, help="YYYY-MM-DD")
+    parser.add_argument("--run-date", help="YYYY-MM-DD: run this date (always runs, even if already published)")
+    parser.add_argument("--from", dest="from_date", metavar="YYYY-MM-DD",
+                        help="backfill: the first run date (with --to; instead of --run-date); dates already published with the same inputs are skipped")
+    parser.add_argument("--to", dest="to_date", metavar="YYYY-MM-DD", help="backfill: the last run date (inclusive)")
+    parser.add_argument("--force", action="store_true", help="backfill: also re-run dates already published with the same inputs")
     parser.add_argument("--output", help="override the config's output folder (a path or an fsspec URL: s3://, gs://, memory://)")
     parser.add_argument("--warehouse", help="the DuckDB warehouse file (local); default <output>/warehouse.duckdb for a local output, none otherwise")
     parser.add_argument("--buckets", type=int, default=DEFAULT_BUCKETS, help="hash buckets of the (sku, location) shuffle")
@@ -449,22 +454,118 @@ def runs_row(*, job, cfg, inputs: list[dict], counts: list[dict], status: str, s
     )
 
 
+def published_run(output: str, run_id: str, run_date: dt.date) -> bool:
+    """Whether run `run_id` is the succeeded run the commit log holds for `run_date`.
+
+    The run id is the run date plus a hash of the config and every input file, so this says
+    "this date is already published from exactly these inputs". Reads one small file.
+    """
+    for url in live_urls(output, "runs", owner=run_date):
+        fs, path = fsspec.core.url_to_fs(url)
+        with fs.open(path, "rb") as f:
+            rows = pq.read_table(f, columns=["run_id", "status"]).to_pylist()
+        if any(r["run_id"] == run_id and r["status"] == "succeeded" for r in rows):
+            return True
+    return False
+
+
+def _run_date(cfg: Config, args: argparse.Namespace, beam_args: list[str], run_date: dt.date, output: str,
+              *, skip_published: bool) -> tuple[int, str]:
+    """Run one date (or skip it when published from the same inputs); the exit code and what was done."""
+    t0 = time.monotonic()
+    recover(output)  # what a run killed while finishing left behind (pipelines.publish)
+    started = dt.datetime.now(dt.timezone.utc)
+    warehouse_db = _warehouse_path(args, output)
+    try:
+        job, inputs = plan_job(cfg, run_date, output=output, buckets=args.buckets)
+    except SuiteError as e:
+        print(f"invrecon batch: expectation suite error: {e}", file=sys.stderr)
+        return 2, f"failed (exit 2): expectation suite error: {e}"
+    except ValueError as e:
+        print(f"invrecon batch: {e}", file=sys.stderr)
+        return 2, f"failed (exit 2): {e}"
+    if skip_published and published_run(output, job.run_id, run_date):
+        locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id)
+        if locked:
+            print(f"invrecon batch: {locked}", file=sys.stderr)
+            return 1, f"failed (exit 1): warehouse locked; run {job.run_id} was already published"
+        return 0, f"skipped: already published as run {job.run_id}"
+    allowed = {s.strip() for s in args.allow_missing.split(",") if s.strip()}
+    missing = [spec.name for spec, files in job.sources if not files and spec.name not in allowed and "all" not in allowed]
+    if missing:
+        for name in missing:
+            pattern = cfg.source(name).path.replace("{run_date}", run_date.isoformat())
+            print(f"invrecon batch: source {name}: no input files match {pattern}", file=sys.stderr)
+        print("invrecon batch: inputs missing for the run date (use --allow-missing SOURCE to run without them)", file=sys.stderr)
+        return 4, f"failed (exit 4): inputs missing: {', '.join(missing)}"
+    t0 = _stage("plan", t0, run_id=job.run_id, input_files=len(inputs))
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    runner_name = str(runner) if runner else "FnApiRunner"
+    with beam.Pipeline(runner=_runner(runner), options=options) as p:
+        build(p, job)
+    t0 = _stage("graph", t0, run_id=job.run_id)
+    result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=runner_name, warehouse_db=warehouse_db)
+    locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id)
+    if failures:
+        print(f"invrecon batch: data-quality gate failed: {'; '.join(failures)}", file=sys.stderr)
+        print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not published", file=sys.stderr)
+        if locked:
+            print(f"invrecon batch: {locked}", file=sys.stderr)
+        return 3, f"failed (exit 3): data-quality gate failed: {'; '.join(failures)}"
+    if locked:
+        print(f"invrecon batch: {locked}", file=sys.stderr)
+        return 1, f"failed (exit 1): warehouse locked; run {job.run_id} is published"
+    if not args.quiet:
+        print(summary_text(result))
+        print(f"  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output}")
+    if result.status == "failed":
+        return 1, f"failed (exit 1): run {job.run_id} violated conservation: {result.message}"
+    if args.fail_on_alert and result.alerts:
+        return 5, f"failed (exit 5): run {job.run_id} is published; {result.alerts} alert(s) fired (--fail-on-alert)"
+    return 0, f"ran: run {job.run_id} {result.status}, {sum(result.classes.values())} discrepancies, {result.alerts} alert(s)"
+
+
+def _dates(args: argparse.Namespace) -> list[dt.date]:
+    """The run dates the command line asks for, in order (raises UsageError)."""
+    def day(flag: str, value: str) -> dt.date:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise UsageError(f"invrecon batch: {flag} {value!r} is not a date (YYYY-MM-DD)") from None
+
+    if args.run_date is not None:
+        if args.from_date is not None or args.to_date is not None:
+            raise UsageError("invrecon batch: give either --run-date or --from/--to, not both")
+        return [day("--run-date", args.run_date)]
+    if args.from_date is None or args.to_date is None:
+        raise UsageError("invrecon batch: give --run-date YYYY-MM-DD, or --from YYYY-MM-DD --to YYYY-MM-DD for a backfill")
+    first, last = day("--from", args.from_date), day("--to", args.to_date)
+    if last < first:
+        raise UsageError(f"invrecon batch: --to {last} is before --from {first}")
+    return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; returns the exit code of DESIGN.md §3."""
+    """CLI entry point; returns the exit code of DESIGN.md §3.
+
+    A backfill (`--from D1 --to D2`) runs each date in order, skipping the dates already
+    published from the same inputs, prints one line per date (`ran: ...`, `skipped: already
+    published as run ...`, `failed (exit N): ...`) and stops at the first failure with that
+    date's exit code; the same command resumes it.
+    """
     try:
         args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
+        dates = _dates(args)
     except UsageError as e:
         print(e, file=sys.stderr)
         return 2
-    try:
-        run_date = dt.date.fromisoformat(args.run_date)
-    except ValueError:
-        print(f"invrecon batch: --run-date {args.run_date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+    if args.force and args.run_date is not None:
+        print("invrecon batch: --force goes with --from/--to (--run-date always runs)", file=sys.stderr)
         return 2
     if args.warehouse_wait < 0:
         print(f"invrecon batch: --warehouse-wait must be >= 0, got {args.warehouse_wait:g}", file=sys.stderr)
         return 2
-    t0 = time.monotonic()
     try:
         cfg = load_config(args.config)
         load_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2
@@ -474,50 +575,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invrecon batch: config error: {e}", file=sys.stderr)
         return 2
     output = (args.output or cfg.output).rstrip("/")
-    recover(output)  # what a run killed while finishing left behind (pipelines.publish)
-    started = dt.datetime.now(dt.timezone.utc)
-    try:
-        job, inputs = plan_job(cfg, run_date, output=output, buckets=args.buckets)
-    except SuiteError as e:
-        print(f"invrecon batch: expectation suite error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"invrecon batch: {e}", file=sys.stderr)
-        return 2
-    allowed = {s.strip() for s in args.allow_missing.split(",") if s.strip()}
-    missing = [spec.name for spec, files in job.sources if not files and spec.name not in allowed and "all" not in allowed]
-    if missing:
-        for name in missing:
-            pattern = cfg.source(name).path.replace("{run_date}", run_date.isoformat())
-            print(f"invrecon batch: source {name}: no input files match {pattern}", file=sys.stderr)
-        print("invrecon batch: inputs missing for the run date (use --allow-missing SOURCE to run without them)", file=sys.stderr)
-        return 4
-    t0 = _stage("plan", t0, run_id=job.run_id, input_files=len(inputs))
-    options = PipelineOptions(beam_args)
-    runner = options.view_as(StandardOptions).runner
-    runner_name = str(runner) if runner else "FnApiRunner"
-    with beam.Pipeline(runner=_runner(runner), options=options) as p:
-        build(p, job)
-    t0 = _stage("graph", t0, run_id=job.run_id)
-    warehouse_db = _warehouse_path(args, output)
-    result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=runner_name, warehouse_db=warehouse_db)
-    locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id)
-    if failures:
-        print(f"invrecon batch: data-quality gate failed: {'; '.join(failures)}", file=sys.stderr)
-        print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not published", file=sys.stderr)
-        if locked:
-            print(f"invrecon batch: {locked}", file=sys.stderr)
-        return 3
-    if locked:
-        print(f"invrecon batch: {locked}", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(summary_text(result))
-        print(f"  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output}")
-    if result.status == "failed":
-        return 1
-    if args.fail_on_alert and result.alerts:
-        return 5
+    if args.run_date is not None:
+        return _run_date(cfg, args, beam_args, dates[0], output, skip_published=False)[0]
+    ran = skipped = 0
+    for k, day in enumerate(dates):
+        code, what = _run_date(cfg, args, beam_args, day, output, skip_published=not args.force)
+        print(f"{day}: {what}", flush=True)
+        if code:
+            left = len(dates) - k - 1
+            print(f"invrecon batch: backfill {dates[0]}..{dates[-1]} stopped at {day} (exit {code}), {left} later date(s) not run; "
+                  "re-run the same command to resume (published dates are skipped)", file=sys.stderr)
+            return code
+        ran, skipped = ran + what.startswith("ran"), skipped + what.startswith("skipped")
+    print(f"backfill {dates[0]}..{dates[-1]}: {ran} ran, {skipped} skipped", flush=True)
     return 0
 
 
