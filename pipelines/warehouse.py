@@ -8,9 +8,14 @@ built on those. So:
 - a run costs the warehouse nothing: publishing a run is a commit (`pipelines.publish`), and
   the views see it at once, whatever the history holds;
 - readers are never blocked: the file is only written when the view definitions change (a new
-  version of invrecon, a table's first files), into a copy swapped in with one rename;
+  version of invrecon, a moved output folder), into a copy swapped in with one rename; a
+  table's first files need no new views (each view also reads an empty file of its table's
+  schema under `<output>/_schemas/`);
 - a reader sees the previous run of a date or the new one, never a mix: the views read only
-  committed files, and one commit switches every table of a run at once.
+  committed files, and one commit switches every table of a run at once;
+- a run waits up to `--warehouse-wait` seconds for a file another process holds read-write,
+  then fails (`WarehouseLocked`) with the run published and only the views left to refresh
+  (`invrecon warehouse`, `main` below).
 
 The run's own summary figures, aging and alerts come from `pipelines.settle`, inside the graph.
 """
@@ -21,6 +26,7 @@ import dataclasses
 import datetime as dt
 import glob
 import hashlib
+import io
 import logging
 import os
 import re
@@ -30,10 +36,11 @@ import uuid
 import duckdb
 import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from invrecon.pipelines import alerts
 from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
-from invrecon.pipelines.publish import PARTITION_COLUMN, crashpoint, live_files, read_commits
+from invrecon.pipelines.publish import PARTITION_COLUMN, Layout, crashpoint, read_commits
 from invrecon.schemas import ALERTS, DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 
 __all__ = [
@@ -51,7 +58,13 @@ SCHEMAS = {
     "dq_metrics": DQ_METRICS, "alerts": ALERTS, "runs": RUNS,
 }
 # Bump when the SQL below changes shape, so existing warehouses are rebuilt.
-VIEWS_VERSION = 2
+VIEWS_VERSION = 3
+# Each table's view also reads an empty Parquet file with the table's schema
+# (`<output>/_schemas/<table>-<schema hash>.parquet`), so its file list is never empty: the view
+# is the same SQL whether the table has files yet or not. Otherwise a table's first files (the
+# first run after only gate-failed ones) would need new views, and between the commit and the
+# swap the warehouse would show that table empty beside the rest of the same run.
+SCHEMA_DIR = "_schemas"
 
 # Analyst views, (re)created on every load. Class groups come from pipelines.alerts so the views,
 # the alerts and the report agree on what "unexplained" means. Each is documented with an
@@ -216,17 +229,43 @@ def _duck_root(output: str) -> str:
     return os.path.abspath(output.removeprefix("file://")).rstrip("/")
 
 
-def _table_view(name: str, root: str, has_files: bool) -> str:
+def _schema_file(name: str) -> str:
+    """The empty Parquet file of table `name`'s schema, relative to the output folder."""
+    digest = hashlib.sha256(SCHEMAS[name].serialize().to_pybytes()).hexdigest()[:12]
+    return f"{SCHEMA_DIR}/{name}-{digest}.parquet"
+
+
+def _write_schema_files(output: str) -> None:
+    """Write the schema files the views read that are missing (each whole, via a tmp name)."""
+    layout = Layout(output)
+    fs, root = layout.fs, layout.root
+    try:
+        for stray in fs.glob(f"{root}/{SCHEMA_DIR}/*.tmp-*"):  # a kill between write and rename
+            fs.rm(stray)
+    except FileNotFoundError:
+        pass
+    for name, schema in SCHEMAS.items():
+        path = f"{root}/{_schema_file(name)}"
+        if fs.exists(path):
+            continue
+        buf = io.BytesIO()
+        pq.write_table(schema.empty_table(), buf)
+        fs.makedirs(f"{root}/{SCHEMA_DIR}", exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        fs.pipe_file(tmp, buf.getvalue())
+        fs.mv(tmp, path)
+
+
+def _table_view(name: str, root: str) -> str:
     schema = SCHEMAS[name]
     col = PUBLISHED[name]
-    if not has_files:
-        return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}"
     extra = "" if col in schema.names else f", l.owner AS {col}"
     if name == "movements":
         extra = ", l.owner AS run_date"
+    files = f"['{root}/{_schema_file(name)}', '{root}/{name}/*/*.parquet']"
     sql = f"""
         SELECT t.* EXCLUDE (filename){extra}
-        FROM read_parquet('{root}/{name}/*/*.parquet', filename = true, hive_partitioning = false, union_by_name = true) t
+        FROM read_parquet({files}, filename = true, hive_partitioning = false, union_by_name = true, allow_empty = true) t
         JOIN _live l ON l."table" = '{name}' AND l.file = regexp_extract(t.filename, '([^/]+/[^/]+/[^/]+)$', 1)"""
     if name == "movements":  # one row per event_id: a later run date's copy of an event replaces it
         sql += "\n        QUALIFY row_number() OVER (PARTITION BY t.event_id ORDER BY l.owner DESC) = 1"
@@ -235,14 +274,13 @@ def _table_view(name: str, root: str, has_files: bool) -> str:
 
 def _ddl(output: str) -> list[str]:
     root = _duck_root(output)
-    live_tables = {key[0] for key in live_files(read_commits(output))}
     ddl = [f"""
         CREATE OR REPLACE VIEW _live AS
         WITH c AS (SELECT * FROM read_parquet('{root}/_commits/*.parquet')),
         k AS (SELECT "table", partition, owner, max(seq) AS seq FROM c GROUP BY ALL)
         SELECT c."table", c.partition, c.owner, c.file FROM c SEMI JOIN k USING ("table", partition, owner, seq)
         WHERE c.file IS NOT NULL"""]
-    ddl += [_table_view(name, root, name in live_tables) for name in PUBLISHED]
+    ddl += [_table_view(name, root) for name in PUBLISHED]
     ddl += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
     return ddl
 
@@ -340,6 +378,7 @@ def ensure_warehouse(db_path: str, output: str, *, wait_s: float = DEFAULT_WAIT_
     if wait_s < 0:
         raise ValueError(f"`wait_s` must be >= 0, got {wait_s}")
     _remove_leftovers(db_path)
+    _write_schema_files(output)
     ddl = _ddl(output)
     digest = hashlib.sha256(f"{VIEWS_VERSION}\n".encode() + "\n;\n".join(ddl).encode()).hexdigest()
     guard = _open_read_only(db_path, wait_s) if os.path.exists(db_path) else None
@@ -366,12 +405,10 @@ def _build(db_path: str, output: str, ddl: list[str], digest: str) -> None:
             for url in (output,):
                 if "://" in url and not url.startswith("file://"):
                     con.register_filesystem(fsspec.core.url_to_fs(url)[0])
-            for name, schema in SCHEMAS.items():
-                empty = schema.empty_table()  # noqa: F841 - read by DuckDB's replacement scan
-                con.execute(f"CREATE TABLE _empty_{name} AS SELECT * FROM empty")
-            crashpoint("warehouse.build")
-            for stmt in ddl:
+            for k, stmt in enumerate(ddl):
                 con.execute(stmt)
+                if k == 0:
+                    crashpoint("warehouse.build")
             con.execute("CREATE TABLE _invrecon_meta (key VARCHAR, value VARCHAR)")
             con.execute("INSERT INTO _invrecon_meta VALUES ('ddl_sha256', ?), ('output', ?)", [digest, output])
         finally:
@@ -433,8 +470,6 @@ def write_alerts_jsonl(output: str, staged_alerts: list[str], day: dt.date) -> N
     for url in staged_alerts:
         fs, path = fsspec.core.url_to_fs(url)
         with fs.open(path, "rb") as f:
-            import pyarrow.parquet as pq
-
             tables.append(pq.read_table(f).cast(ALERTS))
     table = pa.concat_tables(tables) if tables else ALERTS.empty_table()
     table = table.sort_by([("rule", "ascending"), ("subject", "ascending")])

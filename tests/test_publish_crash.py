@@ -151,6 +151,7 @@ def _leftovers(out: pathlib.Path) -> list[str]:
     found = [f"_staging/{p.name}" for p in (out / "_staging").glob("*")]
     found += [f"_commits/{p.name}" for p in (out / "_commits").glob(".*.tmp")]
     found += [p.name for p in out.glob("warehouse.duckdb.loading-*")]
+    found += [f"_schemas/{p.name}" for p in (out / "_schemas").glob("*.tmp-*")]
     found += [str(p.relative_to(out)) for p in (out / "reports").glob("*/*.tmp-*")]
     live = {f for files in publish.live_files(publish.read_commits(str(out))).values() for f in files}
     found += [rel for t in TABLES for p in (out / t).glob("*/*") if (rel := str(p.relative_to(out))) not in live]
@@ -232,3 +233,32 @@ def test_kill_at_each_step_leaves_old_or_new_and_the_next_run_cleans_up(scenario
         for name, read in READERS.items():
             assert read(out) == scenario.new[name], f"after {point}:{n}, {name} differs from a clean run"
         assert _raw_glob(out) == scenario.raw_new  # at rest, even a raw glob reader is right
+
+
+def test_a_tables_first_files_show_with_the_rest_of_their_run_without_new_views(committed_run, tmp_path):
+    """The first run after gate-failed ones brings the first snapshot and discrepancies ever: the
+    commit alone shows them beside the run's other tables (no warehouse rewrite to wait for)."""
+    from invrecon.pipelines.warehouse import ensure_warehouse
+
+    out, day = tmp_path / "out", dt.date.fromisoformat(D)
+
+    def publish_tables(attempt: str, tables: tuple[str, ...]) -> None:
+        staging = out / "_staging" / f"{D}-{attempt}"
+        for t in tables:
+            (staging / t).mkdir(parents=True)
+            shutil.copy(next((committed_run / t).glob("*/*.parquet")), staging / t / "part-00000.parquet")
+        publish.publish(output=str(out), staging=str(staging), tables=tables, run_id=f"run-{attempt}", run_date=day, attempt=attempt)
+
+    def count(table: str) -> int:
+        con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+        try:
+            return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        finally:
+            con.close()
+
+    publish_tables("a1", ("runs", "quarantine"))  # what a gate-failed run publishes (in part)
+    assert ensure_warehouse(str(out / "warehouse.duckdb"), str(out)) is True
+    assert count("inventory_snapshot") == 0 and count("discrepancies") == 0 and count("runs") == 1
+    publish_tables("a2", ("runs", "quarantine", "inventory_snapshot", "discrepancies"))
+    assert count("inventory_snapshot") > 0 and count("discrepancies") > 0  # before any refresh
+    assert ensure_warehouse(str(out / "warehouse.duckdb"), str(out)) is False
