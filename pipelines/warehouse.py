@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         written = ensure_warehouse(db, output, wait_s=args.warehouse_wait)
     except WarehouseLocked as e:
-        print(f"invrecon warehouse: {e}; DuckDB says: {e.detail.splitlines()[0]}", file=sys.stderr)
+        print(f"invrecon warehouse: {e} (--warehouse-wait); nothing was written", file=sys.stderr)
         return 1
     print(f"warehouse {db}: {'views written' if written else 'already current'}")
     return 0
