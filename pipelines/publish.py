@@ -22,11 +22,11 @@ every event-date partition its events fall on (so a late event of yesterday, app
 sits beside yesterday's own file). A backfill that re-ages later dates writes their
 `discrepancies` and `alerts` partitions, owned by those later dates.
 
-Crash safety. Before its first rename, `publish` writes the run's plan (`_publish.json`: the
-destination of every file, the partitions it touches, the folders it replaces) into the staging
-folder; the staging folder is removed only once the run is fully published. A process killed
-at any point leaves at most: renamed files no commit names (before the commit point), replaced
-files not yet deleted (after it), a `_commits/.<seq>.<id>.tmp`, and its staging folder.
+Crash safety. Before its first rename, `publish` writes the run's plan (`_publish.json`: its
+attempt, the partitions it touches, the folders it replaces) into the staging folder, which is
+removed only once the run is fully published. A process killed at any point leaves at most:
+renamed files no commit names (before the commit point), replaced files not yet deleted (after
+it), a `_commits/.<seq>.<id>.tmp`, and its staging folder.
 Readers of the commit log see none of them. `recover`, which the next run calls before its
 graph, deletes them: from each left-over staging folder's plan it deletes every file of those
 partitions that no latest commit names, finishes the folder replacement of a run that did
@@ -124,7 +124,7 @@ CRASH_POINTS = {
     "warehouse.swap": "the new warehouse file is complete, not yet renamed over the old one",
 }
 # `INVRECON_CRASH_AT=<point>:<n>` kills this process (SIGKILL: no clean-up, no finally) the n-th
-# time it passes <point>; `INVRECON_CRASH_TRACE=<file>` appends the name of every point passed.
+# time it passes <point> (counted over the process: a backfill's dates add up); `INVRECON_CRASH_TRACE=<file>` appends the name of every point passed.
 # Test hooks only: both are read when a point is passed, never set by invrecon itself.
 CRASH_AT_ENV = "INVRECON_CRASH_AT"
 CRASH_TRACE_ENV = "INVRECON_CRASH_TRACE"
