@@ -1,6 +1,7 @@
 """Crash-safe publishing (issue 12 §4): the batch is SIGKILLed at every step of finishing a run.
 
-The scenario, on copies of one output folder:
+The scenario, in one output folder (restored from a copy before each kill: the warehouse views
+name their folder by absolute path, so a copy elsewhere would read the original):
 
 1. run date D is published from the committed world (the *old* run); its warehouse file is left
    as an older invrecon wrote it (stale view definitions), so a re-run rewrites it and the
@@ -8,7 +9,7 @@ The scenario, on copies of one output folder:
 2. a re-run of D with changed inputs (an ERP quantity, a row to quarantine, one event fewer: the
    *new* run), traced with `INVRECON_CRASH_TRACE`, lists the steps a re-run passes
    (`publish.CRASH_POINTS`) and gives the new run's figures;
-3. for each step, a copy of (1) is re-run with `INVRECON_CRASH_AT=<step>:<n>`: a real child
+3. for each step, the state of (1) is re-run with `INVRECON_CRASH_AT=<step>:<n>`: a real child
    process kills itself with SIGKILL there. Then (a) DuckDB on the warehouse views and DuckDB,
    pyarrow.dataset and polars on the committed files (`publish.live_urls`) each see every
    table of D as the old run had it (killed before the commit point) or every table as the new
@@ -23,6 +24,9 @@ passed once per file (renames, deletes) is killed at its first and last pass; se
 What a raw hive-glob reader of `<table>/` sees after each kill is printed (`pytest -s`), not
 asserted: README.md "Reading the Parquet directly" says why it can see a mix and how to read
 correctly.
+
+And a table's first files (the first run after gate-failed ones) show in the warehouse with
+the rest of their run, without new views (last test).
 """
 
 from __future__ import annotations
