@@ -11,6 +11,7 @@ Docs under `<output>/data_docs/` (`pipelines.data_docs`).
 Runs locally on the in-process FnApiRunner (no network needed):
 
     invrecon batch --config fixtures/world/config.yaml --run-date 2026-11-30
+    invrecon batch --config CFG --from 2026-11-01 --to 2026-11-30   # a backfill, resumable
 
 Other runners by Beam flags: `--runner DataflowRunner --project ... --temp_location gs://...`.
 """
@@ -39,10 +40,12 @@ from invrecon.pipelines import alerts as alert_rules
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines import quality_gate
 from invrecon.pipelines.config import Config, ConfigError, load_config
-from invrecon.pipelines.publish import Layout, live_files, new_attempt, publish, read_commits
+from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, live_files, live_urls, new_attempt, publish, read_commits, recover
 from invrecon.pipelines.quality_gate import GateHistory, GatePlan, load_history
 from invrecon.pipelines.settle import History, SettleRun
-from invrecon.pipelines.warehouse import PUBLISHED, RunResult, ensure_warehouse, summary_text, write_alerts_jsonl
+from invrecon.pipelines.warehouse import (
+    DEFAULT_WAIT_S, PUBLISHED, RunResult, WarehouseLocked, ensure_warehouse, summary_text, write_alerts_jsonl,
+)
 from invrecon.schemas import DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 from invrecon.transforms.canonical import CrosswalkError, load_items, shared_crosswalks
 from invrecon.transforms.ingest import DedupEvents, ReadSources, StampRunId, WriteAcks, write_table
@@ -51,7 +54,7 @@ from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation,
 from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.validate import CombineDqResults, ValidateRecords
 
-__all__ = ["BatchJob", "build", "main", "plan_job"]
+__all__ = ["BatchJob", "build", "main", "plan_job", "published_run"]
 
 log = logging.getLogger("invrecon.batch")
 
@@ -307,12 +310,18 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                      epilog="Any other --flag is passed to Beam (e.g. --runner DataflowRunner --project P ...).")
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
-    parser.add_argument("--run-date", required=True, help="YYYY-MM-DD")
+    parser.add_argument("--run-date", help="YYYY-MM-DD: run this date (always runs, even if already published)")
+    parser.add_argument("--from", dest="from_date", metavar="YYYY-MM-DD",
+                        help="backfill: the first run date (with --to; instead of --run-date); dates already published with the same inputs are skipped")
+    parser.add_argument("--to", dest="to_date", metavar="YYYY-MM-DD", help="backfill: the last run date (inclusive)")
+    parser.add_argument("--force", action="store_true", help="backfill: also re-run dates already published with the same inputs")
     parser.add_argument("--output", help="override the config's output folder (a path or an fsspec URL: s3://, gs://, memory://)")
     parser.add_argument("--warehouse", help="the DuckDB warehouse file (local); default <output>/warehouse.duckdb for a local output, none otherwise")
     parser.add_argument("--buckets", type=int, default=DEFAULT_BUCKETS, help="hash buckets of the (sku, location) shuffle")
     parser.add_argument("--allow-missing", default="", help="comma-separated sources that may have no files (or 'all')")
     parser.add_argument("--fail-on-alert", action="store_true", help="exit 5 when an alert fired")
+    parser.add_argument("--warehouse-wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+                        help="how long to wait for a warehouse file another process holds read-write before failing (exit 1)")
     parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
     args, rest = parser.parse_known_args(argv)
     return args, check_beam_args(rest, prog=parser.prog, own=parser)
@@ -388,7 +397,13 @@ def _warehouse_path(args, output: str) -> str | None:
 
 
 def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datetime, runner: str, warehouse_db: str | None):
-    """From the graph's small files to the published run (the launcher's only work after the graph)."""
+    """From the graph's small files to the published run (the launcher's only work after the graph).
+
+    Publishes with one commit (`pipelines.publish`: renames, commit, clean-up, the EDI acks),
+    then writes the date's `alerts.jsonl` from the committed alerts, then removes the staging
+    folder. The warehouse is refreshed by the caller (`_refresh_warehouse`), after all that, so
+    a locked warehouse leaves a fully published run and no staging behind.
+    """
     # Workers in other processes or machines wrote the staging folder: listings that s3fs / gcsfs
     # cached while planning would not show their files.
     Layout(job.output).fs.invalidate_cache()
@@ -410,27 +425,17 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
     _stage_small(job.staging, "dq_metrics", pa.Table.from_pylist(metric_rows, schema=DQ_METRICS))
     _stage_small(job.staging, "runs", runs_row(job=job, cfg=cfg, inputs=inputs, counts=counts, status=status, started=started, runner=runner, message=message))
     tables = GATE_TABLES if failures else tuple(PUBLISHED)
-    if not failures:
-        write_alerts_jsonl(job.output, _staged(job.staging, "alerts", own_only=True), job.run_date)
-        for later in summary["reaged"]:  # a backfill re-evaluated later dates' age alerts
-            write_alerts_jsonl(job.output, [f for f in _staged(job.staging, "alerts") if f"snapshot_date={later}--" in f], dt.date.fromisoformat(later))
     t0 = time.monotonic()
-    publish(output=job.output, staging=job.staging, tables=tables, run_id=job.run_id, run_date=job.run_date, attempt=job.attempt)
-    _publish_acks(job)
+    # EDI 997s go to partners, not to readers of the tables: `acks/run_date=D/` is replaced whole.
+    published = publish(output=job.output, staging=job.staging, tables=tables, run_id=job.run_id, run_date=job.run_date,
+                        attempt=job.attempt, replace_folders={"acks": f"acks/run_date={job.run_date.isoformat()}"})
     _stage("publish", t0, run_id=job.run_id)
+    if not failures:  # after the commit, from the committed files: the report never runs ahead of the tables
+        _write_alert_reports(job, published.get("alerts", []), summary["reaged"])
     t0 = time.monotonic()
-    if warehouse_db:
-        ensure_warehouse(warehouse_db, job.output)
-    t0 = _stage("warehouse", t0, run_id=job.run_id)
     docs = _data_docs(job, cfg, dq_rows, status=status, message=message)
     _stage("data_docs", t0, run_id=job.run_id)
-    fs, path = fsspec.core.url_to_fs(job.staging)
-    fs.rm(path, recursive=True)
-    try:
-        if not fs.ls(path.rsplit("/", 1)[0]):
-            fs.rmdir(path.rsplit("/", 1)[0])
-    except (FileNotFoundError, OSError):
-        pass
+    _remove_staging(job.staging)
     return RunResult(
         run_id=job.run_id, run_date=job.run_date, status=status, output=job.output, warehouse=warehouse_db or "(none: --warehouse PATH)",
         counts=counts, classes=summary["classes"], value_at_stake=summary["value_at_stake"], net_value=summary["net_value"],
@@ -456,34 +461,50 @@ def _data_docs(job: BatchJob, cfg: Config, dq_rows: list[dict], *, status: str, 
         return None
 
 
-def _publish_acks(job: BatchJob) -> None:
-    """EDI 997s go to partners, not to readers of the tables: `acks/run_date=D/` is replaced whole."""
-    fs, src = fsspec.core.url_to_fs(f"{job.staging}/acks")
-    files = fs.find(src)  # [] when no 997 was written (and on object storage there is no folder)
-    if not files:
-        return
-    dst = fsspec.core.url_to_fs(Layout(job.output).url(f"acks/run_date={job.run_date.isoformat()}"))[1]
-    if fs.exists(dst):
-        fs.rm(dst, recursive=True)
-    fs.makedirs(dst, exist_ok=True)
-    # File by file: a recursive `mv` of a folder means different things on a disk and in a bucket.
-    for f in files:
-        fs.mv(f, f"{dst}/{f[len(src):].lstrip('/')}")
+def _write_alert_reports(job: BatchJob, alert_files: list[str], reaged: list[str]) -> None:
+    """`reports/<D>/alerts.jsonl` of the run date and of each later date a backfill re-aged."""
+    layout = Layout(job.output)
+    by_date: dict[str, list[str]] = {}
+    for rel in alert_files:  # alerts/snapshot_date=<date>/part-....parquet
+        by_date.setdefault(rel.split("/")[1].split("=", 1)[1], []).append(layout.url(rel))
+    write_alerts_jsonl(job.output, by_date.get(job.run_date.isoformat(), []), job.run_date)
+    for later in reaged:
+        write_alerts_jsonl(job.output, by_date.get(later, []), dt.date.fromisoformat(later))
+
+
+def _remove_staging(staging: str) -> None:
+    """Remove a published run's staging folder: its plan first, so a crash halfway is plain garbage."""
+    fs, path = fsspec.core.url_to_fs(staging)
+    try:
+        fs.rm(f"{path}/{PLAN_FILE}")
+    except FileNotFoundError:
+        pass
+    crashpoint("finish.staging")
+    fs.rm(path, recursive=True)
+    try:
+        if not fs.ls(path.rsplit("/", 1)[0]):
+            fs.rmdir(path.rsplit("/", 1)[0])
+    except (FileNotFoundError, OSError):
+        pass
+
+
+def _refresh_warehouse(warehouse_db: str | None, output: str, *, wait_s: float, run_id: str) -> str | None:
+    """Refresh the warehouse views after a publish; the one-line error when its file stays locked."""
+    if not warehouse_db:
+        return None
+    t0 = time.monotonic()
+    try:
+        ensure_warehouse(warehouse_db, output, wait_s=wait_s)
+    except WarehouseLocked as e:
+        return (f"{e} (--warehouse-wait); run {run_id} is published in {output} (Parquet committed), only the "
+                f"warehouse views were not refreshed: run `invrecon warehouse --output {output} --warehouse {warehouse_db}` "
+                "once the lock is released")
+    _stage("warehouse", t0, run_id=run_id)
+    return None
 
 
 # Published when the gate fails: what went wrong and why, never the figures it stopped.
 GATE_TABLES = ("quarantine", "dq_results", "dq_metrics", "runs")
-
-
-def _staged(staging: str, table: str, *, own_only: bool = False) -> list[str]:
-    fs, path = fsspec.core.url_to_fs(f"{staging}/{table}")
-    try:
-        files = sorted(fs.find(path))
-    except FileNotFoundError:
-        return []
-    prefix = staging.split("://")[0] + "://" if "://" in staging else ""
-    return [prefix + f if prefix and not f.startswith(prefix) else f for f in files
-            if f.endswith(".parquet") and not (own_only and "--" in f.rsplit("/", 1)[-1])]
 
 
 def _stage_small(staging: str, table: str, data: pa.Table) -> None:
@@ -506,37 +527,42 @@ def runs_row(*, job, cfg, inputs: list[dict], counts: list[dict], status: str, s
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; returns the exit code of DESIGN.md §3."""
-    try:
-        args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
-    except UsageError as e:
-        print(e, file=sys.stderr)
-        return 2
-    try:
-        run_date = dt.date.fromisoformat(args.run_date)
-    except ValueError:
-        print(f"invrecon batch: --run-date {args.run_date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
-        return 2
+def published_run(output: str, run_id: str, run_date: dt.date) -> bool:
+    """Whether run `run_id` is the succeeded run the commit log holds for `run_date`.
+
+    The run id is the run date plus a hash of the config and every input file, so this says
+    "this date is already published from exactly these inputs". Reads one small file.
+    """
+    for url in live_urls(output, "runs", owner=run_date):
+        fs, path = fsspec.core.url_to_fs(url)
+        with fs.open(path, "rb") as f:
+            rows = pq.read_table(f, columns=["run_id", "status"]).to_pylist()
+        if any(r["run_id"] == run_id and r["status"] == "succeeded" for r in rows):
+            return True
+    return False
+
+
+def _run_date(cfg: Config, args: argparse.Namespace, beam_args: list[str], run_date: dt.date, output: str,
+              *, skip_published: bool) -> tuple[int, str]:
+    """Run one date (or skip it when published from the same inputs); the exit code and what was done."""
     t0 = time.monotonic()
-    try:
-        cfg = load_config(args.config)
-        shared_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2 (and loaded once in-process)
-        load_items(cfg.items)
-        alert_rules.load_thresholds(cfg)
-    except (ConfigError, CrosswalkError) as e:
-        print(f"invrecon batch: config error: {e}", file=sys.stderr)
-        return 2
-    output = (args.output or cfg.output).rstrip("/")
+    recover(output)  # what a run killed while finishing left behind (pipelines.publish)
     started = dt.datetime.now(dt.timezone.utc)
+    warehouse_db = _warehouse_path(args, output)
     try:
         job, inputs = plan_job(cfg, run_date, output=output, buckets=args.buckets)
     except SuiteError as e:
         print(f"invrecon batch: expectation suite error: {e}", file=sys.stderr)
-        return 2
+        return 2, f"failed (exit 2): expectation suite error: {e}"
     except ValueError as e:
         print(f"invrecon batch: {e}", file=sys.stderr)
-        return 2
+        return 2, f"failed (exit 2): {e}"
+    if skip_published and published_run(output, job.run_id, run_date):
+        locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id)
+        if locked:
+            print(f"invrecon batch: {locked}", file=sys.stderr)
+            return 1, f"failed (exit 1): warehouse locked; run {job.run_id} was already published"
+        return 0, f"skipped: already published as run {job.run_id}"
     allowed = {s.strip() for s in args.allow_missing.split(",") if s.strip()}
     missing = [spec.name for spec, files in job.sources if not files and spec.name not in allowed and "all" not in allowed]
     if missing:
@@ -544,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             pattern = cfg.source(name).path.replace("{run_date}", run_date.isoformat())
             print(f"invrecon batch: source {name}: no input files match {pattern}", file=sys.stderr)
         print("invrecon batch: inputs missing for the run date (use --allow-missing SOURCE to run without them)", file=sys.stderr)
-        return 4
+        return 4, f"failed (exit 4): inputs missing: {', '.join(missing)}"
     t0 = _stage("plan", t0, run_id=job.run_id, input_files=len(inputs))
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
@@ -556,21 +582,92 @@ def main(argv: list[str] | None = None) -> int:
     pipeline_result.wait_until_finish()
     t0 = _stage("graph", t0, run_id=job.run_id)
     _log_step_times(pipeline_result, wall_s=t0 - graph_started, run_id=job.run_id)
-    result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=runner_name, warehouse_db=_warehouse_path(args, output))
+    result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=runner_name, warehouse_db=warehouse_db)
+    locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id)
     if failures:
         print(f"invrecon batch: data-quality gate failed: {'; '.join(failures)}", file=sys.stderr)
         print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not published", file=sys.stderr)
         if result.data_docs:
             print(f"invrecon batch: which expectation failed, and why: {_display(result.data_docs)}", file=sys.stderr)
-        return 3
+        if locked:
+            print(f"invrecon batch: {locked}", file=sys.stderr)
+        return 3, f"failed (exit 3): data-quality gate failed: {'; '.join(failures)}"
+    if locked:
+        print(f"invrecon batch: {locked}", file=sys.stderr)
+        return 1, f"failed (exit 1): warehouse locked; run {job.run_id} is published"
     if not args.quiet:
         print(summary_text(result))
         if _is_local(output):  # the report reads <output>/warehouse.duckdb on this machine
             print(f"  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output.removeprefix('file://')}")
     if result.status == "failed":
-        return 1
+        return 1, f"failed (exit 1): run {job.run_id} violated conservation: {result.message}"
     if args.fail_on_alert and result.alerts:
-        return 5
+        return 5, f"failed (exit 5): run {job.run_id} is published; {result.alerts} alert(s) fired (--fail-on-alert)"
+    return 0, f"ran: run {job.run_id} {result.status}, {sum(result.classes.values())} discrepancies, {result.alerts} alert(s)"
+
+
+def _dates(args: argparse.Namespace) -> list[dt.date]:
+    """The run dates the command line asks for, in order (raises UsageError)."""
+    def day(flag: str, value: str) -> dt.date:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise UsageError(f"invrecon batch: {flag} {value!r} is not a date (YYYY-MM-DD)") from None
+
+    if args.run_date is not None:
+        if args.from_date is not None or args.to_date is not None:
+            raise UsageError("invrecon batch: give either --run-date or --from/--to, not both")
+        return [day("--run-date", args.run_date)]
+    if args.from_date is None or args.to_date is None:
+        raise UsageError("invrecon batch: give --run-date YYYY-MM-DD, or --from YYYY-MM-DD --to YYYY-MM-DD for a backfill")
+    first, last = day("--from", args.from_date), day("--to", args.to_date)
+    if last < first:
+        raise UsageError(f"invrecon batch: --to {last} is before --from {first}")
+    return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit code of DESIGN.md §3.
+
+    A backfill (`--from D1 --to D2`) runs each date in order, skipping the dates already
+    published from the same inputs, prints one line per date (`ran: ...`, `skipped: already
+    published as run ...`, `failed (exit N): ...`) and stops at the first failure with that
+    date's exit code; the same command resumes it.
+    """
+    try:
+        args, beam_args = _parse_args(list(sys.argv[1:] if argv is None else argv))
+        dates = _dates(args)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if args.force and args.run_date is not None:
+        print("invrecon batch: --force goes with --from/--to (--run-date always runs)", file=sys.stderr)
+        return 2
+    if args.warehouse_wait < 0:
+        print(f"invrecon batch: --warehouse-wait must be >= 0, got {args.warehouse_wait:g}", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args.config)
+        shared_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2 (and loaded once in-process)
+        load_items(cfg.items)
+        alert_rules.load_thresholds(cfg)
+    except (ConfigError, CrosswalkError) as e:
+        print(f"invrecon batch: config error: {e}", file=sys.stderr)
+        return 2
+    output = (args.output or cfg.output).rstrip("/")
+    if args.run_date is not None:
+        return _run_date(cfg, args, beam_args, dates[0], output, skip_published=False)[0]
+    ran = skipped = 0
+    for k, day in enumerate(dates):
+        code, what = _run_date(cfg, args, beam_args, day, output, skip_published=not args.force)
+        print(f"{day}: {what}", flush=True)
+        if code:
+            left = len(dates) - k - 1
+            print(f"invrecon batch: backfill {dates[0]}..{dates[-1]} stopped at {day} (exit {code}), {left} later date(s) not run; "
+                  "re-run the same command to resume (published dates are skipped)", file=sys.stderr)
+            return code
+        ran, skipped = ran + what.startswith("ran"), skipped + what.startswith("skipped")
+    print(f"backfill {dates[0]}..{dates[-1]}: {ran} ran, {skipped} skipped", flush=True)
     return 0
 
 

@@ -25,6 +25,7 @@ COMMANDS = {
     "parse-edi": ("invrecon.pipelines.parse_edi", "print the records and errors found in EDI files"),
     "fixtures": ("invrecon.fixtures.generator", "generate a synthetic retail world with ground truth"),
     "sql": ("invrecon.pipelines.sql", "run a read-only SQL query on the warehouse"),
+    "warehouse": ("invrecon.pipelines.warehouse", "create or refresh the warehouse views of an output folder"),
 }
 
 USAGE = "usage: invrecon {" + ",".join(COMMANDS) + "} [options]\n\n" + "\n".join(

@@ -22,8 +22,21 @@ every event-date partition its events fall on (so a late event of yesterday, app
 sits beside yesterday's own file). A backfill that re-ages later dates writes their
 `discrepancies` and `alerts` partitions, owned by those later dates.
 
+Crash safety. Before its first rename, `publish` writes the run's plan (`_publish.json`: its
+attempt, the partitions it touches, the folders it replaces) into the staging folder, which is
+removed only once the run is fully published. A process killed at any point leaves at most:
+renamed files no commit names (before the commit point), replaced files not yet deleted (after
+it), a `_commits/.<seq>.<id>.tmp`, and its staging folder.
+Readers of the commit log see none of them. `recover`, which the next run calls before its
+graph, deletes them: from each left-over staging folder's plan it deletes every file of those
+partitions that no latest commit names, finishes the folder replacement of a run that did
+commit (its EDI acks), and removes the staging folder; then it deletes stray commit tmp files.
+Its cost is O(what the crashed run wrote). `CRASH_POINTS` names every step at which the
+crash tests (`tests/test_publish_crash.py`) kill the process.
+
 One writer per output folder at a time: two runs publishing into the same output at once are
-not supported (the commit sequence is taken from the log).
+not supported (the commit sequence is taken from the log, and `recover` removes every staging
+folder it finds).
 """
 
 from __future__ import annotations
@@ -31,8 +44,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
 import logging
+import os
 import re
+import signal
 import uuid
 
 import fsspec
@@ -41,12 +57,17 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "COMMITS",
+    "CRASH_POINTS",
     "PARTITION_COLUMN",
     "Layout",
+    "crashpoint",
     "live_files",
+    "live_urls",
     "new_attempt",
     "publish",
     "read_commits",
+    "read_live_table",
+    "recover",
 ]
 
 log = logging.getLogger("invrecon.publish")
@@ -83,6 +104,48 @@ COMMITS = pa.schema(
 # event date; later dates re-aged by a backfill); any other goes to `<col>=<run date>`.
 _STAGED_PARTITION = re.compile(r"^(?P<col>[a-z_]+)=(?P<value>\d{4}-\d{2}-\d{2})--")
 _COMMIT_NAME = re.compile(r"^(\d{12})\.parquet$")
+_COMMIT_TMP = re.compile(r"^\.\d{12}\.[0-9a-f]+\.tmp$")
+# The run's publish plan, in its staging folder (see the module docstring).
+PLAN_FILE = "_publish.json"
+
+# Every step of finishing a run at which a crash leaves a different state on disk, in the order
+# a run passes them (a step inside a loop is passed once per file). The crash tests read this
+# table: a step added here (and passed by a re-run) is tested without touching the tests.
+CRASH_POINTS = {
+    "publish.plan": "the publish plan is written in the staging folder; nothing renamed yet",
+    "publish.rename": "after each rename of a staged file into its partition (not committed)",
+    "publish.commit_tmp": "the commit file is written under its tmp name, not yet renamed",
+    "publish.commit": "the commit file is in place: the run is published, nothing deleted yet",
+    "publish.delete": "after each delete of a file that no latest commit names",
+    "publish.gc": "every replaced file is deleted",
+    "publish.replace_folder": "a replaced folder (the EDI acks) is removed, the new one not yet moved in",
+    "finish.staging": "the staging folder is being removed (its plan is gone, the rest is not)",
+    "warehouse.build": "the new warehouse file is half written (`<db>.loading-*` and its WAL)",
+    "warehouse.swap": "the new warehouse file is complete, not yet renamed over the old one",
+}
+# `INVRECON_CRASH_AT=<point>:<n>` kills this process (SIGKILL: no clean-up, no finally) the n-th
+# time it passes <point> (counted over the process: a backfill's dates add up); `INVRECON_CRASH_TRACE=<file>` appends the name of every point passed.
+# Test hooks only: both are read when a point is passed, never set by invrecon itself.
+CRASH_AT_ENV = "INVRECON_CRASH_AT"
+CRASH_TRACE_ENV = "INVRECON_CRASH_TRACE"
+_passed: dict[str, int] = {}  # launcher-process counts of the points passed; never in a DoFn
+
+
+def crashpoint(name: str) -> None:
+    """Mark a step of the publish (`CRASH_POINTS`); the crash tests kill the process here.
+
+    Raises:
+      ValueError: `name` is not in CRASH_POINTS (a typo would make a step silently untested).
+    """
+    if name not in CRASH_POINTS:
+        raise ValueError(f"`name` must be one of CRASH_POINTS, got {name!r}")
+    _passed[name] = n = _passed.get(name, 0) + 1
+    trace = os.environ.get(CRASH_TRACE_ENV)
+    if trace:
+        with open(trace, "a", encoding="utf-8") as f:
+            f.write(f"{name}\n")
+    if os.environ.get(CRASH_AT_ENV) == f"{name}:{n}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def new_attempt() -> str:
@@ -199,9 +262,11 @@ def _write_commit(layout: Layout, rows: list[dict]) -> int:
     pq.write_table(table, buf)
     tmp = f"{root}/_commits/.{seq:012d}.{uuid.uuid4().hex[:8]}.tmp"
     fs.pipe_file(tmp, buf.getvalue())
+    crashpoint("publish.commit_tmp")
     # A rename on a local disk, a copy that appears whole on object storage: either way readers
     # see the commit complete or not at all.
     fs.mv(tmp, f"{root}/_commits/{seq:012d}.parquet")
+    crashpoint("publish.commit")
     return seq
 
 
@@ -213,6 +278,7 @@ def publish(
     run_id: str,
     run_date: dt.date,
     attempt: str,
+    replace_folders: dict[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """Move the staged files of `tables` into place, commit them, delete what they replace.
 
@@ -221,9 +287,16 @@ def publish(
       staging: the run's staging folder (`Layout.staging`).
       tables: the tables to publish; every other table keeps its previous commit.
       run_id, run_date, attempt: stamped on the commit rows and the file names.
+      replace_folders: staged folder -> output folder (both relative) replaced whole once the
+        run is committed, e.g. {"acks": "acks/run_date=2026-11-30"}; not read through the commit
+        log (the EDI 997s go to partners), but finished by `recover` if a crash interrupts it.
 
     Returns:
       table -> the files (relative to `output`) this run published.
+
+    Example: a re-run of 2026-11-30 killed right after its third rename leaves three new files
+    in their partitions that no commit names; readers of the commit log (the warehouse views,
+    `live_files`) still see the previous run, and the next run's `recover` deletes the three.
     """
     layout = Layout(output)
     fs, root = layout.fs, layout.root
@@ -231,36 +304,128 @@ def publish(
     before = live_files(read_commits(output))
     rows: list[dict] = []
     published: dict[str, list[str]] = {}
-    for table in tables:
-        moves = _plan_moves(fs, staging_root, table, run_date, attempt)
-        for src, partition, owner, rel in moves:
-            fs.makedirs(f"{root}/{rel.rsplit('/', 1)[0]}", exist_ok=True)
-            fs.mv(src, f"{root}/{rel}")
+    planned = {table: _plan_moves(fs, staging_root, table, run_date, attempt) for table in tables}
+    for table, moves in planned.items():
+        for _, partition, owner, rel in moves:
             rows.append({"run_id": run_id, "attempt": attempt, "table": table, "partition": partition, "owner": owner, "file": rel})
             published.setdefault(table, []).append(rel)
         now_owned = {(table, p, o) for _, p, o, _ in moves}
         for key in before:  # partitions this run owned before and no longer writes (movements)
             if key[0] == table and key[2] == run_date and key not in now_owned:
                 rows.append({"run_id": run_id, "attempt": attempt, "table": table, "partition": key[1], "owner": key[2], "file": None})
+    partitions = sorted({(r["table"], r["partition"]) for r in rows})
+    _write_plan(fs, staging_root, attempt=attempt, run_id=run_id, partitions=partitions, replace_folders=replace_folders or {})
+    crashpoint("publish.plan")
+    for moves in planned.values():
+        for src, _, _, rel in moves:
+            fs.makedirs(f"{root}/{rel.rsplit('/', 1)[0]}", exist_ok=True)
+            fs.mv(src, f"{root}/{rel}")
+            crashpoint("publish.rename")
     seq = _write_commit(layout, rows)
     log.info("commit %d: %d files of %d tables", seq, sum(len(v) for v in published.values()), len(published))
-    _collect_garbage(layout, {(r["table"], r["partition"]) for r in rows})
+    _collect_garbage(layout, partitions)
+    crashpoint("publish.gc")
+    for src, dst in sorted((replace_folders or {}).items()):
+        _replace_folder(fs, f"{staging_root}/{src}", f"{root}/{dst}")
     return published
 
 
-def _collect_garbage(layout: Layout, partitions: set[tuple[str, str]]) -> None:
+def _write_plan(fs, staging_root: str, *, attempt: str, run_id: str, partitions: list[tuple[str, str]], replace_folders: dict[str, str]) -> None:
+    plan = {"attempt": attempt, "run_id": run_id, "partitions": [list(p) for p in partitions], "replace_folders": replace_folders}
+    fs.pipe_file(f"{staging_root}/{PLAN_FILE}", json.dumps(plan, indent=1).encode())
+
+
+def _replace_folder(fs, src: str, dst: str) -> None:
+    """Replace `dst` by the staged `src` (nothing to do when `src` was not staged or already moved)."""
+    if not fs.exists(src):
+        return
+    if fs.exists(dst):
+        fs.rm(dst, recursive=True)
+    crashpoint("publish.replace_folder")
+    fs.makedirs(dst.rsplit("/", 1)[0], exist_ok=True)
+    fs.mv(src, dst, recursive=True)
+
+
+def _collect_garbage(layout: Layout, partitions, *, commits: pa.Table | None = None) -> list[str]:
     """Delete the files of `partitions` that no latest commit names (replaced or never committed)."""
     fs, root = layout.fs, layout.root
-    live = {f for files in live_files(read_commits(layout.output)).values() for f in files}
-    for table, partition in sorted(partitions):
+    live = {f for files in live_files(read_commits(layout.output) if commits is None else commits).values() for f in files}
+    deleted = []
+    for table, partition in sorted(set(map(tuple, partitions))):
         try:
             names = fs.ls(f"{root}/{table}/{partition}", detail=False)
         except FileNotFoundError:
             continue
-        for path in names:
+        for path in sorted(names):
             rel = f"{table}/{partition}/{path.rsplit('/', 1)[-1]}"
             if rel not in live:
                 fs.rm(path)
+                deleted.append(rel)
+                crashpoint("publish.delete")
+    return deleted
+
+
+def recover(output: str) -> list[str]:
+    """Clean up after runs that were killed while finishing; returns what it did, one line each.
+
+    For each left-over staging folder (`_staging/<date>-<attempt>/`): if it holds a publish plan,
+    delete every file of the plan's partitions that no latest commit names (the crashed run's
+    uncommitted files, or the files its commit replaced), and, if the run did commit, finish
+    replacing its folders (EDI acks); then remove the staging folder. Finally delete stray
+    `_commits/.*.tmp` files. A folder with no plan was killed before publishing: removed as is.
+    Cost: the crashed runs' own files and partitions, never the history.
+    """
+    layout = Layout(output)
+    fs, root = layout.fs, layout.root
+    try:
+        stagings = sorted(fs.ls(f"{root}/_staging", detail=False))
+    except FileNotFoundError:
+        stagings = []
+    done: list[str] = []
+    commits = read_commits(output) if stagings else None
+    for folder in stagings:
+        plan = _read_plan(fs, folder)
+        if plan is not None:
+            committed = commits is not None and plan["attempt"] in set(commits.column("attempt").to_pylist())
+            deleted = _collect_garbage(layout, [tuple(p) for p in plan["partitions"]], commits=commits)
+            if committed:
+                for src, dst in sorted(plan["replace_folders"].items()):
+                    _replace_folder(fs, f"{folder}/{src}", f"{root}/{dst}")
+            what = "committed" if committed else "not committed"
+            done.append(f"run {plan['run_id']} (attempt {plan['attempt']}, {what}): deleted {len(deleted)} file(s) no commit names")
+        fs.rm(folder, recursive=True)
+        done.append(f"removed left-over staging folder {folder.rsplit('/', 1)[-1]}")
+    try:
+        names = fs.ls(f"{root}/_commits", detail=False)
+    except FileNotFoundError:
+        names = []
+    for path in names:
+        if _COMMIT_TMP.match(path.rsplit("/", 1)[-1]):
+            fs.rm(path)
+            done.append(f"removed unfinished commit file {path.rsplit('/', 1)[-1]}")
+    for line in done:
+        log.warning("recovered: %s", line)
+    return done
+
+
+def _read_plan(fs, folder: str) -> dict | None:
+    """The publish plan of a staging folder; None when absent or cut short (nothing was renamed)."""
+    try:
+        return json.loads(fs.cat_file(f"{folder}/{PLAN_FILE}"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def live_urls(output: str, table: str, *, owner: dt.date | None = None, commits: pa.Table | None = None) -> list[str]:
+    """The URLs of the committed files of `table` (of one owner date), for any Parquet reader.
+
+    Hand them to DuckDB (`read_parquet([...])`), pyarrow (`pyarrow.dataset.dataset([...])`) or
+    polars (`scan_parquet([...])`): unlike a glob over `<table>/`, they never include a file of
+    a run in progress or one left by a crashed run.
+    """
+    layout = Layout(output)
+    live = live_files(read_commits(output) if commits is None else commits)
+    return [layout.url(f) for (t, _, o), files in sorted(live.items()) if t == table and (owner is None or o == owner) for f in files]
 
 
 def read_live_table(output: str, table: str, schema: pa.Schema, *, commits: pa.Table | None = None) -> pa.Table:

@@ -8,9 +8,14 @@ built on those. So:
 - a run costs the warehouse nothing: publishing a run is a commit (`pipelines.publish`), and
   the views see it at once, whatever the history holds;
 - readers are never blocked: the file is only written when the view definitions change (a new
-  version of invrecon, a table's first files), into a copy swapped in with one rename;
+  version of invrecon, a moved output folder), into a copy swapped in with one rename; a
+  table's first files need no new views (each view also reads an empty file of its table's
+  schema under `<output>/_schemas/`);
 - a reader sees the previous run of a date or the new one, never a mix: the views read only
-  committed files, and one commit switches every table of a run at once.
+  committed files, and one commit switches every table of a run at once;
+- a run waits up to `--warehouse-wait` seconds for a file another process holds read-write,
+  then fails (`WarehouseLocked`) with the run published and only the views left to refresh
+  (`invrecon warehouse`, `main` below).
 
 The run's own summary figures, aging and alerts come from `pipelines.settle`, inside the graph.
 """
@@ -19,21 +24,29 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
+import glob
 import hashlib
+import io
+import logging
 import os
+import re
+import time
 import uuid
 
 import duckdb
 import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from invrecon.pipelines import alerts
 from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
-from invrecon.pipelines.publish import PARTITION_COLUMN, live_files, read_commits
+from invrecon.pipelines.publish import PARTITION_COLUMN, Layout, crashpoint, read_commits
 from invrecon.schemas import ALERTS, DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 
-__all__ = ["AGE_KEY", "PUBLISHED", "RunResult", "VIEWS", "aging_sql", "connect", "ensure_warehouse", "register_output", "summary_text"]
+__all__ = [
+    "AGE_KEY", "DEFAULT_WAIT_S", "PUBLISHED", "RunResult", "VIEWS", "WarehouseLocked", "aging_sql", "connect", "ensure_warehouse",
+    "main", "register_output", "summary_text",
+]
 
 log = logging.getLogger("invrecon.warehouse")
 
@@ -45,7 +58,13 @@ SCHEMAS = {
     "dq_metrics": DQ_METRICS, "alerts": ALERTS, "runs": RUNS,
 }
 # Bump when the SQL below changes shape, so existing warehouses are rebuilt.
-VIEWS_VERSION = 2
+VIEWS_VERSION = 3
+# Each table's view also reads an empty Parquet file with the table's schema
+# (`<output>/_schemas/<table>-<schema hash>.parquet`), so its file list is never empty: the view
+# is the same SQL whether the table has files yet or not. Otherwise a table's first files (the
+# first run after only gate-failed ones) would need new views, and between the commit and the
+# swap the warehouse would show that table empty beside the rest of the same run.
+SCHEMA_DIR = "_schemas"
 
 # Analyst views, (re)created on every load. Class groups come from pipelines.alerts so the views,
 # the alerts and the report agree on what "unexplained" means. Each is documented with an
@@ -211,17 +230,43 @@ def _duck_root(output: str) -> str:
     return os.path.abspath(output.removeprefix("file://")).rstrip("/")
 
 
-def _table_view(name: str, root: str, has_files: bool) -> str:
+def _schema_file(name: str) -> str:
+    """The empty Parquet file of table `name`'s schema, relative to the output folder."""
+    digest = hashlib.sha256(SCHEMAS[name].serialize().to_pybytes()).hexdigest()[:12]
+    return f"{SCHEMA_DIR}/{name}-{digest}.parquet"
+
+
+def _write_schema_files(output: str) -> None:
+    """Write the schema files the views read that are missing (each whole, via a tmp name)."""
+    layout = Layout(output)
+    fs, root = layout.fs, layout.root
+    try:
+        for stray in fs.glob(f"{root}/{SCHEMA_DIR}/*.tmp-*"):  # a kill between write and rename
+            fs.rm(stray)
+    except FileNotFoundError:
+        pass
+    for name, schema in SCHEMAS.items():
+        path = f"{root}/{_schema_file(name)}"
+        if fs.exists(path):
+            continue
+        buf = io.BytesIO()
+        pq.write_table(schema.empty_table(), buf)
+        fs.makedirs(f"{root}/{SCHEMA_DIR}", exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        fs.pipe_file(tmp, buf.getvalue())
+        fs.mv(tmp, path)
+
+
+def _table_view(name: str, root: str) -> str:
     schema = SCHEMAS[name]
     col = PUBLISHED[name]
-    if not has_files:
-        return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}"
     extra = "" if col in schema.names else f", l.owner AS {col}"
     if name == "movements":
         extra = ", l.owner AS run_date"
+    files = f"['{root}/{_schema_file(name)}', '{root}/{name}/*/*.parquet']"
     sql = f"""
         SELECT t.* EXCLUDE (filename){extra}
-        FROM read_parquet('{root}/{name}/*/*.parquet', filename = true, hive_partitioning = false, union_by_name = true) t
+        FROM read_parquet({files}, filename = true, hive_partitioning = false, union_by_name = true, allow_empty = true) t
         JOIN _live l ON l."table" = '{name}' AND l.file = regexp_extract(t.filename, '([^/]+/[^/]+/[^/]+)$', 1)"""
     if name == "movements":  # one row per event_id: a later run date's copy of an event replaces it
         sql += "\n        QUALIFY row_number() OVER (PARTITION BY t.event_id ORDER BY l.owner DESC) = 1"
@@ -230,14 +275,13 @@ def _table_view(name: str, root: str, has_files: bool) -> str:
 
 def _ddl(output: str) -> list[str]:
     root = _duck_root(output)
-    live_tables = {key[0] for key in live_files(read_commits(output))}
     ddl = [f"""
         CREATE OR REPLACE VIEW _live AS
         WITH c AS (SELECT * FROM read_parquet('{root}/_commits/*.parquet')),
         k AS (SELECT "table", partition, owner, max(seq) AS seq FROM c GROUP BY ALL)
         SELECT c."table", c.partition, c.owner, c.file FROM c SEMI JOIN k USING ("table", partition, owner, seq)
         WHERE c.file IS NOT NULL"""]
-    ddl += [_table_view(name, root, name in live_tables) for name in PUBLISHED]
+    ddl += [_table_view(name, root) for name in PUBLISHED]
     ddl += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
     return ddl
 
@@ -277,45 +321,181 @@ def connect(db_path: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def ensure_warehouse(db_path: str, output: str) -> bool:
+# How long a run waits for a warehouse file another process holds open read-write (the DuckDB
+# CLI's default) before it gives up: long enough for an analyst's query, short enough that a
+# nightly schedule notices. `invrecon batch --warehouse-wait SECONDS` overrides it.
+DEFAULT_WAIT_S = 60.0
+# Pause between two attempts to open a locked warehouse file.
+_LOCK_RETRY_S = 0.5
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)(?: by user (?P<user>\S+))?")
+
+
+class WarehouseLocked(RuntimeError):
+    """Another process holds the warehouse file open read-write past the allowed wait.
+
+    Args:
+      path: the warehouse file.
+      detail: DuckDB's lock error (it names the holder's program and PID).
+      waited_s: how long the run waited.
+    """
+
+    def __init__(self, path: str, detail: str, waited_s: float):
+        self.path, self.detail, self.waited_s = path, detail, waited_s
+        super().__init__(f"warehouse {path} is locked by {self.holder} after waiting {waited_s:g} s")
+
+    @property
+    def holder(self) -> str:
+        """Who holds the lock, as DuckDB says (and the holder's command line where /proc shows it)."""
+        m = _LOCK_HOLDER.search(self.detail)
+        if not m:
+            return f"another process ({self.detail.strip().splitlines()[0] if self.detail.strip() else 'no detail'})"
+        who = f"PID {m['pid']} ({m['exe']}" + (f", user {m['user'].rstrip('.')}" if m["user"] else "") + ")"
+        try:
+            with open(f"/proc/{m['pid']}/cmdline", "rb") as f:
+                cmd = " ".join(f.read().replace(b"\0", b" ").decode(errors="replace").split())
+        except OSError:
+            cmd = ""
+        if len(cmd) > 100:
+            cmd = cmd[:99] + "…"
+        return f"{who[:-1]}; command: {cmd})" if cmd else who
+
+
+def _is_lock_error(e: Exception) -> bool:
+    return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+
+
+def _open_read_only(db_path: str, wait_s: float) -> duckdb.DuckDBPyConnection | None:
+    """A read-only connection to the warehouse, waiting up to `wait_s` while another process holds
+    it read-write; None when the file is not a DuckDB file we can read (it is rebuilt).
+
+    Raises:
+      WarehouseLocked: still locked after `wait_s` seconds.
+    """
+    deadline = time.monotonic() + wait_s
+    warned = False
+    while True:
+        try:
+            return duckdb.connect(db_path, read_only=True)
+        except duckdb.Error as e:
+            if not _is_lock_error(e):
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WarehouseLocked(db_path, str(e), wait_s) from None
+            if not warned:
+                log.warning("warehouse %s is locked by another process; waiting up to %g s: %s", db_path, wait_s, e)
+                warned = True
+            time.sleep(min(_LOCK_RETRY_S, left))
+
+
+def _remove_leftovers(db_path: str) -> list[str]:
+    """Delete the half-built copies (`<db>.loading-*`, their WAL) a killed run left behind."""
+    removed = []
+    for leftover in sorted(glob.glob(f"{glob.escape(db_path)}.loading-*")):
+        os.remove(leftover)
+        removed.append(leftover)
+        log.warning("recovered: removed left-over warehouse copy %s", leftover)
+    return removed
+
+
+def ensure_warehouse(db_path: str, output: str, *, wait_s: float = DEFAULT_WAIT_S) -> bool:
     """Create or refresh the warehouse's views when their definitions changed; True if written.
 
     Written into a copy that replaces the file with one rename, so a reader is never locked out
-    and never sees half of it; a warehouse whose views are current is not touched at all.
+    and never sees half of it; a warehouse whose views are current is not touched at all. A
+    read-only connection is held on the file from the check to the rename, so an analyst cannot
+    open it read-write in between (a rename under a read-write session would lose their work);
+    while one already does, this waits up to `wait_s` seconds.
+
+    Raises:
+      WarehouseLocked: another process held the file read-write for `wait_s` seconds; nothing
+        was written (the published Parquet is complete; the views read it once refreshed).
     """
+    if wait_s < 0:
+        raise ValueError(f"`wait_s` must be >= 0, got {wait_s}")
+    _remove_leftovers(db_path)
+    _write_schema_files(output)
     ddl = _ddl(output)
     digest = hashlib.sha256(f"{VIEWS_VERSION}\n".encode() + "\n;\n".join(ddl).encode()).hexdigest()
-    if os.path.exists(db_path):
-        try:
-            con = duckdb.connect(db_path, read_only=True)
+    guard = _open_read_only(db_path, wait_s) if os.path.exists(db_path) else None
+    try:
+        if guard is not None:
             try:
-                if con.execute("SELECT value FROM _invrecon_meta WHERE key = 'ddl_sha256'").fetchall() == [(digest,)]:
+                if guard.execute("SELECT value FROM _invrecon_meta WHERE key = 'ddl_sha256'").fetchall() == [(digest,)]:
                     return False
-            finally:
-                con.close()
-        except duckdb.Error:
-            pass  # an older warehouse (tables, no meta): rebuilt as views below
+            except duckdb.Error:
+                pass  # an older warehouse (tables, no meta): rebuilt as views below
+        _build(db_path, output, ddl, digest)
+    finally:
+        if guard is not None:
+            guard.close()
+    return True
+
+
+def _build(db_path: str, output: str, ddl: list[str], digest: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
     tmp = f"{db_path}.loading-{uuid.uuid4().hex[:8]}"
     try:
         con = duckdb.connect(tmp)
         try:
             register_output(con, output)
-            for name, schema in SCHEMAS.items():
-                empty = schema.empty_table()  # noqa: F841 - read by DuckDB's replacement scan
-                con.execute(f"CREATE TABLE _empty_{name} AS SELECT * FROM empty")
-            for stmt in ddl:
+            for k, stmt in enumerate(ddl):
                 con.execute(stmt)
+                if k == 0:
+                    crashpoint("warehouse.build")
             con.execute("CREATE TABLE _invrecon_meta (key VARCHAR, value VARCHAR)")
             con.execute("INSERT INTO _invrecon_meta VALUES ('ddl_sha256', ?), ('output', ?)", [digest, output])
         finally:
             con.close()
+        crashpoint("warehouse.swap")
         os.replace(tmp, db_path)
     finally:
         for leftover in (tmp, f"{tmp}.wal"):
             if os.path.exists(leftover):
                 os.remove(leftover)
-    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`invrecon warehouse`: create or refresh the warehouse views of an output folder.
+
+        invrecon warehouse --config fixtures/world/config.yaml
+        invrecon warehouse --output out --warehouse /data/inv.duckdb --warehouse-wait 600
+
+    What a run does after publishing, alone: for a warehouse a run could not refresh (its file
+    was locked) or one kept elsewhere. Exit 0 done or already current, 1 still locked, 2 usage.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="invrecon warehouse", description="Create or refresh the DuckDB warehouse views of an output folder.")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", help="config YAML: its output folder")
+    where.add_argument("--output", help="the output folder (a local path)")
+    parser.add_argument("--warehouse", help="the DuckDB file; default <output>/warehouse.duckdb")
+    parser.add_argument("--warehouse-wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+                        help="how long to wait for a warehouse file another process holds read-write")
+    args = parser.parse_args(argv)
+    output = args.output
+    if args.config:
+        from invrecon.pipelines.config import ConfigError, load_config
+
+        try:
+            output = load_config(args.config).output
+        except ConfigError as e:
+            print(f"invrecon warehouse: config error: {e}", file=sys.stderr)
+            return 2
+    output = output.rstrip("/")
+    db = args.warehouse or f"{output.removeprefix('file://')}/warehouse.duckdb"
+    if not read_commits(output).num_rows:
+        print(f"invrecon warehouse: nothing is published in {output} (run `invrecon batch` first)", file=sys.stderr)
+        return 2
+    try:
+        written = ensure_warehouse(db, output, wait_s=args.warehouse_wait)
+    except WarehouseLocked as e:
+        print(f"invrecon warehouse: {e} (--warehouse-wait); nothing was written", file=sys.stderr)
+        return 1
+    print(f"warehouse {db}: {'views written' if written else 'already current'}")
+    return 0
 
 
 def write_alerts_jsonl(output: str, staged_alerts: list[str], day: dt.date) -> None:
@@ -324,8 +504,6 @@ def write_alerts_jsonl(output: str, staged_alerts: list[str], day: dt.date) -> N
     for url in staged_alerts:
         fs, path = fsspec.core.url_to_fs(url)
         with fs.open(path, "rb") as f:
-            import pyarrow.parquet as pq
-
             tables.append(pq.read_table(f).cast(ALERTS))
     table = pa.concat_tables(tables) if tables else ALERTS.empty_table()
     table = table.sort_by([("rule", "ascending"), ("subject", "ascending")])

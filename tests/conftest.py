@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import duckdb
 import pytest
@@ -55,6 +58,14 @@ def published_rows(output: pathlib.Path | str, *, world: pathlib.Path | str = WO
         table: sorted((_normalized(r, world) for r in read_live_table(str(output), table, schema, commits=commits).to_pylist()), key=repr)
         for table, schema in SCHEMAS.items()
     }
+
+
+def run_cli(*args, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `invrecon ARGS...` in a child process: a real process, which a test may kill or let hold a lock."""
+    return subprocess.run(
+        [sys.executable, "-m", "invrecon.pipelines.cli", *map(str, args)],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout, env={**os.environ, **(env or {})},
+    )
 
 
 def warehouse(output: pathlib.Path) -> duckdb.DuckDBPyConnection:
