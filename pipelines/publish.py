@@ -337,13 +337,16 @@ def _write_plan(fs, staging_root: str, *, attempt: str, run_id: str, partitions:
 
 def _replace_folder(fs, src: str, dst: str) -> None:
     """Replace `dst` by the staged `src` (nothing to do when `src` was not staged or already moved)."""
-    if not fs.exists(src):
+    files = fs.find(src)  # [] when nothing was staged (and on object storage there is no folder)
+    if not files:
         return
     if fs.exists(dst):
         fs.rm(dst, recursive=True)
     crashpoint("publish.replace_folder")
-    fs.makedirs(dst.rsplit("/", 1)[0], exist_ok=True)
-    fs.mv(src, dst, recursive=True)
+    fs.makedirs(dst, exist_ok=True)
+    # File by file: a recursive `mv` of a folder means different things on a disk and in a bucket.
+    for f in files:
+        fs.mv(f, f"{dst}/{f[len(src):].lstrip('/')}")
 
 
 def _collect_garbage(layout: Layout, partitions, *, commits: pa.Table | None = None) -> list[str]:
