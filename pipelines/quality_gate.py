@@ -120,7 +120,8 @@ def _missing_row_counts(results: list[dict], gate: GatePlan, *, run_id: str, run
     return out
 
 
-def _source_volume(counts: list[dict], history: GateHistory, q, *, run_id: str, run_date: dt.date) -> list[dict]:
+def _source_volume(counts: list[dict], history: GateHistory, q, *, run_id: str, run_date: dt.date,
+                   reasons: dict | None = None, files: dict | None = None) -> list[dict]:
     """A `source` row per source: it delivered valid records, and not far fewer than usual.
 
     The share is `quality.min_share_of_history` (default 0.5) of the median of the source's
@@ -143,6 +144,9 @@ def _source_volume(counts: list[dict], history: GateHistory, q, *, run_id: str, 
         why = {"written": c["written"], "read": c["read"], "quarantined": c["quarantined"], "floor": max(floor, 1)}
         if median is not None:
             why["median_of_recent_runs"] = median
+        if not ok:  # what a person needs to fix it: why the records were rejected, and where from
+            why["quarantined_by_reason"] = {code: n for (src, code), n in sorted((reasons or {}).items()) if src == c["source"]}
+            why["files"] = list((files or {}).get(c["source"], []))
         out.append({
             "run_id": run_id, "run_date": run_date, "source": c["source"], "suite": "source",
             "expectation": "expect_source_to_deliver_valid_records", "column": None, "success": ok,
@@ -170,7 +174,8 @@ def decide(*, results: list[dict], counts: list[dict], quarantined_by_reason: di
     """The run's dq_results and dq_metrics rows, and the critical failures (empty: the gate passed)."""
     q = cfg.quality
     rows = list(results) + _missing_row_counts(results, gate, run_id=job.run_id, run_date=job.run_date)
-    rows += _source_volume(counts, history, q, run_id=job.run_id, run_date=job.run_date)
+    files = {spec.name: [u.rsplit("/", 1)[-1] for u in uris] for spec, uris in job.sources}
+    rows += _source_volume(counts, history, q, run_id=job.run_id, run_date=job.run_date, reasons=quarantined_by_reason, files=files)
     metrics = metrics_of(counts, quarantined_by_reason)
     hist = history.dq_metrics.select("run_date", "source", "metric", "value") if history.dq_metrics.height else _empty_history()
     recent = hist.select("run_date").unique().sort("run_date", descending=True).head(q.history_runs)
@@ -178,10 +183,24 @@ def decide(*, results: list[dict], counts: list[dict], quarantined_by_reason: di
     failures: dict[tuple[str, str], list[str]] = {}
     for r in rows:
         if stops_run(r):
-            failures.setdefault((r["source"], _record_of(r["suite"], gate, r["source"])), []).append(r["expectation"])
+            failures.setdefault((r["source"], _record_of(r["suite"], gate, r["source"])), []).append(r["expectation"] + _explained(r))
     messages = [f"{source} ({record}): {', '.join(exps)}" for (source, record), exps in failures.items()]
     metric_rows = [{"run_id": job.run_id, "run_date": job.run_date, **m} for m in metrics]
     return rows, metric_rows, messages
+
+
+def _explained(row: dict) -> str:
+    """What a failed source check found, for the one-line message: counts, reasons, files."""
+    if row["expectation"] != "expect_source_to_deliver_valid_records":
+        return ""
+    why = json.loads(row["details"] or "{}")
+    text = f" ({why.get('written', 0)} valid of {why.get('read', 0)} read, at least {why.get('floor', 1)} needed"
+    reasons = why.get("quarantined_by_reason") or {}
+    if reasons:
+        text += "; quarantined: " + ", ".join(f"{code} {n}" for code, n in reasons.items())
+    files = why.get("files")
+    text += "; files: " + (", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "") if files else "none")
+    return text + ")"
 
 
 def stops_run(row: dict) -> bool:
