@@ -187,7 +187,7 @@ def _conservation(counts: list[tuple[str, str, int]], sources: list[str]) -> lis
 
 
 # Quarantine counts of records lost with their whole file (the summary says "file unreadable").
-UNREADABLE = ("quarantined:unreadable_file", "quarantined:reader_error")
+UNREADABLE = ("quarantined:unreadable_file", "quarantined:reader_error", "quarantined:not_edi")
 
 
 @dataclasses.dataclass
