@@ -440,6 +440,7 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
         run_id=job.run_id, run_date=job.run_date, status=status, output=job.output, warehouse=warehouse_db or "(none: --warehouse PATH)",
         counts=counts, classes=summary["classes"], value_at_stake=summary["value_at_stake"], net_value=summary["net_value"],
         quarantined=sum(c["quarantined"] for c in counts), alerts=summary["alerts"], message=message, data_docs=docs,
+        warnings=tuple(quality_gate.warnings_of(dq_rows)),
     ), failures
 
 

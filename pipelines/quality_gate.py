@@ -28,7 +28,7 @@ from invrecon.pipelines.publish import read_commits, read_live_table
 from invrecon.schemas import DQ_METRICS, DQ_RESULTS, RUNS
 from invrecon.transforms.quality import EXPECTATIONS_DIR, RECORD_SUITES, load_suite, suite_parameters
 
-__all__ = ["DQ_METRICS", "GateHistory", "GatePlan", "decide", "load_history", "plan", "stops_run"]
+__all__ = ["DQ_METRICS", "GateHistory", "GatePlan", "decide", "load_history", "plan", "stops_run", "warnings_of"]
 
 log = logging.getLogger("invrecon.quality")
 
@@ -187,6 +187,13 @@ def decide(*, results: list[dict], counts: list[dict], quarantined_by_reason: di
     messages = [f"{source} ({record}): {', '.join(exps)}" for (source, record), exps in failures.items()]
     metric_rows = [{"run_id": job.run_id, "run_date": job.run_date, **m} for m in metrics]
     return rows, metric_rows, messages
+
+
+def warnings_of(rows: list[dict]) -> list[str]:
+    """One line per failed source-level or history check that did not stop the run (a warning):
+    what the summary prints, so a lowered check is never silent."""
+    return [f"{r['source']} ({r['suite']}): {r['expectation']}{_explained(r)}"
+            for r in rows if not r["success"] and r["suite"] in ("source", "history") and not stops_run(r)]
 
 
 def _explained(row: dict) -> str:

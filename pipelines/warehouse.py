@@ -183,6 +183,7 @@ class RunResult:
     alerts: int
     message: str = ""
     data_docs: str | None = None  # the Data Docs index (pipelines.data_docs), None when not built
+    warnings: tuple[str, ...] = ()  # data-quality checks that failed as warnings (quality_gate.warnings_of)
 
 
 AGE_KEY = ("sku", "location", "other_system", "class")
@@ -528,6 +529,10 @@ def summary_text(r: RunResult) -> str:
         lines.append(f"  {c['source']:<24} {c['read']:>8} = {c['written']:>8} + {c['quarantined']:>6}  {mark}")
     if r.message:
         lines.append(f"  {r.message}")
+    if r.warnings:
+        lines.append("")
+        lines.append("data-quality warnings (the run went on; see dq_results and the Data Docs):")
+        lines += [f"  {w}" for w in r.warnings]
     lines.append("")
     lines.append(f"outputs:   {r.output}/<table>/  (Parquet, partitioned by date)")
     lines.append(f"warehouse: {r.warehouse}")

@@ -38,3 +38,23 @@ def test_a_header_only_record_extract_after_an_earlier_run_fails_the_gate_not_th
     erp.write_text(erp.read_text().splitlines()[0] + "\n")  # the header, no rows
     assert run_batch(world / "config.yaml", "2026-11-30", output=out) == 3
     assert "erp_nightly" in capsys.readouterr().err
+
+
+def test_a_source_check_lowered_to_a_warning_is_printed_not_silent(tmp_path, capsys):
+    """`quality.source_volume_severity: warning` lets the run go on; the summary says what fired."""
+    import yaml
+
+    world = make_world(tmp_path / "w", skus=16, locations=4, days=1, seed=5)
+    cfg = yaml.safe_load((world / "config.yaml").read_text())
+    cfg["quality"] = {**(cfg.get("quality") or {}), "source_volume_severity": "warning"}
+    (world / "config.yaml").write_text(yaml.safe_dump(cfg))
+    erp = next((world / "inputs" / "erp").glob("*/erp_stock.csv"))
+    erp.write_text(erp.read_text().splitlines()[0] + "\n")  # the header, no rows
+    from invrecon.pipelines import batch
+
+    argv = ["--config", str(world / "config.yaml"), "--run-date", erp.parent.name, "--output", str(tmp_path / "out"), "--buckets", "4"]
+    assert batch.main(argv) == 0  # not --quiet: the summary is what is checked
+    out = capsys.readouterr().out
+    assert "data-quality warnings" in out
+    assert "erp_nightly (source): expect_source_to_deliver_valid_records (0 valid of 0 read" in out
+    assert "files: erp_stock.csv" in out
