@@ -47,7 +47,7 @@ from invrecon.pipelines.warehouse import (
     DEFAULT_WAIT_S, PUBLISHED, RunResult, WarehouseLocked, ensure_warehouse, summary_text, write_alerts_jsonl,
 )
 from invrecon.schemas import DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
-from invrecon.transforms.canonical import CrosswalkError, load_items, shared_crosswalks
+from invrecon.transforms.canonical import CrosswalkError, file_sha256, load_items, shared_crosswalks
 from invrecon.transforms.ingest import DedupEvents, ReadSources, StampRunId, WriteAcks, write_table
 from invrecon.transforms.quality import SuiteError
 from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation, ReconcileParams, Tolerance
@@ -229,7 +229,7 @@ def _expand_inputs(cfg: Config, run_date: dt.date) -> list[tuple[SourceSpec, lis
             if fs.isdir(m):
                 continue
             uri = m if protocol in ("file", "local") else f"{protocol}://{m}"
-            files.append({"source": s.name, "uri": uri, "size": int(fs.size(m)), "sha256": _sha256(fs, m)})
+            files.append({"source": s.name, "uri": uri, "size": int(fs.size(m)), "sha256": file_sha256(fs, m)})
         m = s.mapping
         spec = SourceSpec(
             name=s.name, kind=s.kind, system=s.system, format=s.format,
@@ -242,14 +242,6 @@ def _expand_inputs(cfg: Config, run_date: dt.date) -> list[tuple[SourceSpec, lis
         )
         out.append((spec, files))
     return out
-
-
-def _sha256(fs, path: str) -> str:
-    h = hashlib.sha256()
-    with fs.open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cutoff_for(run_date: dt.date, timezone: str) -> dt.datetime:

@@ -20,6 +20,12 @@ EDI_SAMPLES = SHARED / "edi-samples"
 RUN_DATE = "2026-11-30"
 
 
+def header_only(path: pathlib.Path) -> pathlib.Path:
+    """Cut a CSV extract down to its header line (a source that delivers no rows); returns it."""
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+    return path
+
+
 def run_batch(config: pathlib.Path | str, run_date: str = RUN_DATE, *, output: pathlib.Path | str, extra: list[str] | None = None) -> int:
     """Run `invrecon batch` in-process on the FnApiRunner and return its exit code."""
     from invrecon.pipelines import batch

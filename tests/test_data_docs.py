@@ -25,7 +25,7 @@ from invrecon.pipelines import data_docs
 from invrecon.pipelines.quality_gate import GatePlan
 from invrecon.pipelines.warehouse import RunResult, summary_text
 from invrecon.transforms.quality import EXPECTATIONS_DIR, load_suite, suite_parameters
-from tests.conftest import RUN_DATE, make_world, run_batch, warehouse
+from tests.conftest import RUN_DATE, header_only, make_world, run_batch, warehouse
 
 REMOTE = re.compile(r"^\s*(https?:)?//", re.I)
 CSS_REMOTE = re.compile(r"url\(\s*['\"]?\s*(https?:)?//|@import", re.I)
@@ -172,7 +172,7 @@ def test_a_failed_gate_shows_its_failing_expectation_and_reruns_stay_within_n(tm
     out = tmp_path / "out"
     assert run_batch(world / "config.yaml", "2026-11-29", output=out) == 0
     erp = world / "inputs" / "erp" / "2026-11-30" / "erp_stock.csv"
-    erp.write_text(erp.read_text().splitlines()[0] + "\n")  # the header, no rows
+    header_only(erp)
     assert run_batch(world / "config.yaml", "2026-11-30", output=out) == 3
     assert f"which expectation failed, and why: {out}/data_docs/index.html" in capsys.readouterr().err
     site = out / "data_docs"

@@ -14,7 +14,7 @@ import polars as pl
 
 from invrecon.schemas import POSITION
 from invrecon.transforms.quality import EXPECTATIONS_DIR, Validator, load_suite, suite_parameters
-from tests.conftest import make_world, run_batch
+from tests.conftest import header_only, make_world, run_batch
 
 CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc)
 
@@ -35,7 +35,7 @@ def test_a_header_only_record_extract_after_an_earlier_run_fails_the_gate_not_th
     out = tmp_path / "out"
     assert run_batch(world / "config.yaml", "2026-11-29", output=out) == 0
     erp = world / "inputs" / "erp" / "2026-11-30" / "erp_stock.csv"
-    erp.write_text(erp.read_text().splitlines()[0] + "\n")  # the header, no rows
+    header_only(erp)
     assert run_batch(world / "config.yaml", "2026-11-30", output=out) == 3
     assert "erp_nightly" in capsys.readouterr().err
 
@@ -49,7 +49,7 @@ def test_a_source_check_lowered_to_a_warning_is_printed_not_silent(tmp_path, cap
     cfg["quality"] = {**(cfg.get("quality") or {}), "source_volume_severity": "warning"}
     (world / "config.yaml").write_text(yaml.safe_dump(cfg))
     erp = next((world / "inputs" / "erp").glob("*/erp_stock.csv"))
-    erp.write_text(erp.read_text().splitlines()[0] + "\n")  # the header, no rows
+    header_only(erp)
     from invrecon.pipelines import batch
 
     argv = ["--config", str(world / "config.yaml"), "--run-date", erp.parent.name, "--output", str(tmp_path / "out"), "--buckets", "4"]

@@ -43,6 +43,7 @@ __all__ = [
     "cap_raw",
     "cut_raw",
     "gtin14_or_none",
+    "file_sha256",
     "load_crosswalks",
     "shared_crosswalks",
     "load_items",
@@ -143,8 +144,13 @@ def _crosswalks_of(sku_uri: str, location_uri: str, digests: tuple[str, str]) ->
 
 
 def _digest(uri: str) -> str:
+    return file_sha256(*fsspec.core.url_to_fs(uri))
+
+
+def file_sha256(fs, path: str) -> str:
+    """The sha256 of a file of an fsspec filesystem, read 1 MB at a time."""
     h = hashlib.sha256()
-    with fsspec.open(uri, "rb") as f:
+    with fs.open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
