@@ -40,7 +40,7 @@ from invrecon.pipelines import alerts as alert_rules
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines import quality_gate
 from invrecon.pipelines.config import Config, ConfigError, load_config
-from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, live_files, live_urls, new_attempt, publish, read_commits, recover
+from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, latest_commits, live_files, live_urls, new_attempt, publish, recover
 from invrecon.pipelines.quality_gate import GateHistory, GatePlan, load_history
 from invrecon.pipelines.settle import History, SettleRun
 from invrecon.pipelines.warehouse import (
@@ -291,7 +291,7 @@ def plan_job(cfg: Config, run_date: dt.date, *, output: str, buckets: int = DEFA
         tolerances=tuple(Tolerance(tuple(sorted(t.match.items())), t.abs, t.pct) for t in cfg.tolerances),
         gate=quality_gate.plan(cfg=cfg, sources=[spec for spec, _ in sources], run_date=run_date, cutoff=cutoff, history=history),
         thresholds=alert_rules.load_thresholds(cfg),
-        history=_history_for(output, run_date, history, read_commits(output)),
+        history=_history_for(output, run_date, history, latest_commits(output)),
         buckets=buckets,
     )
     return job, inputs

@@ -5,6 +5,7 @@ Layout under the output folder (a local path or any fsspec URL: `file://`, `s3:/
 
     <table>/<col>=<date>/part-<owner>-<attempt>-<k>.parquet    the data files
     _commits/<seq>.parquet                                     the commit log
+    _commits/_checkpoints/<seq>.parquet                        the log's latest rows as of <seq>
     _staging/<run_date>-<attempt>/<table>/...                  a run in progress
 
 A run's Beam graph writes every table under its staging folder. `publish` then moves each staged
@@ -15,6 +16,14 @@ file is the commit point: the warehouse's views (`pipelines.warehouse`) read onl
 latest commit of each (table, partition, owner) names, so a reader sees the previous run or this
 one, never a mix, whatever moment a crash picks. Finally the files no commit names any more are
 deleted. The cost is O(files of this run), whatever the history holds.
+
+Checkpoints. Every commit also writes a checkpoint: the latest commit rows of every (table,
+partition, owner) as of that commit, one file. The launcher (`latest_commits`: planning, the gate's
+history, publishing, `recover`, the stream's seeds) reads the newest checkpoint and any commit
+newer than it, so its cost does not grow with the number of runs; the full log stays for audit
+(`read_commits`) and for DuckDB's `_live` view. A checkpoint is only a cache of the log: one
+missing or cut short (a crash between the commit and its checkpoint) is skipped, and the commits
+after the previous one are read instead. The two newest checkpoints are kept.
 
 Who owns a partition: tables partitioned by the run's date (snapshot_date, run_date) are owned
 by that date; `movements` is partitioned by event date and each run date owns its own file in
@@ -61,6 +70,7 @@ __all__ = [
     "PARTITION_COLUMN",
     "Layout",
     "crashpoint",
+    "latest_commits",
     "live_files",
     "live_urls",
     "new_attempt",
@@ -105,6 +115,8 @@ COMMITS = pa.schema(
 _STAGED_PARTITION = re.compile(r"^(?P<col>[a-z_]+)=(?P<value>\d{4}-\d{2}-\d{2})--")
 _COMMIT_NAME = re.compile(r"^(\d{12})\.parquet$")
 _COMMIT_TMP = re.compile(r"^\.\d{12}\.[0-9a-f]+\.tmp$")
+CHECKPOINTS = "_commits/_checkpoints"  # not matched by the `_commits/*.parquet` glob of the views
+KEEP_CHECKPOINTS = 2
 # The run's publish plan, in its staging folder (see the module docstring).
 PLAN_FILE = "_publish.json"
 
@@ -116,6 +128,8 @@ CRASH_POINTS = {
     "publish.rename": "after each rename of a staged file into its partition (not committed)",
     "publish.commit_tmp": "the commit file is written under its tmp name, not yet renamed",
     "publish.commit": "the commit file is in place: the run is published, nothing deleted yet",
+    "publish.checkpoint_tmp": "the checkpoint of this commit is written under its tmp name, not yet renamed",
+    "publish.checkpoint": "the checkpoint of this commit is in place, the older ones not yet deleted",
     "publish.delete": "after each delete of a file that no latest commit names",
     "publish.gc": "every replaced file is deleted",
     "publish.replace_folder": "a replaced folder (the EDI acks) is removed, the new one not yet moved in",
@@ -186,24 +200,71 @@ def _owner_of(table: str, partition: str, run_date: dt.date) -> dt.date:
     return dt.date.fromisoformat(partition.split("=", 1)[1])
 
 
+def _names(fs, folder: str) -> list[str]:
+    """The file names in `folder`, listed afresh ([] when it does not exist)."""
+    try:
+        return sorted(p.rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False))
+    except FileNotFoundError:  # object storage has no empty folders
+        return []
+
+
+def _read_commit_files(fs, folder: str, names: list[str]) -> list[pa.Table]:
+    tables = []
+    for name in names:
+        with fs.open(f"{folder}/{name}", "rb") as f:
+            tables.append(pq.read_table(f).cast(COMMITS))
+    return tables
+
+
+def _seqs(names: list[str]) -> dict[int, str]:
+    return {int(m[1]): name for name in names if (m := _COMMIT_NAME.match(name))}
+
+
 def read_commits(output: str) -> pa.Table:
-    """Every commit row of an output folder (empty when nothing was ever published)."""
+    """Every commit row of an output folder, the whole log (empty when nothing was ever published).
+
+    O(runs): for audit and tests. What is live needs only `latest_commits`.
+    """
     layout = Layout(output)
     fs, root = layout.fs, layout.root
     # The log is the truth only when listed afresh: s3fs / gcsfs cache listings, and another
     # process (a run's workers, the next run, its garbage collection) may have changed the output
     # since this one last looked; a stale listing would name files that are gone.
     fs.invalidate_cache()
-    try:
-        names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{root}/_commits", detail=False))
-    except FileNotFoundError:
-        names = []
-    tables = []
-    for name in names:
-        if _COMMIT_NAME.match(name):
-            with fs.open(f"{root}/_commits/{name}", "rb") as f:
-                tables.append(pq.read_table(f).cast(COMMITS))
+    names = [name for _, name in sorted(_seqs(_names(fs, f"{root}/_commits")).items())]
+    tables = _read_commit_files(fs, f"{root}/_commits", names)
     return pa.concat_tables(tables) if tables else COMMITS.empty_table()
+
+
+def latest_commits(output: str) -> pa.Table:
+    """The latest commit rows of every (table, partition, owner): all that `live_files` needs.
+
+    Reads the newest checkpoint that opens and the commits after it (see the module docstring),
+    so its cost is the live set, not the number of runs. `live_files(latest_commits(o))` equals
+    `live_files(read_commits(o))`.
+    """
+    layout = Layout(output)
+    fs, root = layout.fs, layout.root
+    fs.invalidate_cache()  # as in read_commits: listings must be fresh
+    commits = _seqs(_names(fs, f"{root}/_commits"))
+    base, since = COMMITS.empty_table(), 0
+    for seq, name in sorted(_seqs(_names(fs, f"{root}/{CHECKPOINTS}")).items(), reverse=True):
+        try:
+            base, since = _read_commit_files(fs, f"{root}/{CHECKPOINTS}", [name])[0], seq
+            break
+        except (OSError, pa.ArrowInvalid):  # cut short or gone: an older one, or the whole log
+            log.warning("commit checkpoint %s unreadable; reading the commits before it", name)
+    newer = _read_commit_files(fs, f"{root}/_commits", [commits[s] for s in sorted(commits) if s > since])
+    return _latest_rows(pa.concat_tables([base, *newer]))
+
+
+def _latest_rows(commits: pa.Table) -> pa.Table:
+    """The rows of the latest commit of each (table, partition, owner), tombstones included."""
+    if not commits.num_rows:
+        return commits
+    keys = ["table", "partition", "owner"]
+    latest = commits.group_by(keys).aggregate([("seq", "max")]).rename_columns([*keys, "seq"])
+    return commits.join(latest, [*keys, "seq"], join_type="inner").select(COMMITS.names).sort_by([(k, "ascending") for k in [*keys, "file"]])
 
 
 def live_files(commits: pa.Table) -> dict[tuple[str, str, dt.date], list[str]]:
@@ -246,28 +307,39 @@ def _plan_moves(fs, staging_root: str, table: str, run_date: dt.date, attempt: s
     return moves
 
 
-def _write_commit(layout: Layout, rows: list[dict]) -> int:
-    """Write the commit file (the commit point); returns its sequence number."""
+def _write_commit(layout: Layout, rows: list[dict], *, before: pa.Table) -> pa.Table:
+    """Write the commit file (the commit point), then its checkpoint; returns the latest rows after it.
+
+    `before` is `latest_commits` read by this publish: the checkpoint is it plus `rows`.
+    """
     fs, root = layout.fs, layout.root
     fs.makedirs(f"{root}/_commits", exist_ok=True)
-    try:
-        names = fs.ls(f"{root}/_commits", detail=False)
-    except FileNotFoundError:  # object storage has no empty folders: the first commit's
-        names = []
-    existing = [int(m[1]) for p in names if (m := _COMMIT_NAME.match(p.rsplit("/", 1)[-1]))]
+    existing = set(_seqs(_names(fs, f"{root}/_commits"))) | set(_seqs(_names(fs, f"{root}/{CHECKPOINTS}")))
     seq = max(existing, default=0) + 1
     now = dt.datetime.now(dt.timezone.utc)
     table = pa.Table.from_pylist([{**r, "seq": seq, "committed_at": now} for r in rows], schema=COMMITS)
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    tmp = f"{root}/_commits/.{seq:012d}.{uuid.uuid4().hex[:8]}.tmp"
-    fs.pipe_file(tmp, buf.getvalue())
-    crashpoint("publish.commit_tmp")
     # A rename on a local disk, a copy that appears whole on object storage: either way readers
     # see the commit complete or not at all.
-    fs.mv(tmp, f"{root}/_commits/{seq:012d}.parquet")
+    _write_atomically(fs, f"{root}/_commits", seq, table, "publish.commit_tmp")
     crashpoint("publish.commit")
-    return seq
+    after = _latest_rows(pa.concat_tables([before, table]))
+    _write_atomically(fs, f"{root}/{CHECKPOINTS}", seq, after, "publish.checkpoint_tmp")
+    crashpoint("publish.checkpoint")
+    for old in sorted(_seqs(_names(fs, f"{root}/{CHECKPOINTS}")))[:-KEEP_CHECKPOINTS]:
+        fs.rm(f"{root}/{CHECKPOINTS}/{old:012d}.parquet")
+    log.info("commit %d: %d rows; checkpoint of %d latest rows", seq, table.num_rows, after.num_rows)
+    return after
+
+
+def _write_atomically(fs, folder: str, seq: int, table: pa.Table, point: str) -> None:
+    """`<folder>/<seq>.parquet`, written under a tmp name first and renamed into place."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    fs.makedirs(folder, exist_ok=True)
+    tmp = f"{folder}/.{seq:012d}.{uuid.uuid4().hex[:8]}.tmp"
+    fs.pipe_file(tmp, buf.getvalue())
+    crashpoint(point)
+    fs.mv(tmp, f"{folder}/{seq:012d}.parquet")
 
 
 def publish(
@@ -301,7 +373,8 @@ def publish(
     layout = Layout(output)
     fs, root = layout.fs, layout.root
     staging_root = fsspec.core.url_to_fs(staging)[1].rstrip("/")
-    before = live_files(read_commits(output))
+    commits = latest_commits(output)
+    before = live_files(commits)
     rows: list[dict] = []
     published: dict[str, list[str]] = {}
     planned = {table: _plan_moves(fs, staging_root, table, run_date, attempt) for table in tables}
@@ -321,9 +394,9 @@ def publish(
             fs.makedirs(f"{root}/{rel.rsplit('/', 1)[0]}", exist_ok=True)
             fs.mv(src, f"{root}/{rel}")
             crashpoint("publish.rename")
-    seq = _write_commit(layout, rows)
-    log.info("commit %d: %d files of %d tables", seq, sum(len(v) for v in published.values()), len(published))
-    _collect_garbage(layout, partitions)
+    after = _write_commit(layout, rows, before=commits)
+    log.info("published %d files of %d tables", sum(len(v) for v in published.values()), len(published))
+    _collect_garbage(layout, partitions, commits=after)
     crashpoint("publish.gc")
     for src, dst in sorted((replace_folders or {}).items()):
         _replace_folder(fs, f"{staging_root}/{src}", f"{root}/{dst}")
@@ -352,7 +425,7 @@ def _replace_folder(fs, src: str, dst: str) -> None:
 def _collect_garbage(layout: Layout, partitions, *, commits: pa.Table | None = None) -> list[str]:
     """Delete the files of `partitions` that no latest commit names (replaced or never committed)."""
     fs, root = layout.fs, layout.root
-    live = {f for files in live_files(read_commits(layout.output) if commits is None else commits).values() for f in files}
+    live = {f for files in live_files(latest_commits(layout.output) if commits is None else commits).values() for f in files}
     deleted = []
     for table, partition in sorted(set(map(tuple, partitions))):
         try:
@@ -385,7 +458,7 @@ def recover(output: str) -> list[str]:
     except FileNotFoundError:
         stagings = []
     done: list[str] = []
-    commits = read_commits(output) if stagings else None
+    commits = latest_commits(output) if stagings else None
     for folder in stagings:
         plan = _read_plan(fs, folder)
         if plan is not None:
@@ -398,14 +471,11 @@ def recover(output: str) -> list[str]:
             done.append(f"run {plan['run_id']} (attempt {plan['attempt']}, {what}): deleted {len(deleted)} file(s) no commit names")
         fs.rm(folder, recursive=True)
         done.append(f"removed left-over staging folder {folder.rsplit('/', 1)[-1]}")
-    try:
-        names = fs.ls(f"{root}/_commits", detail=False)
-    except FileNotFoundError:
-        names = []
-    for path in names:
-        if _COMMIT_TMP.match(path.rsplit("/", 1)[-1]):
-            fs.rm(path)
-            done.append(f"removed unfinished commit file {path.rsplit('/', 1)[-1]}")
+    for folder in (f"{root}/_commits", f"{root}/{CHECKPOINTS}"):
+        for name in _names(fs, folder):
+            if _COMMIT_TMP.match(name):
+                fs.rm(f"{folder}/{name}")
+                done.append(f"removed unfinished commit file {folder.rsplit('/', 1)[-1]}/{name}")
     for line in done:
         log.warning("recovered: %s", line)
     return done
@@ -427,7 +497,7 @@ def live_urls(output: str, table: str, *, owner: dt.date | None = None, commits:
     a run in progress or one left by a crashed run.
     """
     layout = Layout(output)
-    live = live_files(read_commits(output) if commits is None else commits)
+    live = live_files(latest_commits(output) if commits is None else commits)
     return [layout.url(f) for (t, _, o), files in sorted(live.items()) if t == table and (owner is None or o == owner) for f in files]
 
 
@@ -438,7 +508,7 @@ def read_live_table(output: str, table: str, schema: pa.Schema, *, commits: pa.T
     """
     layout = Layout(output)
     fs, root = layout.fs, layout.root
-    live = live_files(read_commits(output) if commits is None else commits)
+    live = live_files(latest_commits(output) if commits is None else commits)
     tables = []
     for (name, _, _), files in sorted(live.items()):
         if name != table:

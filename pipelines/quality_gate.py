@@ -24,7 +24,7 @@ import statistics
 
 import polars as pl
 
-from invrecon.pipelines.publish import read_commits, read_live_table
+from invrecon.pipelines.publish import latest_commits, read_live_table
 from invrecon.schemas import DQ_METRICS, DQ_RESULTS, RUNS
 from invrecon.transforms.quality import EXPECTATIONS_DIR, RECORD_SUITES, load_suite, suite_parameters
 
@@ -56,7 +56,7 @@ class GateHistory:
 
 def load_history(output: str, run_date: dt.date) -> GateHistory:
     """The published dq_results, dq_metrics and runs of every date but `run_date`."""
-    commits = read_commits(output)
+    commits = latest_commits(output)
     frames = []
     for table, schema in (("dq_results", DQ_RESULTS), ("dq_metrics", DQ_METRICS), ("runs", RUNS.remove(RUNS.get_field_index("inputs")))):
         df = pl.from_arrow(read_live_table(output, table, schema, commits=commits))

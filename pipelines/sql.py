@@ -45,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.warehouse:
             print("invrecon sql: --output needs --warehouse (the local file to hold the views)", file=sys.stderr)
             return 2
-        from invrecon.pipelines.publish import read_commits
+        from invrecon.pipelines.publish import latest_commits
         from invrecon.pipelines.warehouse import ensure_warehouse
 
         output = args.output.rstrip("/")
         try:
-            if not read_commits(output).num_rows:
+            if not latest_commits(output).num_rows:
                 print(f"invrecon sql: {output}: nothing published there (no _commits/)", file=sys.stderr)
                 return 2
             ensure_warehouse(path, output)

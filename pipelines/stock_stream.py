@@ -59,7 +59,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from invrecon.pipelines.batch import cutoff_for
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines.config import Config, ConfigError, load_config
-from invrecon.pipelines.publish import Layout, live_files, read_commits
+from invrecon.pipelines.publish import Layout, latest_commits, live_files
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
 from invrecon.transforms.reconcile import Tolerance
 from invrecon.transforms.seeds import ReadSeeds
@@ -174,7 +174,7 @@ def latest_snapshot(output: str, timezone: str) -> SeedSnapshot | None:
     """
     layout = Layout(output)
     by_date: dict[dt.date, list[str]] = {}
-    for (table, partition, _), files in live_files(read_commits(output)).items():
+    for (table, partition, _), files in live_files(latest_commits(output)).items():
         if table == "inventory_snapshot":
             by_date.setdefault(dt.date.fromisoformat(partition.split("=", 1)[1]), []).extend(files)
     fs = layout.fs

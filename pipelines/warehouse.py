@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from invrecon.pipelines import alerts
 from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
-from invrecon.pipelines.publish import PARTITION_COLUMN, Layout, crashpoint, read_commits
+from invrecon.pipelines.publish import PARTITION_COLUMN, Layout, crashpoint, latest_commits
 from invrecon.schemas import ALERTS, DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 
 __all__ = [
@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     output = output.rstrip("/")
     db = args.warehouse or f"{output.removeprefix('file://')}/warehouse.duckdb"
-    if not read_commits(output).num_rows:
+    if not latest_commits(output).num_rows:
         print(f"invrecon warehouse: nothing is published in {output} (run `invrecon batch` first)", file=sys.stderr)
         return 2
     try:

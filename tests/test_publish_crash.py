@@ -154,10 +154,14 @@ def _leftovers(out: pathlib.Path) -> list[str]:
     """Everything a finished run must not leave behind."""
     found = [f"_staging/{p.name}" for p in (out / "_staging").glob("*")]
     found += [f"_commits/{p.name}" for p in (out / "_commits").glob(".*.tmp")]
+    found += [f"_commits/_checkpoints/{p.name}" for p in (out / "_commits" / "_checkpoints").glob(".*.tmp")]
     found += [p.name for p in out.glob("warehouse.duckdb.loading-*")]
     found += [f"_schemas/{p.name}" for p in (out / "_schemas").glob("*.tmp-*")]
     found += [str(p.relative_to(out)) for p in (out / "reports").glob("*/*.tmp-*")]
-    live = {f for files in publish.live_files(publish.read_commits(str(out))).values() for f in files}
+    live_files = publish.live_files(publish.read_commits(str(out)))
+    if publish.live_files(publish.latest_commits(str(out))) != live_files:  # the checkpoint must agree with the log
+        found.append("_commits/_checkpoints (disagrees with the commit log)")
+    live = {f for files in live_files.values() for f in files}
     found += [rel for t in TABLES for p in (out / t).glob("*/*") if (rel := str(p.relative_to(out))) not in live]
     return sorted(found)
 
