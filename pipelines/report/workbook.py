@@ -168,13 +168,17 @@ def _summary(b: _Book, data: ReportData) -> None:
         ("Cut-off", f"{data.run_date} 23:59:59.999 {data.timezone}"), ("Config sha256", data.run["config_sha256"]),
         ("Lineage paths", "relative to the folder of the config file" if data.lineage_base else "as the batch recorded them"),
         ("Data Docs", f"{data.data_docs} (relative to this workbook's folder)" if data.data_docs else "not built for this output"),
-        ("Sign convention", SIGN_CONVENTION),
     ]
     row = 2
     for label, value in meta:
         ws.write_string(row, 0, label, b.fmt["bold"])
         b.cell(ws, row, 1, value, "text")
         row += 1
+    ws.write_string(row, 0, "Sign convention", b.fmt["bold"])
+    ws.merge_range(row, 1, row, 2, "", b.fmt["wrap"])
+    ws.write_string(row, 1, SIGN_CONVENTION, b.fmt["wrap"])
+    ws.set_row(row, 48)  # Excel sizes no merged cell to its text
+    row += 1
     row = _summary_totals(b, ws, data, row + 1)
     if data.changes:
         row = _summary_changes(b, ws, data, row)
