@@ -41,7 +41,8 @@ __all__ = [
     "schema_errors",
 ]
 
-SOURCE_KINDS = ("positions", "availability", "edi", "events", "in_transit")
+# In-transit records come from EDI (856 / DESADV / 943), not from a source kind of their own.
+SOURCE_KINDS = ("positions", "availability", "edi", "events")
 TABULAR_FORMATS = ("csv", "parquet", "jsonl")
 # Canonical fields a column mapping may target.
 POSITION_FIELDS = ("sku", "location", "on_hand", "reserved", "available", "uom_source", "unit_cost", "as_of")

@@ -64,7 +64,8 @@ def test_an_unknown_key_names_its_path_and_the_closest_key(world_copy, change, m
     [
         (lambda d: d.__setitem__("record_system", "erpp"), "`record_system` is 'erpp', which is not the `system` of a positions source (positions systems: erp, store); did you mean `erp`?"),
         (lambda d: d.__setitem__("record_system", "wms"), "`record_system` is 'wms', which is not the `system` of a positions source"),
-        (lambda d: d["sources"][0].__setitem__("kind", "position"), "`sources[0].kind` is 'position'; expected one of positions, availability, edi, events, in_transit; did you mean `positions`?"),
+        (lambda d: d["sources"][0].__setitem__("kind", "position"), "`sources[0].kind` is 'position'; expected one of positions, availability, edi, events; did you mean `positions`?"),
+        (lambda d: d["sources"][0].__setitem__("kind", "in_transit"), "`sources[0].kind` is 'in_transit'; expected one of positions, availability, edi, events"),
         (lambda d: d["sources"][0].pop("mapping"), "missing required key `sources[0].mapping` for a positions source"),
         (lambda d: d["tolerances"][1].__setitem__("pct", "2%"), "`tolerances[1].pct` must be a number, got '2%'"),
         (lambda d: d.__setitem__("quality", {"history_runs": 2.5}), "`quality.history_runs` must be a whole number, got 2.5"),
