@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import statistics
 import sys
+import time
 
 from bench._common import CACHE, RUN_DATE, invrecon, log_marks, machine, run_measured, stage_lines, stage_totals, world
 
@@ -66,9 +68,38 @@ def run(*, quick: bool) -> dict:
     figures["finish_from_messages_first_s"], figures["finish_from_messages_last_s"] = f1, f30
     figures["finish_from_messages_ratio"] = round(f30 / f1, 2) if f1 and f30 is not None else None
     figures["batch_wall_first_s"], figures["batch_wall_last_s"] = first["wall_s"], last["wall_s"]
+    figures.update(_medians(per_run))
+    figures.update(_log_reads(out))
     figures["per_run"] = per_run
     shutil.rmtree(out, ignore_errors=True)
     return figures
+
+
+def _medians(per_run: list[dict], k: int = 3) -> dict:
+    """Median publish time of the first k and the last k runs: one 10 ms figure is at the mercy of the load."""
+    first = [r["publish_s"] for r in per_run[:k] if r["publish_s"] is not None]
+    last = [r["publish_s"] for r in per_run[-k:] if r["publish_s"] is not None]
+    if not first or not last:
+        return {"publish_median_first3_s": None, "publish_median_last3_s": None, "publish_median_ratio": None}
+    m1, m2 = statistics.median(first), statistics.median(last)
+    return {"publish_median_first3_s": m1, "publish_median_last3_s": m2, "publish_median_ratio": round(m2 / m1, 2) if m1 else None}
+
+
+def _log_reads(out, repeat: int = 20) -> dict:
+    """What the launcher reads of the commit log after the last run: the checkpoint plus newer commits
+    (`latest_commits`, what publishing uses) against the whole log (`read_commits`), best of `repeat`."""
+    from invrecon.pipelines import publish
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn(str(out))
+            times.append(time.perf_counter() - t0)
+        return round(min(times), 5)
+
+    return {"latest_commits_s": best(publish.latest_commits), "read_commits_whole_log_s": best(publish.read_commits),
+            "commit_files": len(list((out / "_commits").glob("*.parquet")))}
 
 
 def report(figures: dict) -> str:
@@ -83,6 +114,12 @@ def report(figures: dict) -> str:
                      f"{'met' if figures['goal_met'] else 'NOT met'})")
     else:
         lines.append("  publish stage: none (no JSON line with `stage: publish` and `duration_s` on the batch's stderr)")
+    if figures.get("publish_median_ratio") is not None:
+        lines.append(f"  publish stage, median of the first 3 runs {s(figures['publish_median_first3_s'])}, of the last 3 "
+                     f"{s(figures['publish_median_last3_s'])}: ratio {figures['publish_median_ratio']}")
+    if figures.get("latest_commits_s") is not None:
+        lines.append(f"  reading the commit log after {figures['commit_files']} commits: checkpoint + newer {s(figures['latest_commits_s'])}, "
+                     f"whole log {s(figures['read_commits_whole_log_s'])} (best of 20)")
     lines.append(f"  stand-in from progress messages (publish + DuckDB load): run 1 {s(figures['finish_from_messages_first_s'])}, "
                  f"run {figures['runs']} {s(figures['finish_from_messages_last_s'])}, ratio {figures['finish_from_messages_ratio']}")
     lines.append(f"  batch wall: run 1 {s(figures['batch_wall_first_s'])}, run {figures['runs']} {s(figures['batch_wall_last_s'])}")
