@@ -15,7 +15,7 @@ On a terminal (stderr a tty) a live line shows the stage, files read, records re
 elapsed, redrawn a few times a second by a background thread (tqdm), and log lines are written
 above it. Files and records count live while the graph runs in this process (Beam's in-process
 FnApiRunner, the default): the readers log one DEBUG record per batch read on `invrecon.ingest`,
-which `Progress` counts while it is open. Workers of other runners count in their own processes;
+which `Progress` counts while its live line is open. Workers of other runners count in their own processes;
 there the line shows the totals when the graph has finished.
 """
 
@@ -82,16 +82,12 @@ class Progress:
         self.stage: str | None = None
         self.started = self._t0 = time.monotonic()
         self.files = self.records = 0  # totals known after the graph (any runner)
-        self._counter = _ReadCounter()
+        self._counter: _ReadCounter | None = None
         self._bar = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        reader = logging.getLogger(READ_LOGGER)
-        self._reader_level = reader.level
-        reader.addHandler(self._counter)
-        if not reader.isEnabledFor(logging.DEBUG):
-            reader.setLevel(logging.DEBUG)  # the root handler still prints only from INFO
         if self.live:
+            self._count_reads()
             self._open_line()
 
     # ------------------------------------------------------------------ stages
@@ -131,10 +127,20 @@ class Progress:
         self.log_stage("graph/runner", max(0.0, wall_s - sum(times.values())), indent="  ")
 
     def read_so_far(self) -> tuple[int, int]:
-        """(files, records) read: counted live in this process, or the totals once known."""
-        return max(self.files, self._counter.files), max(self.records, self._counter.records)
+        """(files, records) read: counted live in this process (on a terminal), or the totals once known."""
+        live = (self._counter.files, self._counter.records) if self._counter else (0, 0)
+        return max(self.files, live[0]), max(self.records, live[1])
 
     # ------------------------------------------------------------------ the live line
+
+    def _count_reads(self) -> None:
+        """Count the readers' DEBUG records (only for the live line: off the terminal, none is made)."""
+        self._counter = _ReadCounter()
+        reader = logging.getLogger(READ_LOGGER)
+        self._reader_level = reader.level
+        reader.addHandler(self._counter)
+        if not reader.isEnabledFor(logging.DEBUG):
+            reader.setLevel(logging.DEBUG)  # the root handler still prints only from INFO
 
     def _open_line(self) -> None:
         from tqdm import tqdm
@@ -172,9 +178,11 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        reader = logging.getLogger(READ_LOGGER)
-        reader.removeHandler(self._counter)
-        reader.setLevel(self._reader_level)
+        if self._counter is not None:
+            reader = logging.getLogger(READ_LOGGER)
+            reader.removeHandler(self._counter)
+            reader.setLevel(self._reader_level)
+            self._counter = None
 
     def __enter__(self) -> Progress:
         return self

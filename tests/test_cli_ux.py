@@ -209,14 +209,17 @@ def test_gx_lines_stay_out_and_the_dataflow_job_url_comes_through(json_logs):
 
 
 def test_a_stage_line_carries_run_id_stage_duration_and_counts(json_logs):
-    progress = Progress(label="invrecon batch 2026-11-30", live=False)
+    screen = io.StringIO()
+    progress = Progress(label="invrecon batch 2026-11-30", total_files=3, live=True, stream=screen)
     progress.run_id = "2026-11-30-abc"
     progress.begin("plan")
     logging.getLogger(READ_LOGGER).debug("read", extra={"files_read": 1, "records_read": 7})  # counted, not printed
     assert progress.read_so_far() == (1, 7)
+    assert progress.line().startswith("invrecon batch 2026-11-30 | plan | files read 1/3 | records 7 | elapsed 0:0")
     progress.end(input_files=3)
     progress.close()
-    assert logging.getLogger(READ_LOGGER).level == logging.NOTSET
+    assert logging.getLogger(READ_LOGGER).level == logging.NOTSET and not logging.getLogger(READ_LOGGER).handlers
+    assert screen.getvalue().endswith("\r")  # the live line cleared
     (record,) = [json.loads(line) for line in json_logs.getvalue().splitlines()]
     assert record["run_id"] == "2026-11-30-abc" and record["stage"] == "plan" and record["counts"] == {"input_files": 3}
     assert 0 <= record["duration_s"] < 5 and record["msg"].startswith("stage plan done in")
