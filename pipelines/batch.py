@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import sys
-import time
 import zoneinfo
 from collections.abc import Iterator
 
@@ -40,6 +39,7 @@ from invrecon.pipelines import alerts as alert_rules
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines import quality_gate
 from invrecon.pipelines.config import Config, ConfigError, load_config
+from invrecon.pipelines.progress import Progress
 from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, latest_commits, live_files, live_urls, new_attempt, publish, recover
 from invrecon.pipelines.quality_gate import GateHistory, GatePlan, load_history
 from invrecon.pipelines.settle import History, SettleRun
@@ -54,7 +54,7 @@ from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation,
 from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.validate import CombineDqResults, ValidateRecords
 
-__all__ = ["BatchJob", "build", "main", "plan_job", "published_run"]
+__all__ = ["BatchJob", "build", "load_checked_config", "main", "missing_messages", "missing_sources", "plan_job", "published_run"]
 
 log = logging.getLogger("invrecon.batch")
 
@@ -298,9 +298,10 @@ def plan_job(cfg: Config, run_date: dt.date, *, output: str, buckets: int = DEFA
 
 
 def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    from invrecon.pipelines.cli import BEAM_EPILOG, HelpFormatter
+
     parser = argparse.ArgumentParser(prog="invrecon batch", description="Run the nightly reconciliation for a run date.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                     epilog="Any other --flag is passed to Beam (e.g. --runner DataflowRunner --project P ...).")
+                                     formatter_class=HelpFormatter, epilog=BEAM_EPILOG)
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
     parser.add_argument("--run-date", help="YYYY-MM-DD: run this date (always runs, even if already published)")
     parser.add_argument("--from", dest="from_date", metavar="YYYY-MM-DD",
@@ -317,51 +318,6 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--quiet", action="store_true", help="no summary on stdout")
     args, rest = parser.parse_known_args(argv)
     return args, check_beam_args(rest, prog=parser.prog, own=parser)
-
-
-def _stage(name: str, t0: float, **fields) -> float:
-    """Log a stage's own duration as a structured line; returns the new stage start."""
-    now = time.monotonic()
-    log.info("stage %s done in %.2f s", name, now - t0, extra={"stage": name, "duration_s": round(now - t0, 3), **fields})
-    return now
-
-
-# The graph's steps by the first word of their top-level label (`build` names them).
-STEP_GROUPS = (
-    ("Read", "read"), ("Validate", "validate"), ("DedupEvents", "dedup"), ("OpenInTransit", "in_transit"),
-    ("Reconcile", "reconcile"), ("Write", "write"), ("SplitByEventDate", "write"), ("SettleRun", "settle"),
-)
-_TOTAL_MSECS = "beam:metric:ptransform_execution_time:total_msecs:v1"
-
-
-def step_times(pipeline_result) -> dict[str, float]:
-    """Seconds each group of the graph's steps spent in its own code (Beam's per-step execution
-    time, which excludes the steps it feeds); {} when the runner does not report it."""
-    infos = getattr(pipeline_result, "monitoring_infos", None)
-    if infos is None:
-        return {}
-    from apache_beam.metrics.monitoring_infos import extract_metric_result_map_value
-
-    out: dict[str, float] = {}
-    for info in infos():
-        if info.urn != _TOTAL_MSECS:
-            continue
-        top = info.labels.get("PTRANSFORM", "").split("/", 1)[0]
-        group = next((g for prefix, g in STEP_GROUPS if top.startswith(prefix)), "other")
-        out[group] = out.get(group, 0.0) + (extract_metric_result_map_value(info) or 0) / 1000
-    return out
-
-
-def _log_step_times(pipeline_result, *, wall_s: float, run_id: str) -> None:
-    """One JSON line per group of steps (`stage` "graph/<group>"), and the runner's own share."""
-    times = step_times(pipeline_result)
-    if not times:
-        return
-    for group, seconds in times.items():
-        log.info("  graph step %s: %.2f s", group, seconds, extra={"stage": f"graph/{group}", "duration_s": round(seconds, 3), "run_id": run_id})
-    runner_s = max(0.0, wall_s - sum(times.values()))
-    log.info("  graph step runner (shuffles, coders, buffers): %.2f s", runner_s,
-             extra={"stage": "graph/runner", "duration_s": round(runner_s, 3), "run_id": run_id})
 
 
 def _read_text_files(pattern: str) -> list[str]:
@@ -388,14 +344,17 @@ def _warehouse_path(args, output: str) -> str | None:
     return f"{output.removeprefix('file://')}/warehouse.duckdb" if _is_local(output) else None
 
 
-def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datetime, runner: str, warehouse_db: str | None):
+def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datetime, runner: str, warehouse_db: str | None,
+            progress: Progress):
     """From the graph's small files to the published run (the launcher's only work after the graph).
 
     Publishes with one commit (`pipelines.publish`: renames, commit, clean-up, the EDI acks),
     then writes the date's `alerts.jsonl` from the committed alerts, then removes the staging
     folder. The warehouse is refreshed by the caller (`_refresh_warehouse`), after all that, so
-    a locked warehouse leaves a fully published run and no staging behind.
+    a locked warehouse leaves a fully published run and no staging behind. Stages: `gate`,
+    `publish`, `data_docs`.
     """
+    progress.begin("gate")
     # Workers in other processes or machines wrote the staging folder: listings that s3fs / gcsfs
     # cached while planning would not show their files.
     Layout(job.output).fs.invalidate_cache()
@@ -417,17 +376,19 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
     _stage_small(job.staging, "dq_metrics", pa.Table.from_pylist(metric_rows, schema=DQ_METRICS))
     _stage_small(job.staging, "runs", runs_row(job=job, cfg=cfg, inputs=inputs, counts=counts, status=status, started=started, runner=runner, message=message))
     tables = GATE_TABLES if failures else tuple(PUBLISHED)
-    t0 = time.monotonic()
+    progress.end(records_written=sum(c["written"] for c in counts), records_quarantined=sum(c["quarantined"] for c in counts),
+                 expectations=len(dq_rows), failed=len(failures))
+    progress.begin("publish")
     # EDI 997s go to partners, not to readers of the tables: `acks/run_date=D/` is replaced whole.
     published = publish(output=job.output, staging=job.staging, tables=tables, run_id=job.run_id, run_date=job.run_date,
                         attempt=job.attempt, replace_folders={"acks": f"acks/run_date={job.run_date.isoformat()}"})
-    _stage("publish", t0, run_id=job.run_id)
     if not failures:  # after the commit, from the committed files: the report never runs ahead of the tables
         _write_alert_reports(job, published.get("alerts", []), summary["reaged"])
-    t0 = time.monotonic()
+    progress.end(tables=len(tables), files=sum(len(files) for files in published.values()))
+    progress.begin("data_docs")
     docs = _data_docs(job, cfg, dq_rows, status=status, message=message)
-    _stage("data_docs", t0, run_id=job.run_id)
     _remove_staging(job.staging)
+    progress.end()
     return RunResult(
         run_id=job.run_id, run_date=job.run_date, status=status, output=job.output, warehouse=warehouse_db or "(none: --warehouse PATH)",
         counts=counts, classes=summary["classes"], value_at_stake=summary["value_at_stake"], net_value=summary["net_value"],
@@ -481,18 +442,18 @@ def _remove_staging(staging: str) -> None:
         pass
 
 
-def _refresh_warehouse(warehouse_db: str | None, output: str, *, wait_s: float, run_id: str) -> str | None:
+def _refresh_warehouse(warehouse_db: str | None, output: str, *, wait_s: float, run_id: str, progress: Progress) -> str | None:
     """Refresh the warehouse views after a publish; the one-line error when its file stays locked."""
     if not warehouse_db:
         return None
-    t0 = time.monotonic()
+    progress.begin("warehouse")
     try:
         ensure_warehouse(warehouse_db, output, wait_s=wait_s)
     except WarehouseLocked as e:
         return (f"{e} (--warehouse-wait); run {run_id} is published in {output} (Parquet committed), only the "
                 f"warehouse views were not refreshed: run `invrecon warehouse --output {output} --warehouse {warehouse_db}` "
                 "once the lock is released")
-    _stage("warehouse", t0, run_id=run_id)
+    progress.end()
     return None
 
 
@@ -535,68 +496,119 @@ def published_run(output: str, run_id: str, run_date: dt.date) -> bool:
     return False
 
 
+def missing_sources(job: BatchJob, allow_missing: str = "") -> list[str]:
+    """The sources with no input file for the job's run date, but those `allow_missing` names
+    (comma-separated, or `all`)."""
+    allowed = {s.strip() for s in allow_missing.split(",") if s.strip()}
+    return [spec.name for spec, files in job.sources if not files and spec.name not in allowed and "all" not in allowed]
+
+
+def missing_messages(cfg: Config, names: list[str], run_date: dt.date, *, prog: str = "invrecon batch") -> list[str]:
+    """The lines that say which sources have no input files for `run_date` (exit 4)."""
+    lines = [f"{prog}: source {name}: no input files match {cfg.source(name).path.replace('{run_date}', run_date.isoformat())}"
+             for name in names]
+    return lines + [f"{prog}: inputs missing for the run date (use --allow-missing SOURCE to run without them)"]
+
+
+@dataclasses.dataclass
+class _Outcome:
+    """What one run date came to: exit code, one line for a backfill, stderr lines, the summary."""
+
+    code: int
+    what: str
+    errors: list[str] = dataclasses.field(default_factory=list)
+    summary: str | None = None
+
+
 def _run_date(cfg: Config, args: argparse.Namespace, beam_args: list[str], run_date: dt.date, output: str,
               *, skip_published: bool) -> tuple[int, str]:
-    """Run one date (or skip it when published from the same inputs); the exit code and what was done."""
-    t0 = time.monotonic()
+    """Run one date (or skip it when published from the same inputs); the exit code and what was done.
+
+    Its messages and summary are printed once the live progress line is cleared.
+    """
+    with Progress(label=f"invrecon batch {run_date}") as progress:
+        out = _run_one(cfg, args, beam_args, run_date, output, skip_published=skip_published, progress=progress)
+    for line in out.errors:
+        print(line, file=sys.stderr)
+    if out.summary is not None:
+        print(out.summary)
+    return out.code, out.what
+
+
+def _run_one(cfg: Config, args: argparse.Namespace, beam_args: list[str], run_date: dt.date, output: str,
+             *, skip_published: bool, progress: Progress) -> _Outcome:
+    progress.begin("plan")
     recover(output)  # what a run killed while finishing left behind (pipelines.publish)
     started = dt.datetime.now(dt.timezone.utc)
     warehouse_db = _warehouse_path(args, output)
     try:
         job, inputs = plan_job(cfg, run_date, output=output, buckets=args.buckets)
     except SuiteError as e:
-        print(f"invrecon batch: expectation suite error: {e}", file=sys.stderr)
-        return 2, f"failed (exit 2): expectation suite error: {e}"
+        return _Outcome(2, f"failed (exit 2): expectation suite error: {e}", [f"invrecon batch: expectation suite error: {e}"])
     except ValueError as e:
-        print(f"invrecon batch: {e}", file=sys.stderr)
-        return 2, f"failed (exit 2): {e}"
+        return _Outcome(2, f"failed (exit 2): {e}", [f"invrecon batch: {e}"])
+    progress.run_id, progress.total_files = job.run_id, len(inputs)
     if skip_published and published_run(output, job.run_id, run_date):
-        locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id)
+        locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id, progress=progress)
         if locked:
-            print(f"invrecon batch: {locked}", file=sys.stderr)
-            return 1, f"failed (exit 1): warehouse locked; run {job.run_id} was already published"
-        return 0, f"skipped: already published as run {job.run_id}"
-    allowed = {s.strip() for s in args.allow_missing.split(",") if s.strip()}
-    missing = [spec.name for spec, files in job.sources if not files and spec.name not in allowed and "all" not in allowed]
+            return _Outcome(1, f"failed (exit 1): warehouse locked; run {job.run_id} was already published", [f"invrecon batch: {locked}"])
+        return _Outcome(0, f"skipped: already published as run {job.run_id}")
+    missing = missing_sources(job, args.allow_missing)
     if missing:
-        for name in missing:
-            pattern = cfg.source(name).path.replace("{run_date}", run_date.isoformat())
-            print(f"invrecon batch: source {name}: no input files match {pattern}", file=sys.stderr)
-        print("invrecon batch: inputs missing for the run date (use --allow-missing SOURCE to run without them)", file=sys.stderr)
-        return 4, f"failed (exit 4): inputs missing: {', '.join(missing)}"
-    t0 = _stage("plan", t0, run_id=job.run_id, input_files=len(inputs))
+        return _Outcome(4, f"failed (exit 4): inputs missing: {', '.join(missing)}", missing_messages(cfg, missing, run_date))
+    progress.end(sources=len(job.sources), input_files=len(inputs), input_bytes=sum(f["size"] for f in inputs))
+    progress.begin("graph")
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
-    runner_name = str(runner) if runner else "FnApiRunner"
     p = beam.Pipeline(runner=_runner(runner), options=options)
     build(p, job)
-    graph_started = t0
     pipeline_result = p.run()
     pipeline_result.wait_until_finish()
-    t0 = _stage("graph", t0, run_id=job.run_id)
-    _log_step_times(pipeline_result, wall_s=t0 - graph_started, run_id=job.run_id)
-    result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=runner_name, warehouse_db=warehouse_db)
-    locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id)
+    progress.end_graph(pipeline_result)
+    result, failures = _finish(job, cfg, inputs=inputs, started=started, runner=str(runner) if runner else "FnApiRunner",
+                               warehouse_db=warehouse_db, progress=progress)
+    locked = _refresh_warehouse(warehouse_db, output, wait_s=args.warehouse_wait, run_id=job.run_id, progress=progress)
+    return _outcome(job, result, failures, locked, args)
+
+
+def _outcome(job: BatchJob, result: RunResult, failures: list[str], locked: str | None, args: argparse.Namespace) -> _Outcome:
+    """The exit code, messages and summary of a run date whose graph ran."""
+    output, run_date = job.output, job.run_date
     if failures:
-        print(f"invrecon batch: data-quality gate failed: {'; '.join(failures)}", file=sys.stderr)
-        print(f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not published", file=sys.stderr)
+        errors = [f"invrecon batch: data-quality gate failed: {'; '.join(failures)}",
+                  f"invrecon batch: quarantine and dq_results for {run_date} are in {output}; the reconciliation was not published"]
         if result.data_docs:
-            print(f"invrecon batch: which expectation failed, and why: {_display(result.data_docs)}", file=sys.stderr)
+            errors.append(f"invrecon batch: which expectation failed, and why: {_display(result.data_docs)}")
         if locked:
-            print(f"invrecon batch: {locked}", file=sys.stderr)
-        return 3, f"failed (exit 3): data-quality gate failed: {'; '.join(failures)}"
+            errors.append(f"invrecon batch: {locked}")
+        return _Outcome(3, f"failed (exit 3): data-quality gate failed: {'; '.join(failures)}", errors)
     if locked:
-        print(f"invrecon batch: {locked}", file=sys.stderr)
-        return 1, f"failed (exit 1): warehouse locked; run {job.run_id} is published"
+        return _Outcome(1, f"failed (exit 1): warehouse locked; run {job.run_id} is published", [f"invrecon batch: {locked}"])
+    summary = None
     if not args.quiet:
-        print(summary_text(result))
+        summary = summary_text(result)
         if _is_local(output):  # the report reads <output>/warehouse.duckdb on this machine
-            print(f"  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output.removeprefix('file://')}")
+            summary += f"\n  .venv/bin/invrecon report --config {args.config} --run-date {run_date} --output {output.removeprefix('file://')}"
     if result.status == "failed":
-        return 1, f"failed (exit 1): run {job.run_id} violated conservation: {result.message}"
+        return _Outcome(1, f"failed (exit 1): run {job.run_id} violated conservation: {result.message}", summary=summary)
     if args.fail_on_alert and result.alerts:
-        return 5, f"failed (exit 5): run {job.run_id} is published; {result.alerts} alert(s) fired (--fail-on-alert)"
-    return 0, f"ran: run {job.run_id} {result.status}, {sum(result.classes.values())} discrepancies, {result.alerts} alert(s)"
+        return _Outcome(5, f"failed (exit 5): run {job.run_id} is published; {result.alerts} alert(s) fired (--fail-on-alert)", summary=summary)
+    return _Outcome(0, f"ran: run {job.run_id} {result.status}, {sum(result.classes.values())} discrepancies, {result.alerts} alert(s)",
+                    summary=summary)
+
+
+def load_checked_config(uri: str) -> Config:
+    """The config with its mappings, both crosswalks, the items master and the alert thresholds
+    checked, before anything runs (`invrecon check` does the same).
+
+    Raises:
+      ConfigError, CrosswalkError: naming the file and the key path or line (exit 2).
+    """
+    cfg = load_config(uri)
+    shared_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2 (and loaded once in-process)
+    load_items(cfg.items)
+    alert_rules.load_thresholds(cfg)
+    return cfg
 
 
 def _dates(args: argparse.Namespace) -> list[dt.date]:
@@ -640,10 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invrecon batch: --warehouse-wait must be >= 0, got {args.warehouse_wait:g}", file=sys.stderr)
         return 2
     try:
-        cfg = load_config(args.config)
-        shared_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2 (and loaded once in-process)
-        load_items(cfg.items)
-        alert_rules.load_thresholds(cfg)
+        cfg = load_checked_config(args.config)
     except (ConfigError, CrosswalkError) as e:
         print(f"invrecon batch: config error: {e}", file=sys.stderr)
         return 2

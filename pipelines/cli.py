@@ -9,16 +9,18 @@ Exit codes: 0 success, 1 unexpected, 2 usage / config, 3 data-quality gate, 4 in
 
 from __future__ import annotations
 
+import argparse
 import importlib
-import json
-import logging
+import importlib.metadata
 import os
 import sys
 
-__all__ = ["main"]
+__all__ = ["BEAM_EPILOG", "COMMANDS", "HelpFormatter", "main", "version"]
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
+    "init": ("invrecon.pipelines.init", "write a commented starter config, mappings and crosswalk templates"),
+    "check": ("invrecon.pipelines.check", "validate a config and find each source's files for a run date, running nothing"),
     "batch": ("invrecon.pipelines.batch", "run the nightly reconciliation for a run date"),
     "stream": ("invrecon.pipelines.stock_stream", "run the streaming stock-event pipeline"),
     "report": ("invrecon.pipelines.report", "write the finance discrepancy report for a run date"),
@@ -28,53 +30,41 @@ COMMANDS = {
     "warehouse": ("invrecon.pipelines.warehouse", "create or refresh the warehouse views of an output folder"),
 }
 
-USAGE = "usage: invrecon {" + ",".join(COMMANDS) + "} [options]\n\n" + "\n".join(
-    f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()
+USAGE = (
+    "usage: invrecon {" + ",".join(COMMANDS) + "} [options]\n       invrecon --version\n\n"
+    + "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+    + "\n\n`invrecon COMMAND --help` lists a command's options and their defaults; batch and stream pass Beam\n"
+    "pipeline options through to Beam. Exit codes: 0 success, 1 unexpected, 2 usage / config, 3 data-quality\n"
+    "gate, 4 inputs missing, 5 alert fired with --fail-on-alert (docs/cli.md)."
 )
 
 
-# Structured fields a log call may carry (`extra=`), copied into the JSON line as they are.
-_FIELDS = ("run_id", "stage", "duration_s", "input_files", "counts")
+# What the help of the Beam jobs says about the flags they do not define themselves.
+BEAM_EPILOG = (
+    "Beam pipeline options pass through to Beam unchanged, after the invrecon options: --runner DataflowRunner "
+    "--project P --region R --temp_location gs://B/tmp, --direct_num_workers 2 --direct_running_mode multi_processing, ... "
+    "A flag that is neither an invrecon option nor a Beam pipeline option is refused (exit 2), naming the closest valid one."
+)
 
 
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line, for schedulers and log shippers (stderr is not a terminal)."""
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default, when it has one worth showing (not None, False or "")."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key in _FIELDS:
-            if key in record.__dict__:
-                out[key] = record.__dict__[key]
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out)
+    def _get_help_string(self, action: argparse.Action) -> str:
+        default = action.default
+        if default is None or default is False or default == "" or default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
 
 
-class _DropNoise(logging.Filter):
-    # Beam's GCP IO logs this on every import when the optional BigQuery client is absent; it
-    # is not about anything invrecon does.
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "apitools not found" not in record.getMessage()
+def version() -> str:
+    """The installed distribution's version (importlib.metadata), else the package's own."""
+    try:
+        return importlib.metadata.version("invrecon")
+    except importlib.metadata.PackageNotFoundError:
+        from invrecon import __version__
 
-
-def configure_logging() -> None:
-    """Human lines on a terminal, JSON lines otherwise; Beam's own chatter only from WARNING."""
-    handler = logging.StreamHandler(sys.stderr)
-    if sys.stderr.isatty():
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    else:
-        handler.setFormatter(_JsonFormatter())
-    handler.addFilter(_DropNoise())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    for noisy in ("apache_beam", "great_expectations", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,11 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(f"invrecon {version()}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"invrecon: unknown command {name!r}\n{USAGE}", file=sys.stderr)
         return 2
-    configure_logging()
+    from invrecon.pipelines import logs
+
+    logs.configure()
     module = importlib.import_module(COMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)

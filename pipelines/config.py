@@ -4,7 +4,8 @@ The schema is `invrecon.schemas.config` (pydantic): an unknown key anywhere in t
 column mapping is an error naming its key path and the closest valid key, and `record_system`
 must be the `system` of a positions source. Paths in the config are fsspec URLs relative to the
 config file. Every problem raises `ConfigError` naming the file and the key path
-(`sources[2].mapping`), which the CLI turns into exit code 2.
+(`sources[2].mapping`), which the CLI turns into exit code 2. A config or mapping that still holds
+the `FILL_IN` placeholders of `invrecon init` is refused on one line naming every such key.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Mapping_",
+    "PLACEHOLDER",
     "Quality",
     "Source",
     "Streaming",
@@ -48,6 +50,34 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A config, mapping or crosswalk problem; the message names the file and key path."""
+
+
+# What `invrecon init` writes where only the user knows the value. A config or column mapping that
+# still holds it anywhere (a value, or a mapping's source column name) is refused, naming every
+# key left to fill in, on one line.
+PLACEHOLDER = "FILL_IN"
+
+
+def _unfilled(doc: Any, path: str = "") -> list[str]:
+    """The key paths (`sources[0].path`, `columns.FILL_IN_item_column`) that still hold PLACEHOLDER."""
+    if isinstance(doc, dict):
+        out = []
+        for key, value in doc.items():
+            sub = f"{path}.{key}" if path else str(key)
+            out += [sub] if PLACEHOLDER in str(key) else _unfilled(value, sub)
+        return out
+    if isinstance(doc, list):
+        return [p for i, v in enumerate(doc) for p in _unfilled(v, f"{path}[{i}]")]
+    return [path] if isinstance(doc, str) and PLACEHOLDER in doc else []
+
+
+def _refuse_unfilled(doc: Any, uri: str, *, note: str = "") -> None:
+    keys = _unfilled(doc)
+    if keys:
+        raise ConfigError(
+            f"{uri}: not filled in yet: {', '.join(f'`{k}`' for k in keys)}{note} "
+            f"(replace each {PLACEHOLDER} with your value; the comment above the key says what goes there)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +172,7 @@ def _load_mapping(uri: str, kind: str, *, note: str = "") -> Mapping_:
     doc, _ = _read_yaml(uri, "column mapping")
     if not isinstance(doc, dict):
         raise ConfigError(f"{uri}: a column mapping must be a mapping with `columns`{note}")
+    _refuse_unfilled(doc, uri, note=note)
     mapping = _validate(MappingDoc, doc, uri, note=note)
     targets = set(mapping.columns.values())
     qty_field = "available" if kind == "availability" else "on_hand"
@@ -184,6 +215,7 @@ def load_config(uri: str) -> Config:
     doc, data = _read_yaml(uri, "config")
     if not isinstance(doc, dict):
         raise ConfigError(f"{uri}: the config must be a YAML mapping")
+    _refuse_unfilled(doc, uri)
     cfg = _validate(ConfigDoc, doc, uri)
     tolerances = cfg.tolerances or []
     rules = tuple(

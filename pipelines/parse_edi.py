@@ -35,8 +35,10 @@ class _UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from invrecon.pipelines.cli import HelpFormatter
+
     p = argparse.ArgumentParser(prog="invrecon parse-edi", description=__doc__.splitlines()[0],
-                                exit_on_error=False)
+                                exit_on_error=False, formatter_class=HelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="EDI files or directories")
     p.add_argument("--config", help="invrecon YAML config (for EDI id-qualifier overrides)")
     p.add_argument("--ack-dir", help="write 997 acknowledgements of X12 files into this folder")

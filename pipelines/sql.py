@@ -23,14 +23,17 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="invrecon sql", description="Run one read-only SQL query on the warehouse.")
+    from invrecon.pipelines.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog="invrecon sql", description="Run one read-only SQL query on the warehouse.",
+                                     formatter_class=HelpFormatter)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--warehouse", help="path of warehouse.duckdb")
     where.add_argument("--config", help="config YAML: its output folder's warehouse.duckdb")
     parser.add_argument("--output", help="with --warehouse: create or refresh its views over this output folder (a path or an fsspec URL) first")
     parser.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     parser.add_argument("--max-rows", type=int, default=40, help="rows shown in table mode (CSV prints all)")
-    parser.add_argument("query")
+    parser.add_argument("query", help="one SQL statement (read-only)")
     args = parser.parse_args(argv)
     path = args.warehouse
     if args.config:

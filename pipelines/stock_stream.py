@@ -381,9 +381,12 @@ def replay_counts(job: StreamJob) -> dict[str, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="invrecon stream", description="Run the streaming stock-event pipeline.")
+    from invrecon.pipelines.cli import BEAM_EPILOG, HelpFormatter
+
+    parser = argparse.ArgumentParser(prog="invrecon stream", description="Run the streaming stock-event pipeline.",
+                                     formatter_class=HelpFormatter, epilog=BEAM_EPILOG)
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
-    parser.add_argument("--events", help="file://GLOB, pubsub://projects/P/subscriptions/S or kafka://HOST:PORT/TOPIC")
+    parser.add_argument("--events", help="file://GLOB, pubsub://projects/P/subscriptions/S or kafka://HOST:PORT/TOPIC; default the config's `streaming.events`")
     parser.add_argument("--output", help="override the config's output folder")
     parser.add_argument("--expansion_service", "--expansion-service", dest="expansion_service",
                         help="Kafka only: HOST:PORT of a running Beam Java expansion service, or a local jar")

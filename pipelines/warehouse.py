@@ -468,7 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="invrecon warehouse", description="Create or refresh the DuckDB warehouse views of an output folder.")
+    from invrecon.pipelines.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog="invrecon warehouse", description="Create or refresh the DuckDB warehouse views of an output folder.",
+                                     formatter_class=HelpFormatter)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--config", help="config YAML: its output folder")
     where.add_argument("--output", help="the output folder (a local path)")

@@ -27,8 +27,9 @@ FOLDERS = {
     "expectations": "invrecon/expectations",
     "fixtures": "invrecon/fixtures",
 }
-# pyproject's package data of invrecon.pipelines: the report's and the Data Docs' templates.
-TEMPLATE_GLOBS = ("*.j2", "gx/*.j2", "gx/*.css")
+# pyproject's package data of invrecon.pipelines: the report's and the Data Docs' templates, and
+# `invrecon init`'s starter files.
+TEMPLATE_GLOBS = ("*.j2", "gx/*.j2", "gx/*.css", "init/*.yaml", "init/*/*.yaml", "init/*/*.csv")
 BARE_NAMES = ("pipelines", "transforms", "schemas", "expectations", "fixtures", "tests", "bench")
 ENTRY_POINT = "invrecon = invrecon.pipelines.cli:main"
 

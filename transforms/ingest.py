@@ -100,6 +100,8 @@ class ReadSourceFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("quarantine", q)
             yield beam.pvalue.TaggedOutput("counts", (spec.name, 1))
         self.files_read.inc()
+        # DEBUG: counted by the launcher's live progress line (pipelines.progress), printed by nobody.
+        log.debug("%s: %s: file read", spec.name, uri, extra={"files_read": 1})
 
     def _emit(self, spec: SourceSpec, uri: str, r) -> Iterator:
         if isinstance(r, tuple) and r[0] == "acks":
@@ -108,6 +110,7 @@ class ReadSourceFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("acks", (f"{name}.{k + 1}.997", text))
             return
         self.records_read.inc(r.read)
+        log.debug("%s: %s: %d records read", spec.name, uri, r.read, extra={"records_read": r.read})
         yield beam.pvalue.TaggedOutput("counts", (spec.name, r.read))
         if r.positions is not None and r.positions.num_rows:
             tag = "availability" if spec.kind == "availability" else "positions"

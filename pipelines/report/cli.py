@@ -35,12 +35,15 @@ def _replace(path: str, write) -> None:
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="invrecon report", description="Write the finance discrepancy report for a run date.")
+    from invrecon.pipelines.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog="invrecon report", description="Write the finance discrepancy report for a run date.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
     parser.add_argument("--run-date", required=True, help="YYYY-MM-DD")
-    parser.add_argument("--format", default=",".join(FORMATS), help="comma-separated: html,xlsx,csv (default all)")
-    parser.add_argument("--output", help="the batch output folder holding warehouse.duckdb (default: the config's)")
-    parser.add_argument("--report-dir", help="where to write (default <output>/reports/<run date>)")
+    parser.add_argument("--format", default=",".join(FORMATS), help="comma-separated, any of html,xlsx,csv")
+    parser.add_argument("--output", help="the batch output folder holding warehouse.duckdb; default the config's `output`")
+    parser.add_argument("--report-dir", help="where to write; default <output>/reports/<run date>")
     return parser.parse_args(argv)
 
 
