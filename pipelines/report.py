@@ -32,6 +32,7 @@ import argparse
 import csv
 import dataclasses
 import datetime as dt
+import decimal
 import io
 import math
 import os
@@ -147,7 +148,8 @@ class ReportData:
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()) -> list[dict]:
     cur = con.execute(sql, list(params))
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    # The warehouse's money is DECIMAL(18,4) (exact sums); the report's charts and cells take floats.
+    return [{n: float(v) if isinstance(v, decimal.Decimal) else v for n, v in zip(names, r)} for r in cur.fetchall()]
 
 
 def _items(uri: str) -> pl.DataFrame:
