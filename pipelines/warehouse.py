@@ -17,6 +17,11 @@ built on those. So:
   then fails (`WarehouseLocked`) with the run published and only the views left to refresh
   (`invrecon warehouse`, `main` below).
 
+The views show the analyst one set of conventions, kept with their descriptions in
+`pipelines.warehouse_docs` (docs/warehouse.md is generated from it): money as DECIMAL(18,4) (the
+Parquet keeps float64), `class` and `severity` as ENUMs, a `COMMENT ON` every view and column
+(meaning, unit, sign), and the `items` / `locations` dimensions each run publishes.
+
 The run's own summary figures, aging and alerts come from `pipelines.settle`, inside the graph.
 """
 
