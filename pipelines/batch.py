@@ -39,12 +39,13 @@ from invrecon.pipelines import alerts as alert_rules
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines import quality_gate
 from invrecon.pipelines.config import Config, ConfigError, load_config
+from invrecon.pipelines.dimensions import dimension_tables
 from invrecon.pipelines.progress import Progress
 from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, latest_commits, live_files, live_urls, new_attempt, publish, recover
 from invrecon.pipelines.quality_gate import GateHistory, GatePlan, load_history
 from invrecon.pipelines.settle import History, SettleRun
 from invrecon.pipelines.warehouse import (
-    DEFAULT_WAIT_S, PUBLISHED, RunResult, WarehouseLocked, ensure_warehouse, summary_text, write_alerts_jsonl,
+    DEFAULT_WAIT_S, PUBLISHED, RunResult, WarehouseLocked, default_warehouse, ensure_warehouse, summary_text, write_alerts_jsonl,
 )
 from invrecon.schemas import DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
 from invrecon.transforms.canonical import CrosswalkError, file_sha256, load_items, shared_crosswalks
@@ -339,9 +340,7 @@ def _display(url: str) -> str:
 
 
 def _warehouse_path(args, output: str) -> str | None:
-    if args.warehouse:
-        return args.warehouse
-    return f"{output.removeprefix('file://')}/warehouse.duckdb" if _is_local(output) else None
+    return args.warehouse or default_warehouse(output)
 
 
 def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datetime, runner: str, warehouse_db: str | None,
@@ -375,6 +374,9 @@ def _finish(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.datet
     _stage_small(job.staging, "dq_results", pa.Table.from_pylist(dq_rows, schema=DQ_RESULTS))
     _stage_small(job.staging, "dq_metrics", pa.Table.from_pylist(metric_rows, schema=DQ_METRICS))
     _stage_small(job.staging, "runs", runs_row(job=job, cfg=cfg, inputs=inputs, counts=counts, status=status, started=started, runner=runner, message=message))
+    if not failures:  # the items / locations this run used, for the analysts' joins
+        for name, table in dimension_tables(cfg).items():
+            _stage_small(job.staging, name, table)
     tables = GATE_TABLES if failures else tuple(PUBLISHED)
     progress.end(records_written=sum(c["written"] for c in counts), records_quarantined=sum(c["quarantined"] for c in counts),
                  expectations=len(dq_rows), failed=len(failures))

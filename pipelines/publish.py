@@ -94,6 +94,8 @@ PARTITION_COLUMN = {
     "dq_metrics": "run_date",
     "alerts": "snapshot_date",
     "runs": "run_date",
+    "items": "run_date",
+    "locations": "run_date",
 }
 
 # One row per file a commit names; `file` null means "(table, partition, owner) has no file now".

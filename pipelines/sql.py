@@ -5,9 +5,12 @@
     invrecon sql --warehouse local.duckdb --output s3://bucket/out "SELECT * FROM discrepancy_summary"
 
 The connection is read-only, so a query never blocks the nightly load (which swaps in a new file).
-`--output` first creates (or refreshes) the warehouse file's views over that output folder, as
-the batch does: how an analyst gets a local warehouse over an output in object storage. Its
-views read the Parquet there through the output's fsspec backend (s3fs, gcsfs).
+`--config` opens the warehouse the batch keeps for that config's output folder
+(`<output>/warehouse.duckdb`, `pipelines.warehouse.default_warehouse`). `--output` first creates
+(or refreshes) the warehouse file's views over that output folder, as the batch does: how an
+analyst gets a local warehouse over an output in object storage. Its views read the Parquet there
+through the output's fsspec backend (s3fs, gcsfs). Every error is one line on stderr, exit 2.
+What the views and columns mean: docs/warehouse.md.
 """
 
 from __future__ import annotations
@@ -20,6 +23,27 @@ import sys
 import duckdb
 
 __all__ = ["main"]
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
+
+
+def _config_warehouse(config: str) -> str | None:
+    """The warehouse the batch keeps for `config`'s output; None (and the one-line error) if none."""
+    from invrecon.pipelines.config import ConfigError, load_config
+    from invrecon.pipelines.warehouse import default_warehouse
+
+    try:
+        output = load_config(config).output
+    except ConfigError as e:
+        print(f"invrecon sql: config error: {e}", file=sys.stderr)
+        return None
+    path = default_warehouse(output)
+    if path is None:
+        print(f"invrecon sql: the output of {config} is {output}, not a local folder: the batch keeps no warehouse there; "
+              f"make a local one over it: invrecon sql --warehouse LOCAL.duckdb --output {output} QUERY", file=sys.stderr)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,15 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rows", type=int, default=40, help="rows shown in table mode (CSV prints all)")
     parser.add_argument("query", help="one SQL statement (read-only)")
     args = parser.parse_args(argv)
-    path = args.warehouse
-    if args.config:
-        from invrecon.pipelines.config import ConfigError, load_config
-
-        try:
-            path = f"{load_config(args.config).output}/warehouse.duckdb"
-        except ConfigError as e:
-            print(f"invrecon sql: config error: {e}", file=sys.stderr)
-            return 2
+    path = args.warehouse or _config_warehouse(args.config)
+    if path is None:
+        return 2
     if args.output:
         if not args.warehouse:
             print("invrecon sql: --output needs --warehouse (the local file to hold the views)", file=sys.stderr)
@@ -61,11 +79,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"invrecon sql: {output}: {type(e).__name__}: {e}", file=sys.stderr)
             return 2
     if not os.path.exists(path):
-        print(f"invrecon sql: no warehouse at {path} (run `invrecon batch` first, or pass --output URL)", file=sys.stderr)
+        hint = f"run `invrecon batch --config {args.config} --run-date YYYY-MM-DD` first" if args.config else "run `invrecon batch` first, or pass --output URL"
+        print(f"invrecon sql: no warehouse at {path} ({hint})", file=sys.stderr)
         return 2
     from invrecon.pipelines.warehouse import connect
 
-    con = connect(path)  # read-only; reads an output in object storage through its fsspec backend
+    try:
+        con = connect(path)  # read-only; reads an output in object storage through its fsspec backend
+    except duckdb.Error as e:  # held read-write by another process, or not a DuckDB file
+        print(f"invrecon sql: cannot open {path}: {_one_line(e)}", file=sys.stderr)
+        return 2
     try:
         rel = con.sql(args.query)
         if rel is None:

@@ -17,6 +17,11 @@ built on those. So:
   then fails (`WarehouseLocked`) with the run published and only the views left to refresh
   (`invrecon warehouse`, `main` below).
 
+The views show the analyst one set of conventions, kept with their descriptions in
+`pipelines.warehouse_docs` (docs/warehouse.md is generated from it): money as DECIMAL(18,4) (the
+Parquet keeps float64), `class` and `severity` as ENUMs, a `COMMENT ON` every view and column
+(meaning, unit, sign), and the `items` / `locations` dimensions each run publishes.
+
 The run's own summary figures, aging and alerts come from `pipelines.settle`, inside the graph.
 """
 
@@ -41,11 +46,14 @@ import pyarrow.parquet as pq
 from invrecon.pipelines import alerts
 from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
 from invrecon.pipelines.publish import PARTITION_COLUMN, Layout, crashpoint, latest_commits
-from invrecon.schemas import ALERTS, DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE, RUNS
+from invrecon.pipelines.warehouse_docs import ENUMS, MONEY, TYPED, comment_ddl
+from invrecon.schemas import (
+    ALERTS, DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, ITEMS, LOCATIONS, MOVEMENT, POSITION, QUARANTINE, RUNS,
+)
 
 __all__ = [
-    "AGE_KEY", "DEFAULT_WAIT_S", "PUBLISHED", "RunResult", "VIEWS", "WarehouseLocked", "aging_sql", "connect", "ensure_warehouse",
-    "main", "register_output", "summary_text",
+    "AGE_KEY", "DEFAULT_WAIT_S", "PUBLISHED", "RunResult", "VIEWS", "WarehouseLocked", "aging_sql", "connect", "default_warehouse",
+    "ensure_warehouse", "main", "register_output", "summary_text",
 ]
 
 log = logging.getLogger("invrecon.warehouse")
@@ -55,10 +63,13 @@ PUBLISHED = PARTITION_COLUMN
 SCHEMAS = {
     "inventory_snapshot": INVENTORY_SNAPSHOT, "discrepancies": DISCREPANCIES, "in_transit": IN_TRANSIT,
     "positions": POSITION, "movements": MOVEMENT, "quarantine": QUARANTINE, "dq_results": DQ_RESULTS,
-    "dq_metrics": DQ_METRICS, "alerts": ALERTS, "runs": RUNS,
+    "dq_metrics": DQ_METRICS, "alerts": ALERTS, "runs": RUNS, "items": ITEMS, "locations": LOCATIONS,
 }
+# Tables whose view keeps one row per key, the copy of the latest run date: an event a later run
+# applied again (movements); the master data of the latest run that had the SKU / location.
+LATEST_BY = {"movements": "event_id", "items": "sku", "locations": "location"}
 # Bump when the SQL below changes shape, so existing warehouses are rebuilt.
-VIEWS_VERSION = 3
+VIEWS_VERSION = 4
 # Each table's view also reads an empty Parquet file with the table's schema
 # (`<output>/_schemas/<table>-<schema hash>.parquet`), so its file list is never empty: the view
 # is the same SQL whether the table has files yet or not. Otherwise a table's first files (the
@@ -67,18 +78,19 @@ VIEWS_VERSION = 3
 SCHEMA_DIR = "_schemas"
 
 # Analyst views, (re)created on every load. Class groups come from pipelines.alerts so the views,
-# the alerts and the report agree on what "unexplained" means. Each is documented with an
-# example query in README.md ("Warehouse and report").
+# the alerts and the report agree on what "unexplained" means. Money stays exact: the table views
+# give DECIMAL(18,4) rows, and every total is cast back to it from DuckDB's DECIMAL(38,4) sums.
+# Each view and column is described in pipelines.warehouse_docs (its comments, docs/warehouse.md).
 _UNEXPLAINED = ", ".join(f"'{c}'" for c in UNEXPLAINED)
 _EXPLAINED = ", ".join(f"'{c}'" for c in EXPLAINED)
 _NOT_AGED = ", ".join(f"'{c}'" for c in NOT_AGED)
 
 VIEWS = {
     # Rows, units and value per location and class; gross never nets a plus against a minus.
-    "discrepancy_summary": """
+    "discrepancy_summary": f"""
         SELECT snapshot_date, location, location_type, other_system, class, currency,
                count(*) AS rows, CAST(sum(delta) AS BIGINT) AS net_units, CAST(sum(abs(delta)) AS BIGINT) AS abs_units,
-               round(sum(value_delta), 2) AS net_value, round(sum(abs(value_delta)), 2) AS gross_value
+               CAST(sum(value_delta) AS {MONEY}) AS net_value, CAST(sum(abs(value_delta)) AS {MONEY}) AS gross_value
         FROM discrepancies GROUP BY ALL""",
     # Inventory record accuracy: share of (sku, location) keys whose record is right.
     # strict: no compared system differs at the cut-off by a unit nobody explains (in_transit is
@@ -117,21 +129,21 @@ VIEWS = {
     # the unexplained part; oversell_risk is exposure, not a book difference, so it is left out.
     "value_variance": f"""
         SELECT snapshot_date, location, location_type, currency, count(*) AS rows,
-               round(coalesce(sum(abs(value_delta)), 0), 2) AS gross_value,
-               round(coalesce(sum(value_delta), 0), 2) AS net_value,
-               round(coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_UNEXPLAINED})), 0), 2) AS unexplained_gross_value,
-               round(coalesce(sum(value_delta) FILTER (WHERE class IN ({_UNEXPLAINED})), 0), 2) AS unexplained_net_value,
-               round(coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_EXPLAINED})), 0), 2) AS explained_gross_value
+               CAST(coalesce(sum(abs(value_delta)), 0) AS {MONEY}) AS gross_value,
+               CAST(coalesce(sum(value_delta), 0) AS {MONEY}) AS net_value,
+               CAST(coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_UNEXPLAINED})), 0) AS {MONEY}) AS unexplained_gross_value,
+               CAST(coalesce(sum(value_delta) FILTER (WHERE class IN ({_UNEXPLAINED})), 0) AS {MONEY}) AS unexplained_net_value,
+               CAST(coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_EXPLAINED})), 0) AS {MONEY}) AS explained_gross_value
         FROM discrepancies WHERE class <> 'oversell_risk' GROUP BY ALL""",
     "oversell_risk": """
         SELECT snapshot_date, sku, location, location_type, other_system AS channel, record_qty AS atp,
                other_qty AS published, delta AS excess_units, value_delta AS excess_value, unit_cost, currency,
                first_seen, age_days
         FROM discrepancies WHERE class = 'oversell_risk'""",
-    "oversell_risk_by_sku": """
+    "oversell_risk_by_sku": f"""
         SELECT snapshot_date, sku, count(DISTINCT location) AS locations,
                list_sort(list(DISTINCT other_system)) AS channels,
-               CAST(sum(delta) AS BIGINT) AS excess_units, round(sum(value_delta), 2) AS excess_value, max(age_days) AS max_age_days
+               CAST(sum(delta) AS BIGINT) AS excess_units, CAST(sum(value_delta) AS {MONEY}) AS excess_value, max(age_days) AS max_age_days
         FROM discrepancies WHERE class = 'oversell_risk' GROUP BY ALL""",
     "discrepancy_aging": f"""
         SELECT snapshot_date, sku, location, location_type, other_system, class, first_seen, age_days,
@@ -224,6 +236,14 @@ def aging_sql(open_rows: str, run_dates: str) -> str:
         FROM f"""
 
 
+def default_warehouse(output: str) -> str | None:
+    """The warehouse file a run keeps for `output`: `<output>/warehouse.duckdb` for a local output
+    folder, None for one in object storage (a DuckDB file is local; pass `--warehouse PATH`)."""
+    if "://" in output and not output.startswith("file://"):
+        return None
+    return f"{output.removeprefix('file://').rstrip('/')}/warehouse.duckdb"
+
+
 def _duck_root(output: str) -> str:
     """The output folder as DuckDB should name it in the views (an absolute path or a URL)."""
     if "://" in output and not output.startswith("file://"):
@@ -259,24 +279,28 @@ def _write_schema_files(output: str) -> None:
 
 
 def _table_view(name: str, root: str) -> str:
+    """The view of a published table: its committed rows, typed for the analyst (`TYPED`)."""
     schema = SCHEMAS[name]
     col = PUBLISHED[name]
     extra = "" if col in schema.names else f", l.owner AS {col}"
     if name == "movements":
         extra = ", l.owner AS run_date"
+    typed = ", ".join(f'CAST(t."{c}" AS {type_}) AS "{c}"' for c, type_ in TYPED.get(name, {}).items())
     files = f"['{root}/{_schema_file(name)}', '{root}/{name}/*/*.parquet']"
     sql = f"""
-        SELECT t.* EXCLUDE (filename){extra}
+        SELECT t.* EXCLUDE (filename){f" REPLACE ({typed})" if typed else ""}{extra}
         FROM read_parquet({files}, filename = true, hive_partitioning = false, union_by_name = true, allow_empty = true) t
         JOIN _live l ON l."table" = '{name}' AND l.file = regexp_extract(t.filename, '([^/]+/[^/]+/[^/]+)$', 1)"""
-    if name == "movements":  # one row per event_id: a later run date's copy of an event replaces it
-        sql += "\n        QUALIFY row_number() OVER (PARTITION BY t.event_id ORDER BY l.owner DESC) = 1"
+    if name in LATEST_BY:
+        sql += f"\n        QUALIFY row_number() OVER (PARTITION BY t.{LATEST_BY[name]} ORDER BY l.owner DESC) = 1"
     return f"CREATE OR REPLACE VIEW {name} AS {sql}"
 
 
 def _ddl(output: str) -> list[str]:
+    """Every statement that builds the warehouse: types, views, the meta table, the comments."""
     root = _duck_root(output)
-    ddl = [f"""
+    ddl = [f"CREATE TYPE {name} AS ENUM ({', '.join(repr(v) for v in values)})" for name, values in ENUMS.items()]
+    ddl += [f"""
         CREATE OR REPLACE VIEW _live AS
         WITH c AS (SELECT * FROM read_parquet('{root}/_commits/*.parquet')),
         k AS (SELECT "table", partition, owner, max(seq) AS seq FROM c GROUP BY ALL)
@@ -284,7 +308,8 @@ def _ddl(output: str) -> list[str]:
         WHERE c.file IS NOT NULL"""]
     ddl += [_table_view(name, root) for name in PUBLISHED]
     ddl += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
-    return ddl
+    ddl.append("CREATE TABLE _invrecon_meta (key VARCHAR, value VARCHAR)")
+    return ddl + comment_ddl()
 
 
 def register_output(con: duckdb.DuckDBPyConnection, output: str) -> None:
@@ -444,7 +469,6 @@ def _build(db_path: str, output: str, ddl: list[str], digest: str) -> None:
                 con.execute(stmt)
                 if k == 0:
                     crashpoint("warehouse.build")
-            con.execute("CREATE TABLE _invrecon_meta (key VARCHAR, value VARCHAR)")
             con.execute("INSERT INTO _invrecon_meta VALUES ('ddl_sha256', ?), ('output', ?)", [digest, output])
         finally:
             con.close()
@@ -489,7 +513,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"invrecon warehouse: config error: {e}", file=sys.stderr)
             return 2
     output = output.rstrip("/")
-    db = args.warehouse or f"{output.removeprefix('file://')}/warehouse.duckdb"
+    db = args.warehouse or default_warehouse(output)
+    if db is None:
+        print(f"invrecon warehouse: {output} is not a local folder: name the local DuckDB file with --warehouse PATH", file=sys.stderr)
+        return 2
     if not latest_commits(output).num_rows:
         print(f"invrecon warehouse: nothing is published in {output} (run `invrecon batch` first)", file=sys.stderr)
         return 2

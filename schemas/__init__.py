@@ -19,6 +19,8 @@ __all__ = [
     "EVENT_TYPES",
     "INVENTORY_SNAPSHOT",
     "IN_TRANSIT",
+    "ITEMS",
+    "LOCATIONS",
     "MOVEMENT",
     "POSITION",
     "QUARANTINE",
@@ -255,5 +257,32 @@ DQ_METRICS = pa.schema(
         pa.field("source", pa.string()),
         pa.field("metric", pa.string()),
         pa.field("value", pa.float64()),
+    ]
+)
+
+
+# The dimensions a run publishes from its config (`pipelines.dimensions`), one file per run date,
+# so analysts join descriptions, categories, ABC classes and location types to the facts
+# without the config's files: every SKU of the items master or the SKU crosswalk, and every
+# location of the location crosswalk, with the source ids that map to it.
+ITEMS = pa.schema(
+    [
+        pa.field("sku", pa.string(), nullable=False),
+        pa.field("description", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("abc_class", pa.string()),
+        pa.field("unit_cost", pa.float64()),
+        pa.field("currency", pa.string()),
+        pa.field("safety_stock", pa.int64()),
+        pa.field("in_master", pa.bool_()),
+        pa.field("ids", pa.list_(pa.struct([("id_type", pa.string()), ("id_value", pa.string()), ("units_per_id", pa.int64())]))),
+    ]
+)
+
+LOCATIONS = pa.schema(
+    [
+        pa.field("location", pa.string(), nullable=False),
+        pa.field("location_type", pa.string()),
+        pa.field("codes", pa.list_(pa.struct([("system", pa.string()), ("source_location", pa.string())]))),
     ]
 )

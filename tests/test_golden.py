@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import polars as pl
 
 from tests.conftest import RUN_DATE, WORLD, run_batch, warehouse
@@ -25,8 +27,9 @@ def test_every_ground_truth_discrepancy_with_exact_quantities_and_nothing_else(c
     expected, actual = _expected(), _actual(committed_run)
     assert set(expected["class"]) == {"missing_in_other", "missing_in_record", "in_transit", "timing", "within_tolerance", "qty_mismatch", "oversell_risk"}
     assert actual.select(KEY + QTY).rows() == expected.select(KEY + QTY).rows()
+    # value_delta is DECIMAL(18,4) in the warehouse: equal to the ground truth's cents exactly.
     for got, want in zip(actual["value_delta"], expected["value_delta"]):
-        assert abs(got - want) < 1e-6
+        assert got == Decimal(repr(want)), (got, want)
 
 
 def test_quarantine_matches_ground_truth_with_reason_codes(committed_run):

@@ -134,10 +134,11 @@ def injected(committed_run, tmp_path_factory) -> dict:
 
 
 def _sql_totals(con) -> dict:
+    # The warehouse's money is DECIMAL(18,4); the report's cells are floats.
     gross, net, ugross, unet, n = con.execute("""
-        SELECT round(sum(abs(value_delta)), 2), round(sum(value_delta), 2),
-               round(sum(abs(value_delta)) FILTER (WHERE class IN ('missing_in_other', 'missing_in_record', 'qty_mismatch')), 2),
-               round(sum(value_delta) FILTER (WHERE class IN ('missing_in_other', 'missing_in_record', 'qty_mismatch')), 2),
+        SELECT round(sum(abs(value_delta)), 2)::DOUBLE, round(sum(value_delta), 2)::DOUBLE,
+               round(sum(abs(value_delta)) FILTER (WHERE class IN ('missing_in_other', 'missing_in_record', 'qty_mismatch')), 2)::DOUBLE,
+               round(sum(value_delta) FILTER (WHERE class IN ('missing_in_other', 'missing_in_record', 'qty_mismatch')), 2)::DOUBLE,
                count(*)
         FROM discrepancies WHERE snapshot_date = DATE '2026-11-30' AND class <> 'oversell_risk'""").fetchall()[0]
     return {"gross": gross, "net": net, "ugross": ugross, "unet": unet, "rows": n}
@@ -176,7 +177,7 @@ def test_xlsx_detail_has_numbers_filters_frozen_header_and_currency(injected):
     con = injected["con"]
     assert len(rows) == con.execute("SELECT count(*) FROM discrepancies").fetchall()[0][0]
     col = {name: i for i, (name, _, _) in enumerate(DETAIL_COLUMNS)}
-    assert sum(r[col["value_delta"]] or 0 for r in rows) == pytest.approx(con.execute("SELECT sum(value_delta) FROM discrepancies").fetchall()[0][0], abs=1e-6)
+    assert sum(r[col["value_delta"]] or 0 for r in rows) == pytest.approx(con.execute("SELECT sum(value_delta)::DOUBLE FROM discrepancies").fetchall()[0][0], abs=1e-6)
     assert sum(r[col["delta"]] for r in rows) == con.execute("SELECT sum(delta) FROM discrepancies").fetchall()[0][0]
     kinds = {ref: k for ref, (k, _) in detail["cells"].items()}
     assert kinds["K2"] == "n" and kinds["R2"] == "n" and kinds["B2"] == "s"  # record_qty, value_delta, sku
@@ -258,7 +259,7 @@ def test_by_location_sheet_equals_value_variance(injected):
     header, *rows = injected["xlsx"]["By location"]["rows"]
     got = {r[0]: (r[header.index("Gross value")], r[header.index("Net value")], r[header.index("Unexplained gross value")]) for r in rows}
     want = {loc: (g, n, u) for loc, g, n, u in injected["con"].execute(
-        "SELECT location, gross_value, net_value, unexplained_gross_value FROM value_variance").fetchall()}
+        "SELECT location, gross_value::DOUBLE, net_value::DOUBLE, unexplained_gross_value::DOUBLE FROM value_variance").fetchall()}
     assert {k: v for k, v in got.items() if k in want} == want
     assert all(v == (0, 0, 0) for k, v in got.items() if k not in want)
 
@@ -289,7 +290,7 @@ def test_injected_descriptions_are_neutralized_in_csv_and_numbers_match(injected
         for i in text_cols:
             assert not r[i].startswith(("=", "+", "-", "@", "\t", "\r")), r[i]
     con = injected["con"]
-    assert sum(float(r[col["value_delta"]] or 0) for r in rows) == pytest.approx(con.execute("SELECT sum(value_delta) FROM discrepancies").fetchall()[0][0], abs=1e-6)
+    assert sum(float(r[col["value_delta"]] or 0) for r in rows) == pytest.approx(con.execute("SELECT sum(value_delta)::DOUBLE FROM discrepancies").fetchall()[0][0], abs=1e-6)
     assert sum(int(r[col["delta"]]) for r in rows) == con.execute("SELECT sum(delta) FROM discrepancies").fetchall()[0][0]
 
 
