@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import logging
 import os
 import sys
 
@@ -109,5 +110,23 @@ def _silence_stdout() -> None:
         pass
 
 
+def console() -> None:
+    """The `invrecon` command: run `main`, flush what it wrote, and leave with its exit code.
+
+    The exit skips the interpreter's teardown (`os._exit`): threads that Beam's runner, gRPC and
+    DuckDB leave behind can abort it in C++ ("terminate called without an active exception",
+    exit 134), and a scheduler must see the code the run decided (0, 2, 3, 4), not a crash.
+    Everything the command wrote is flushed first; every file it wrote was closed by the command.
+    """
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
