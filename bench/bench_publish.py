@@ -70,6 +70,7 @@ def run(*, quick: bool) -> dict:
     figures["batch_wall_first_s"], figures["batch_wall_last_s"] = first["wall_s"], last["wall_s"]
     figures.update(_medians(per_run))
     figures.update(_log_reads(out))
+    figures.update(_publish_only(days, runs / "publish-only"))
     figures["per_run"] = per_run
     shutil.rmtree(out, ignore_errors=True)
     return figures
@@ -102,6 +103,51 @@ def _log_reads(out, repeat: int = 20) -> dict:
             "commit_files": len(list((out / "_commits").glob("*.parquet")))}
 
 
+def _publish_only(days: int, folder, repeat: int = 3) -> dict:
+    """`publish` alone, in this process, over `days` dates of one small staged file per table (and
+    two movements partitions), `repeat` series: the median of each date over the series, without a
+    batch (and the machine's other work) around each 20 ms figure."""
+    from invrecon.pipelines import publish
+
+    tables = tuple(publish.PARTITION_COLUMN)
+    first = dt.date.fromisoformat(RUN_DATE) - dt.timedelta(days=days - 1)
+    series = []
+    for r in range(repeat):
+        out = folder / f"out-{r}"
+        shutil.rmtree(out, ignore_errors=True)
+        times = []
+        for k in range(days):
+            d = first + dt.timedelta(days=k)
+            attempt = publish.new_attempt()
+            staging = publish.Layout(str(out)).staging(d, attempt)
+            _stage_one_file_per_table(staging, tables, d)
+            t0 = time.perf_counter()
+            publish.publish(output=str(out), staging=staging, tables=tables, run_id=f"{d}-bench", run_date=d, attempt=attempt)
+            times.append(time.perf_counter() - t0)
+        series.append(times)
+        shutil.rmtree(out, ignore_errors=True)
+    per_date = [statistics.median(s[k] for s in series) for k in range(days)]
+    m1, m2 = statistics.median(per_date[:3]), statistics.median(per_date[-3:])
+    return {"publish_only_first3_s": round(m1, 4), "publish_only_last3_s": round(m2, 4),
+            "publish_only_ratio": round(m2 / m1, 2), "publish_only_per_date_s": [round(t, 4) for t in per_date]}
+
+
+def _stage_one_file_per_table(staging: str, tables: tuple[str, ...], d: dt.date) -> None:
+    import pathlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for t in tables:
+        folder = pathlib.Path(staging) / t
+        folder.mkdir(parents=True)
+        if t == "movements":  # today's events and a late one of yesterday: two event-date partitions
+            for e in (d, d - dt.timedelta(days=1)):
+                pq.write_table(pa.table({"x": [1]}), folder / f"event_date={e}--part-0.parquet")
+        else:
+            pq.write_table(pa.table({"x": [1]}), folder / "part-0.parquet")
+
+
 def report(figures: dict) -> str:
     def s(v) -> str:
         return "none" if v is None else f"{v:.2f} s"
@@ -117,6 +163,9 @@ def report(figures: dict) -> str:
     if figures.get("publish_median_ratio") is not None:
         lines.append(f"  publish stage, median of the first 3 runs {s(figures['publish_median_first3_s'])}, of the last 3 "
                      f"{s(figures['publish_median_last3_s'])}: ratio {figures['publish_median_ratio']}")
+    if figures.get("publish_only_ratio") is not None:
+        lines.append(f"  publish alone, in-process, median of 3 series: first 3 dates {s(figures['publish_only_first3_s'])}, "
+                     f"last 3 {s(figures['publish_only_last3_s'])}: ratio {figures['publish_only_ratio']}")
     if figures.get("latest_commits_s") is not None:
         lines.append(f"  reading the commit log after {figures['commit_files']} commits: checkpoint + newer {s(figures['latest_commits_s'])}, "
                      f"whole log {s(figures['read_commits_whole_log_s'])} (best of 20)")
