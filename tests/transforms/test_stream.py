@@ -316,7 +316,7 @@ def test_columnar_positions_match_position_book(seed_value):
 
     import polars as pl
 
-    from invrecon.transforms.stream import BOOKS_SCHEMA, PENDING_SCHEMA, _new_books, apply_movements
+    from invrecon.transforms.stream.kernels import BOOKS_SCHEMA, PENDING_SCHEMA, apply_movements, new_books
 
     rng = random.Random(seed_value)
     keys = [("A", "S1"), ("A", "S2"), ("B", "S1")]
@@ -328,7 +328,7 @@ def test_columnar_positions_match_position_book(seed_value):
         ts = rng.choice([rng.randint(0, 5_000), 900, 1_000, 2_000])  # ties with the seed and each other
         events.append((sku, loc, ts, rng.randint(0, 40) if is_count else rng.randint(-5, 5), is_count))
     expected, final = _book_trace(events, seed)
-    books = _new_books(pl.DataFrame(keys, schema=["sku", "location"], orient="row"),
+    books = new_books(pl.DataFrame(keys, schema=["sku", "location"], orient="row"),
                        {k: ("seed", {"on_hand": v, "reserved": 0, "as_of": 1_000}) for k, v in seed.items()})
     pending = pl.DataFrame(schema=PENDING_SCHEMA)
     got = []
@@ -357,7 +357,8 @@ def test_shuffled_batches_and_state_round_trip_through_their_coders():
     import polars as pl
 
     from invrecon.transforms.coders import TableCoder
-    from invrecon.transforms.stream import BOOKS_SCHEMA, PENDING_SCHEMA, ArrowBatch, ArrowBatchCoder
+    from invrecon.transforms.stream.batches import ArrowBatch, ArrowBatchCoder
+    from invrecon.transforms.stream.kernels import BOOKS_SCHEMA, PENDING_SCHEMA
 
     table = pa.table({"event_id": ["a", "b", None], "_raw": ['{"x": 1}', "é", ""], "_ts": [1, 2, 3]})
     coder = ArrowBatchCoder()
@@ -409,7 +410,9 @@ def test_bus_clock_equals_a_line_by_line_reading():
     """The columnar clock (literal scan, regex fallback, any timestamp shape) is the per-line one."""
     import re
 
-    from invrecon.transforms.stream import _NO_TIME, _bus_clock, event_time_micros
+    from invrecon.transforms.stream.params import NO_TIME
+    from invrecon.transforms.stream.raw import event_time_micros
+    from invrecon.transforms.stream.replay import bus_clock
 
     published, occurred = re.compile(r'"published_at"\s*:\s*"([^"]+)"'), re.compile(r'"occurred_at"\s*:\s*"([^"]+)"')
     lines = ['{"published_at": "2026-11-30T10:00:00+00:00", "occurred_at": "2026-11-30T09:00:00+00:00"}',
@@ -420,11 +423,11 @@ def test_bus_clock_equals_a_line_by_line_reading():
              '{"reference": "café 日本 \ufffd", "published_at": "2026-12-01T05:00:00+00:00"}',
              '{"reference": "' + "é" * 81 + '", "published_at": "2026-12-01T05:30:00+00:00", "x": "2027-01-01T00:00:00+00:00"}',
              '{"published_at": "2026-12-30T00:00:00+00:00']
-    want, clock = [], _NO_TIME
+    want, clock = [], NO_TIME
     for text in lines:
         m = published.search(text) or occurred.search(text)
         t = event_time_micros(m.group(1), timezone="America/Chicago") if m else None
         clock = clock if t is None else max(clock, t)
         want.append(clock)
-    assert _bus_clock(lines, timezone="America/Chicago", carry=None).tolist() == want
-    assert _bus_clock(lines[2:], timezone="America/Chicago", carry=want[1]).tolist() == want[2:]
+    assert bus_clock(lines, timezone="America/Chicago", carry=None).tolist() == want
+    assert bus_clock(lines[2:], timezone="America/Chicago", carry=want[1]).tolist() == want[2:]
