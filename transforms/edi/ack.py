@@ -29,13 +29,8 @@ import dataclasses
 import datetime as dt
 
 from invrecon.transforms.edi.errors import Problem
-from invrecon.transforms.edi.x12 import (
-    Group,
-    GroupEnd,
-    RejectedTransaction,
-    Transaction,
-    X12Delimiters,
-)
+from invrecon.transforms.edi.x12 import X12Delimiters
+from invrecon.transforms.edi.x12_envelope import Group, GroupEnd, RejectedTransaction, Transaction
 
 __all__ = ["AckCollector", "build_997"]
 

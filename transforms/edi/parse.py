@@ -21,14 +21,8 @@ from invrecon.transforms.edi.decode import CHUNK_SIZE, decode_chunks, read_chunk
 from invrecon.transforms.edi.errors import Problem
 from invrecon.transforms.edi.records import MapContext, error_dict
 from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS, LAYOUT_WHITESPACE
-from invrecon.transforms.edi.x12 import (
-    GroupEnd,
-    RejectedTransaction,
-    Transaction,
-    looks_like_isa,
-    walk,
-    x12_batches,
-)
+from invrecon.transforms.edi.x12 import looks_like_isa, x12_batches
+from invrecon.transforms.edi.x12_envelope import GroupEnd, RejectedTransaction, Transaction, walk
 from invrecon.transforms.edi.x12_sets import stream_transaction
 
 if TYPE_CHECKING:

@@ -62,12 +62,41 @@ def apply_movements(books: pl.DataFrame, pending: pl.DataFrame, moves: pl.DataFr
     Example (seeded 10 at t=100; a sale of 3 at 200, a count of 5 at 300, a sale of 1 at 250
     arriving last): on_hand goes 7, 5, 5, as in PositionBook's docstring.
     """
-    m = (
+    m = _moves_on_books(moves, books)
+    m = _count_segments(m)
+    m, total = _segment_totals(m, pending)
+    m = _positions_after(m, total)
+    books, touched = _updated_books(books, m)
+    pending = _updated_pending(pending, m, touched)
+    updates = m.select(
+        *KEY, "event_id", "event_type", pl.col("ts").alias("occurred_at"), "on_hand_change", "reserved_change", "on_hand", "reserved",
+        "seeded", "prev_on_hand", "had_base", ARRIVAL, "system", "qty", "file", "locator",
+    )
+    return books, pending, updates
+
+
+# on_hand before a batch: the book's base plus the movements after it.
+_START = pl.col("base_oh") + pl.col("after_oh")
+
+
+def _moves_on_books(moves: pl.DataFrame, books: pl.DataFrame) -> pl.DataFrame:
+    """The batch's movements (`_i`: arrival place, `ts`, `rd` = reserved delta) with their key's book."""
+    return (
         moves.select(*KEY, "event_id", "event_type", "system", "file", "locator", pl.col(TS).alias("ts"), pl.col("qty"),
                      pl.col("reserved_delta").alias("rd"), ARRIVAL)
         .with_row_index("_i")
         .join(books, on=KEY, how="left", maintain_order="left")
     )
+
+
+def _count_segments(m: pl.DataFrame) -> pl.DataFrame:
+    """Cut each key's movements into segments at the counts that raise the base; sum within each.
+
+    `_prior`: the base before the row (the old base or an earlier count of the batch);
+    `_raise`: a count newer than it, which starts segment `_seg` with base instant `_b`;
+    `_within`: the running sum of the segment's movements after `_b`; `reserved_change`: the
+    row's reserved delta when it is after the reserved base.
+    """
     over = KEY
     is_count = pl.col("event_type") == "count"
     b0 = pl.col("base_oh_at").fill_null(NO_TIME)
@@ -81,39 +110,53 @@ def apply_movements(books: pl.DataFrame, pending: pl.DataFrame, moves: pl.DataFr
         raising.cast(pl.Int64).cum_sum().over(over).alias("_seg"),
         pl.when(raising).then(pl.col("ts")).forward_fill().over(over).fill_null(b0).alias("_b"),
     )
-    m = m.with_columns(
+    return m.with_columns(
         pl.when(~pl.col("_is_count") & (pl.col("ts") > pl.col("_b"))).then(pl.col("qty")).otherwise(0).cum_sum().over([*KEY, "_seg"]).alias("_within"),
         pl.when(pl.col("ts") > pl.col("base_r_at").fill_null(NO_TIME)).then(pl.col("rd")).otherwise(0).alias("reserved_change"),
     )
-    start = pl.col("base_oh") + pl.col("after_oh")
+
+
+def _segment_totals(m: pl.DataFrame, pending: pl.DataFrame) -> tuple[pl.DataFrame, pl.Expr]:
+    """(rows with `_cq`, the figure each row's segment starts from).
+
+    Segment 0 starts from the book (`_START`); a segment a count starts, from the count `_cq`
+    plus the movements after it that arrived earlier (in this batch, or `pending`).
+    """
     segs = m.filter(pl.col("_raise")).select(*KEY, "_seg", pl.col("_i").alias("_start"), pl.col("ts").alias("_sb"), pl.col("qty").alias("_cq"))
-    if segs.height:
-        earlier = (
-            segs.join(m.filter(~pl.col("_is_count")).select(*KEY, "_i", "ts", "qty"), on=KEY)
-            .filter((pl.col("_i") < pl.col("_start")) & (pl.col("ts") > pl.col("_sb")))
-            .group_by([*KEY, "_seg"]).agg(pl.col("qty").sum().alias("_c"))
-        )
-        older = (
-            segs.join(pending, on=KEY).filter(pl.col("ts") > pl.col("_sb"))
-            .group_by([*KEY, "_seg"]).agg(pl.col("qty").sum().alias("_p"))
-        )
-        segs = (
-            segs.join(earlier, on=[*KEY, "_seg"], how="left").join(older, on=[*KEY, "_seg"], how="left")
-            .select(*KEY, "_seg", "_cq", (pl.col("_cq") + pl.col("_c").fill_null(0) + pl.col("_p").fill_null(0)).alias("_total"))
-        )
-        m = m.join(segs, on=[*KEY, "_seg"], how="left", maintain_order="left")
-        total = pl.when(pl.col("_seg") == 0).then(start).otherwise(pl.col("_total"))
-    else:
-        m = m.with_columns(pl.lit(None, dtype=pl.Int64).alias("_cq"))
-        total = start
+    if not segs.height:
+        return m.with_columns(pl.lit(None, dtype=pl.Int64).alias("_cq")), _START
+    earlier = (
+        segs.join(m.filter(~pl.col("_is_count")).select(*KEY, "_i", "ts", "qty"), on=KEY)
+        .filter((pl.col("_i") < pl.col("_start")) & (pl.col("ts") > pl.col("_sb")))
+        .group_by([*KEY, "_seg"]).agg(pl.col("qty").sum().alias("_c"))
+    )
+    older = (
+        segs.join(pending, on=KEY).filter(pl.col("ts") > pl.col("_sb"))
+        .group_by([*KEY, "_seg"]).agg(pl.col("qty").sum().alias("_p"))
+    )
+    segs = (
+        segs.join(earlier, on=[*KEY, "_seg"], how="left").join(older, on=[*KEY, "_seg"], how="left")
+        .select(*KEY, "_seg", "_cq", (pl.col("_cq") + pl.col("_c").fill_null(0) + pl.col("_p").fill_null(0)).alias("_total"))
+    )
+    m = m.join(segs, on=[*KEY, "_seg"], how="left", maintain_order="left")
+    return m, pl.when(pl.col("_seg") == 0).then(_START).otherwise(pl.col("_total"))
+
+
+def _positions_after(m: pl.DataFrame, total: pl.Expr) -> pl.DataFrame:
+    """Each row's position after it (on_hand, reserved), before it (`prev_on_hand`) and its effect."""
+    over = KEY
     m = m.with_columns(
         (total + pl.col("_within")).alias("on_hand"),
         (pl.col("base_r") + pl.col("after_r") + pl.col("reserved_change").cum_sum().over(over)).alias("reserved"),
     )
-    m = m.with_columns(
-        pl.col("on_hand").shift(1).over(over).fill_null(start).alias("prev_on_hand"),
+    return m.with_columns(
+        pl.col("on_hand").shift(1).over(over).fill_null(_START).alias("prev_on_hand"),
         (pl.col("_prior") > NO_TIME).alias("had_base"),
     ).with_columns((pl.col("on_hand") - pl.col("prev_on_hand")).alias("on_hand_change"))
+
+
+def _updated_books(books: pl.DataFrame, m: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(all books after the batch, the books it touched): a count-started last segment moves the base."""
     last = m.group_by(KEY, maintain_order=True).agg(
         pl.col("on_hand").last(), pl.col("reserved").last(), pl.col("_seg").last(), pl.col("_b").last(), pl.col("_cq").last(),
     )
@@ -126,19 +169,18 @@ def apply_movements(books: pl.DataFrame, pending: pl.DataFrame, moves: pl.DataFr
         .with_columns((pl.col("on_hand") - pl.col("base_oh")).alias("after_oh"), (pl.col("reserved") - pl.col("base_r")).alias("after_r"))
         .select(list(BOOKS_SCHEMA))
     )
-    books = pl.concat([books.join(last.select(KEY), on=KEY, how="anti"), touched])
+    return pl.concat([books.join(last.select(KEY), on=KEY, how="anti"), touched]), touched
+
+
+def _updated_pending(pending: pl.DataFrame, m: pl.DataFrame, touched: pl.DataFrame) -> pl.DataFrame:
+    """The movements still after their key's base: the old pending and the batch's, minus what a count covers."""
     added = m.filter(~pl.col("_is_count")).select(*KEY, "ts", "qty")
-    pending = (
+    return (
         pl.concat([pending, added])
         .join(touched.select(*KEY, "base_oh_at"), on=KEY, how="left")
         .filter(pl.col("base_oh_at").is_null() | (pl.col("ts") > pl.col("base_oh_at")))
         .select(list(PENDING_SCHEMA))
     )
-    updates = m.select(
-        *KEY, "event_id", "event_type", pl.col("ts").alias("occurred_at"), "on_hand_change", "reserved_change", "on_hand", "reserved",
-        "seeded", "prev_on_hand", "had_base", ARRIVAL, "system", "qty", "file", "locator",
-    )
-    return books, pending, updates
 
 
 def compact_pending(books: pl.DataFrame, pending: pl.DataFrame, *, before: int) -> tuple[pl.DataFrame, pl.DataFrame]:
