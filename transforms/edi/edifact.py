@@ -26,7 +26,6 @@ from collections.abc import Iterable, Iterator
 
 from invrecon.transforms.edi import values
 from invrecon.transforms.edi.errors import Problem
-from invrecon.transforms.edi.records import error_dict
 from invrecon.transforms.edi.values import LAYOUT_WHITESPACE, same_control, too_large
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "Message",
     "component",
     "edifact_batches",
-    "parse",
     "split_segment",
     "walk",
 ]
@@ -440,21 +438,3 @@ def walk(batches: Iterable[object]) -> Iterator[Message | RejectedMessage | Prob
         if isinstance(item, list) and item and item[-1][0][0] == "UNZ":
             w.d = DEFAULT_DELIMITERS
     yield from w.close_interchange("end of data")
-
-
-def parse(texts: Iterable[str], ctx: object) -> Iterator[dict]:
-    """Parse decoded EDIFACT text into parse-edi dicts (records of mapped messages, errors)."""
-    from invrecon.transforms.edi.edifact_sets import map_message
-
-    file = ctx.file  # type: ignore[attr-defined]
-    for ev in walk(edifact_batches(texts)):
-        if isinstance(ev, Message):
-            records, problems = map_message(ev, ctx)  # type: ignore[arg-type]
-            yield from records
-            for p in ev.problems + problems:
-                yield error_dict(p, file=file, control=ev.control)
-        elif isinstance(ev, RejectedMessage):
-            for p in ev.problems:
-                yield error_dict(p, file=file, control=ev.control)
-        else:
-            yield error_dict(ev, file=file, control=ev.control)

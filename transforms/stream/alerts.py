@@ -16,7 +16,7 @@ import zoneinfo
 
 import polars as pl
 
-from invrecon.transforms.reconcile import _tolerance_exprs
+from invrecon.transforms.reconcile import tolerance_exprs
 from invrecon.transforms.stream.params import MICROS, TS, StreamParams
 
 __all__ = ["availability_alerts", "count_alerts"]
@@ -24,7 +24,7 @@ __all__ = ["availability_alerts", "count_alerts"]
 
 def _with_tolerance(rows: pl.DataFrame, record: pl.Expr, *, params: StreamParams, items: pl.DataFrame, location_types: pl.DataFrame) -> pl.DataFrame:
     """`rows` with `_tol`: the first matching tolerance rule of the record figure, floored at `min_alert_abs`."""
-    abs_e, pct_e = _tolerance_exprs(params.tolerances)
+    abs_e, pct_e = tolerance_exprs(params.tolerances)
     return (
         rows.with_columns(pl.col("system").alias("other_system"))
         .join(items, on="sku", how="left", maintain_order="left")
