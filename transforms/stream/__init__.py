@@ -8,7 +8,7 @@ de-dup, whose state is per event_id, so that each event costs a point lookup):
 
     RawEvent (a message) ─BatchPayloads─▶ RawChunk ◀─ read_event_chunks (a replayed file)      raw, replay
       ──CanonicalizeChunks (decode_event_texts + canonical_events_frame, the batch's kernels)──▶  canonicalize
-      ──DedupEvents (live: state + timer per event_id; replay: each bucket of event_id whole)──▶  dedup
+      ──DropRepeatedEvents (live: state + timer per event_id; replay: each bucket whole)──▶  dedup
       ──GateLateEvents (per position bucket and window: beyond allowed lateness ─▶ `late_event`)──▶  lateness
       ──RunningPosition (bucket of sku/location: positions in state, seeded from the snapshot)──▶  position
       ──WindowPositionChanges (fixed windows, early + late panes, per bucket)──▶ position changes  windows
@@ -32,9 +32,10 @@ and gates by the replay clock.
 
 from __future__ import annotations
 
+from invrecon.schemas import POSITION_CHANGES  # the stream's own output schema, re-exported where it was
 from invrecon.transforms.stream.batches import stable_bucket
 from invrecon.transforms.stream.canonicalize import CanonicalizeEvents, canonicalize_chunk, decode_chunk
-from invrecon.transforms.stream.dedup import DedupEvents
+from invrecon.transforms.stream.dedup import DropRepeatedEvents
 from invrecon.transforms.stream.events import StockEvents
 from invrecon.transforms.stream.kernels import apply_movements
 from invrecon.transforms.stream.lateness import GateLateEvents, window_expiry
@@ -52,7 +53,7 @@ from invrecon.transforms.stream.raw import RawChunk, RawEvent, event_time_micros
 from invrecon.transforms.stream.reference import PositionBook, parse_raw_event, read_event_lines
 from invrecon.transforms.stream.replay import read_event_chunks
 from invrecon.transforms.stream.sink import STREAM_TABLES, WriteParquetFiles, as_position_row, as_position_table
-from invrecon.transforms.stream.windows import POSITION_CHANGES, WindowPositionChanges
+from invrecon.transforms.stream.windows import WindowPositionChanges
 
 __all__ = [
     "ALERTS_TAG",
@@ -63,7 +64,7 @@ __all__ = [
     "STREAM_TABLES",
     "UPDATES_TAG",
     "CanonicalizeEvents",
-    "DedupEvents",
+    "DropRepeatedEvents",
     "GateLateEvents",
     "PositionBook",
     "RawChunk",

@@ -1,7 +1,8 @@
-"""De-duplicate stock events by event_id: `DedupEvents` (state per id live, a columnar pass per bucket on replay).
+"""Drop stock events whose event_id was already applied: `DropRepeatedEvents` (state per id live, a columnar pass per bucket on replay).
 
 A repeat leaves as a `duplicate_event` quarantine row with its raw payload, so an event counts
-once however often the bus delivers it.
+once however often the bus delivers it. (The nightly batch's de-dup, over all of a run's files
+at once, is `transforms.ingest.DedupEvents`.)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from invrecon.transforms.stream.batches import ArrowBatch, as_frame, merge_in_ar
 from invrecon.transforms.stream.params import ARRIVAL, EXTRA_COLUMNS, MICROS, MOVEMENTS_TAG, QUARANTINE_TAG, RAW, TS, WM, StreamParams
 from invrecon.transforms.stream.quarantine import quarantine_frame
 
-__all__ = ["DedupEvents", "drop_repeats"]
+__all__ = ["DropRepeatedEvents", "drop_repeats"]
 
 # A movement row between the live de-dup steps: the batch's columns, occurred_at as epoch µs.
 _ROW_COLUMNS = (*MOVEMENT.names, *EXTRA_COLUMNS)
@@ -144,7 +145,7 @@ class _RebatchRowsFn(beam.DoFn):
 
 
 @dataclasses.dataclass
-class DedupEvents(beam.PTransform):
+class DropRepeatedEvents(beam.PTransform):
     """De-duplicate movement tables by event_id; repeats leave as `duplicate_event` quarantine.
 
     A live stream keeps state per event_id (`_DedupPerIdFn`: one point lookup per event, state

@@ -13,7 +13,7 @@ import apache_beam as beam
 
 from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.stream.canonicalize import CanonicalizeEvents
-from invrecon.transforms.stream.dedup import DedupEvents
+from invrecon.transforms.stream.dedup import DropRepeatedEvents
 from invrecon.transforms.stream.lateness import GateLateEvents
 from invrecon.transforms.stream.params import AVAILABILITY_TAG, MOVEMENTS_TAG, QUARANTINE_TAG, StreamParams
 
@@ -32,7 +32,7 @@ class StockEvents(beam.PTransform):
 
     def expand(self, raw):
         canon = raw | "Canonicalize" >> CanonicalizeEvents(self.params, self.spec, self.sku_crosswalk, self.location_crosswalk)
-        deduped = canon[MOVEMENTS_TAG] | "Dedup" >> DedupEvents(self.params, bounded=self.bounded)
+        deduped = canon[MOVEMENTS_TAG] | "Dedup" >> DropRepeatedEvents(self.params, bounded=self.bounded)
         gated = deduped[MOVEMENTS_TAG] | "GateLateness" >> GateLateEvents(self.params, bounded=self.bounded)
         quarantine = (
             (canon[QUARANTINE_TAG], deduped[QUARANTINE_TAG], gated[QUARANTINE_TAG])

@@ -20,8 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from invrecon.schemas import ALERTS, MOVEMENT, POSITION, QUARANTINE
-from invrecon.transforms.stream.windows import POSITION_CHANGES
+from invrecon.schemas import ALERTS, MOVEMENT, POSITION, POSITION_CHANGES, QUARANTINE
 
 __all__ = ["STREAM_TABLES", "WriteParquetFiles", "as_position_row", "as_position_table"]
 

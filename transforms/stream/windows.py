@@ -22,31 +22,12 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
+from invrecon.schemas import POSITION_CHANGES
 from invrecon.transforms.stream.batches import with_key_bucket
 from invrecon.transforms.stream.params import KEY, MICROS, StreamParams
 from invrecon.transforms.stream.quarantine import utc_date
 
-__all__ = ["POSITION_CHANGES", "WindowPositionChanges"]
-
-# One row per (window, sku, location) pane of position changes. Panes accumulate: the latest
-# pane (highest pane_index) of a window is its current figure; LATE panes revise it.
-POSITION_CHANGES = pa.schema(
-    [
-        pa.field("window_start", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("window_end", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("sku", pa.string(), nullable=False),
-        pa.field("location", pa.string(), nullable=False),
-        pa.field("on_hand_change", pa.int64(), nullable=False),
-        pa.field("reserved_change", pa.int64(), nullable=False),
-        pa.field("events", pa.int64(), nullable=False),
-        pa.field("on_hand_after", pa.int64()),  # running position after the window's latest event
-        pa.field("reserved_after", pa.int64()),
-        pa.field("seeded", pa.bool_()),  # the position started from a published snapshot
-        pa.field("pane_timing", pa.string(), nullable=False),  # EARLY | ON_TIME | LATE | UNKNOWN
-        pa.field("pane_index", pa.int64(), nullable=False),
-        pa.field("run_id", pa.string()),
-    ]
-)
+__all__ = ["WindowPositionChanges"]
 
 _TIMING = {
     PaneInfoTiming.EARLY: "EARLY",
