@@ -431,3 +431,29 @@ def test_bus_clock_equals_a_line_by_line_reading():
         want.append(clock)
     assert bus_clock(lines, timezone="America/Chicago", carry=None).tolist() == want
     assert bus_clock(lines[2:], timezone="America/Chicago", carry=want[1]).tolist() == want[2:]
+
+
+def test_a_replay_bucket_repeating_ids_across_batches_quarantines_the_repeats():
+    """A bounded replay merges a bucket's batches (several chunks per column); repeats among them
+    leave as duplicate_event rows (this crashed in polars' format before the frame was rechunked)."""
+    import polars as pl
+
+    from invrecon.transforms.canonical import load_crosswalks
+    from invrecon.transforms.stream import RawChunk, canonicalize_chunk
+    from invrecon.transforms.stream.batches import ArrowBatch, merge_in_arrival_order
+    from invrecon.transforms.stream.dedup import drop_repeats
+
+    def canonical(*texts, first=1):
+        numbers = list(range(first, first + len(texts)))
+        chunk = RawChunk(list(texts), "pubsub://test", numbers, [f"message {n}" for n in numbers], None, 0)
+        return canonicalize_chunk(chunk, spec=SPEC, crosswalks=load_crosswalks(*XW), run_id="t")[0]
+
+    first = canonical(ev("d1", "sale", "10:02", 3), ev("d2", "sale", "10:03", 1))
+    again = canonical(ev("d1", "sale", "10:02", 3), ev("d3", "return", "10:04", 2), ev("d2", "sale", "10:03", 1), first=3)
+    _, merged = merge_in_arrival_order((0, [ArrowBatch(first), ArrowBatch(again)]))
+    kept, repeats = drop_repeats(merged, PARAMS)
+    assert kept["event_id"].to_list() == ["d1", "d2", "d3"]
+    assert pl.from_arrow(repeats).select("reason_code", "locator", "reason").rows() == [
+        ("duplicate_event", "message 3", "pubsub://test: message 3: event_id d1 was already applied; counted once"),
+        ("duplicate_event", "message 5", "pubsub://test: message 5: event_id d2 was already applied; counted once"),
+    ]

@@ -37,7 +37,10 @@ def quarantine_row(*, source: str, file: str | None, locator: str, code: str, re
 
 def quarantine_frame(df: pl.DataFrame, *, code: str | pl.Expr, reason: pl.Expr, run_id: str, source: str, when: pl.Expr | None = None) -> pl.DataFrame:
     """QUARANTINE rows (+ `_date`, the partition) of rejected movement rows."""
-    return df.select(
+    # One chunk per column first: polars panics formatting a string column filtered out of several
+    # chunks (`assertion failed: i < self.len()`), which is what a bounded replay's bucket is when
+    # it was merged from several batches (`in_arrival_order`). Rejects are few: the copy is small.
+    return df.rechunk().select(
         pl.lit(run_id).alias("run_id"), pl.lit(source).alias("source"), pl.col("file").cast(pl.String), pl.col("locator"),
         (pl.lit(code) if isinstance(code, str) else code).alias("reason_code"), reason.cast(pl.String).alias("reason"),
         pl.col(RAW).alias("raw"), (utc_date_expr(when) if when is not None else pl.lit("unknown")).alias("_date"),
