@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 
 from invrecon.transforms.edi import values
 from invrecon.transforms.edi.errors import Problem
+from invrecon.transforms.edi.text_buffer import TextBuffer
 from invrecon.transforms.edi.values import LAYOUT_WHITESPACE, same_control, too_large
 
 __all__ = [
@@ -162,33 +163,15 @@ def edifact_batches(
     chunks: Iterable[str],
 ) -> Iterator[list[list[list[str]]] | UnaHeader | Problem]:
     """Yield `UnaHeader`s and batches of split segments; a batch never spans a UNZ."""
-    t = _Tokenizer(chunks)
-    while not t.finished:
-        if t.d is None:
-            yield from t.start_interchange()
-        else:
-            batch = t.next_batch()
-            if batch:
-                yield batch
+    return _Tokenizer(chunks).batches()
 
 
-class _Tokenizer:
+class _Tokenizer(TextBuffer):
     """The state of `edifact_batches`: the unread text and the interchange's delimiters."""
 
     def __init__(self, chunks: Iterable[str]) -> None:
-        self.source = iter(chunks)
-        self.buf = ""
-        self.eof = False
-        self.finished = False
-        self.d: EdifactDelimiters | None = None  # None: between interchanges
-
-    def read(self) -> None:
-        """Append the next non-empty chunk to the buffer, or note the end of the data."""
-        for piece in self.source:
-            if piece:
-                self.buf += piece
-                return
-        self.eof = True
+        super().__init__(chunks)
+        self.delims: EdifactDelimiters | None = None  # None: between interchanges
 
     def start_interchange(self) -> Iterator[UnaHeader | Problem]:
         """Between interchanges: take the delimiters of a UNA (or the defaults before a UNB), or skip junk."""
@@ -203,13 +186,13 @@ class _Tokenizer:
             una = _read_una(buf)
             if una is None:
                 yield Problem("bad_una", f"UNA {buf[:9]!r} does not give usable delimiters")
-                self.d = DEFAULT_DELIMITERS
+                self.delims = DEFAULT_DELIMITERS
             else:
-                self.d = una
+                self.delims = una
                 yield UnaHeader(una)
             self.buf = buf[9:]
         elif buf.startswith("UNB"):
-            self.d = DEFAULT_DELIMITERS
+            self.delims = DEFAULT_DELIMITERS
         else:
             yield Problem("junk", f"text that is not an interchange: {buf[:40]!r}")
             self._skip_to_interchange()
@@ -230,7 +213,7 @@ class _Tokenizer:
 
     def next_batch(self) -> list[list[list[str]]] | None:
         """The split segments of the buffer up to a UNZ (or its last complete segment); None: read on first."""
-        d = self.d
+        d = self.delims
         if not self.eof and (len(self.buf) < _REFILL_BELOW or d.segment not in self.buf):
             self.read()  # only when low, so a UNZ mid-buffer does not make the buffer grow
             if not self.eof and d.segment not in self.buf:
@@ -247,7 +230,7 @@ class _Tokenizer:
             batch.append(seg)
             if seg[0][0] == "UNZ":
                 self.buf = d.segment.join(parts[k + 1 :] + ([] if eof else [tail]))
-                self.d = None
+                self.delims = None
                 return batch
         self.buf = tail
         if eof:

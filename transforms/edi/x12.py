@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from itertools import repeat
 
 from invrecon.transforms.edi.errors import EdiError, Problem
+from invrecon.transforms.edi.text_buffer import TextBuffer
 from invrecon.transforms.edi.values import LAYOUT_WHITESPACE
 
 __all__ = [
@@ -219,36 +220,18 @@ def x12_batches(chunks: Iterable[str]) -> Iterator[list[str] | IsaHeader | Probl
     Text that is not an interchange (junk between interchanges, a non-ISA header) yields one
     `Problem` per stretch and is skipped up to the next ISA.
     """
-    t = _Tokenizer(chunks)
-    while not t.finished:
-        if t.delims is None:
-            yield from t.start_interchange()
-        else:
-            batch = t.next_batch()
-            if batch:
-                yield batch
+    return _Tokenizer(chunks).batches()
 
 
-class _Tokenizer:
+class _Tokenizer(TextBuffer):
     """The state of `x12_batches`: the unread text, where it starts, and the interchange's delimiters."""
 
     def __init__(self, chunks: Iterable[str]) -> None:
-        self.source = iter(chunks)
-        self.buf = ""
+        super().__init__(chunks)
         self.at = 0  # where the unread text starts in buf (`next_batch` moves it)
-        self.eof = False
-        self.finished = False
         self.delims: X12Delimiters | None = None  # None: between interchanges
         self.strip = LAYOUT_WHITESPACE
         self.line_break = ""  # the line break characters that are layout (not delimiters) here
-
-    def read(self) -> None:
-        """Append the next non-empty chunk to the buffer, or note the end of the data."""
-        for piece in self.source:
-            if piece:
-                self.buf += piece
-                return
-        self.eof = True
 
     def start_interchange(self) -> Iterator[IsaHeader | Problem]:
         """Between interchanges: yield the next ISA (and take its delimiters), or what is wrong and skip on."""
