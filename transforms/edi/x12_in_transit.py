@@ -52,9 +52,7 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
     base["qty_type"] = "shipped"
     tree = _HlTree()
     resolved, parties = tree.resolved, tree.parties
-    elem = tx.element
-    first = tx.start + 1
-    small_int = SMALL_INTS.get
+    elem, first, small_int = tx.element, tx.start + 1, SMALL_INTS.get
     hl = level = hl_up = ""
     bsn_time = shipped = expected = None
     ids: list[dict[str, str]] | None = None
@@ -70,9 +68,7 @@ def map_856(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
                 rec["qty"] = small_int(seg[2]) or int(seg[2])
                 rec["uom"] = seg[3]
                 rec["item_ids"] = ids
-                only = ids[0]
-                rec["item_id"] = only["id"]
-                rec["item_id_qualifier"] = only["qualifier"]
+                rec["item_id"], rec["item_id_qualifier"] = ids[0]["id"], ids[0]["qualifier"]
                 got = resolved.get(hl)
                 if got is None:
                     # ends(hl) for an item HL without N1s of its own is its parent's
