@@ -1,4 +1,4 @@
-"""Pure value parsers shared by the X12 and EDIFACT mappings: numbers, dates, times, ids.
+"""Parse the values X12 and EDIFACT share (numbers, dates, times, ids); hold their shared tables and limits.
 
 Every function here takes the raw element text exactly as written and either returns a Python
 value or raises `EdiError` with a message naming the value; the mappings turn that into a
