@@ -55,7 +55,7 @@ from great_expectations.render.renderer.renderer import renderer  # noqa: E402
 from great_expectations.render.view import DefaultJinjaPageView  # noqa: E402
 from jinja2 import ChoiceLoader, FileSystemLoader  # noqa: E402
 
-from invrecon.transforms.quality import ROW_LEVEL_PREFIXES, _label  # noqa: E402
+from invrecon.transforms.quality import ROW_LEVEL_PREFIXES, expectation_label  # noqa: E402
 
 __all__ = ["GATE_SUITES", "ExpectMetricWithinHistory", "ExpectSourceToDeliverValidRecords", "OfflinePageView", "Page", "render_run"]
 
@@ -241,7 +241,7 @@ def _suite_docs(gate) -> dict[tuple[str, str], tuple[str, dict]]:
 def _configs_by_label(doc: dict) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for exp in doc["expectations"]:
-        out.setdefault(_label(_suite_config(exp)), []).append(exp)
+        out.setdefault(expectation_label(_suite_config(exp)), []).append(exp)
     return out
 
 

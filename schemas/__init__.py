@@ -23,6 +23,7 @@ __all__ = [
     "LOCATIONS",
     "MOVEMENT",
     "POSITION",
+    "POSITION_CHANGES",
     "QUARANTINE",
     "RUNS",
     "TABLES",
@@ -191,6 +192,27 @@ ALERTS = pa.schema(
         pa.field("observed", pa.float64()),
         pa.field("severity", pa.string()),
         pa.field("message", pa.string()),
+        pa.field("run_id", pa.string()),
+    ]
+)
+
+# The stream's windowed position changes: one row per (window, sku, location) pane. Panes
+# accumulate: the latest pane (highest pane_index) of a window is its current figure; LATE panes
+# revise it.
+POSITION_CHANGES = pa.schema(
+    [
+        pa.field("window_start", TS, nullable=False),
+        pa.field("window_end", TS, nullable=False),
+        pa.field("sku", pa.string(), nullable=False),
+        pa.field("location", pa.string(), nullable=False),
+        pa.field("on_hand_change", pa.int64(), nullable=False),
+        pa.field("reserved_change", pa.int64(), nullable=False),
+        pa.field("events", pa.int64(), nullable=False),
+        pa.field("on_hand_after", pa.int64()),  # running position after the window's latest event
+        pa.field("reserved_after", pa.int64()),
+        pa.field("seeded", pa.bool_()),  # the position started from a published snapshot
+        pa.field("pane_timing", pa.string(), nullable=False),  # EARLY | ON_TIME | LATE | UNKNOWN
+        pa.field("pane_index", pa.int64(), nullable=False),
         pa.field("run_id", pa.string()),
     ]
 )

@@ -189,6 +189,6 @@ def test_setup_file_ships_the_code_the_suites_and_the_templates(tmp_path, no_net
     with tarfile.open(tmp_path / "staging" / "workflow.tar.gz") as tf:
         shipped = {name.split("/", 1)[1] for name in tf.getnames() if "/" in name}
     wanted = {"pyproject.toml", "setup.py", "expectations/position.json", "expectations/movement.json", "expectations/in_transit.json",
-              "pipelines/templates/report.html.j2", "pipelines/stock_stream.py", "transforms/stream.py", "transforms/edi/x12.py"}
+              "pipelines/templates/report.html.j2", "pipelines/stock_stream.py", "transforms/stream/__init__.py", "transforms/stream/position.py", "transforms/edi/x12.py"}
     assert wanted <= shipped
     assert not any(name.startswith("fixtures/world/") for name in shipped)

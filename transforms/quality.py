@@ -45,6 +45,7 @@ __all__ = [
     "RECORD_SUITES",
     "DqOutcome",
     "SuiteError",
+    "expectation_label",
     "load_suite",
     "shared_validator",
     "suite_parameters",
@@ -113,7 +114,8 @@ class DqOutcome:
     gate_failed: bool
 
 
-def _label(cfg) -> str:
+def expectation_label(cfg) -> str:
+    """The name a dq_results row gives an expectation: its type, with its column(s) when it has any."""
     kw = cfg.kwargs
     col = kw.get("column") or ",".join(kw.get("column_list") or []) or None
     return f"{cfg.type}({col})" if col else cfg.type
@@ -137,7 +139,7 @@ def _result_row(r, *, suite: str, source: str, rows: int, run_id: str, run_date:
     observed = res.get("observed_value")
     row = {
         "run_id": run_id, "run_date": run_date, "source": source, "suite": suite,
-        "expectation": _label(cfg), "column": cfg.kwargs.get("column"),
+        "expectation": expectation_label(cfg), "column": cfg.kwargs.get("column"),
         "success": bool(r.success), "element_count": int(res.get("element_count") or rows),
         "unexpected_count": int(res.get("unexpected_count") or 0), "severity": severity,
         "details": json.dumps(detail, default=str) if detail else None,

@@ -44,6 +44,7 @@ __all__ = [
     "open_in_transit",
     "reconcile_bucket",
     "roll_to_cutoff",
+    "tolerance_exprs",
 ]
 
 UTC = dt.timezone.utc
@@ -164,7 +165,12 @@ def open_in_transit(in_transit: pl.DataFrame, receipts: pl.DataFrame, cutoff: dt
     return out.filter(pl.col("qty") > 0).drop("_received").select(in_transit.columns)
 
 
-def _tolerance_exprs(tolerances: Sequence[Tolerance]) -> tuple[pl.Expr, pl.Expr]:
+def tolerance_exprs(tolerances: Sequence[Tolerance]) -> tuple[pl.Expr, pl.Expr]:
+    """(abs, pct) of the first tolerance rule whose `match` fields all equal a row's (0, 0 when none does).
+
+    A `system` match reads the row's `other_system`; the nightly reconcile and the stream's
+    divergence alerts both use this, so a tolerance means the same in each.
+    """
     abs_e: pl.Expr | None = None
     pct_e: pl.Expr | None = None
     chain_a = chain_p = None
@@ -271,7 +277,7 @@ def reconcile_bucket(
     outbound = in_transit.group_by("sku", pl.col("from_location").alias("location")).agg(pl.col("qty").sum().alias("_out"))
     pairs = pairs.join(inbound, on=["sku", "location"], how="left").join(outbound, on=["sku", "location"], how="left")
 
-    abs_e, pct_e = _tolerance_exprs(params.tolerances)
+    abs_e, pct_e = tolerance_exprs(params.tolerances)
     r0 = pl.col("record_qty").fill_null(0)
     s0 = pl.col("other_qty").fill_null(0)
     delta = s0 - r0

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
+from invrecon.schemas import EVENT_TYPES, IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
 from invrecon.transforms.textio import line_bounds, to_utf8, utf8_stream
 from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS
 from invrecon.transforms.canonical import (
@@ -100,7 +100,6 @@ EVENT_SIGN = {
     "adjustment": 1, "count": 1,
 }
 RESERVED_SIGN = {"reservation": 1, "release": -1}
-EVENT_TYPES = tuple(EVENT_SIGN) + tuple(RESERVED_SIGN)
 
 
 @dataclasses.dataclass(frozen=True)

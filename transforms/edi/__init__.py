@@ -16,9 +16,9 @@ Example:
 
 from __future__ import annotations
 
-from invrecon.transforms.edi.ack import AckCollector, build_997
+from invrecon.transforms.edi.ack import AckCollector
 from invrecon.transforms.edi.errors import CODES, EdiError
-from invrecon.transforms.edi.parse import parse_edi, parse_edi_stream
+from invrecon.transforms.edi.parse import build_997, parse_edi, parse_edi_stream
 from invrecon.transforms.edi.records import RECORD_FIELDS, RECORD_KINDS
 from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS
 

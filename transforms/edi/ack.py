@@ -15,10 +15,11 @@ an unsupported set is rejected as not supported (AK5 code 1), a transaction with
 is accepted with errors (the other lines loaded).
 
 The verdicts come from the parse itself: pass an `AckCollector` to `parse_edi` and the one
-pass over the file that yields its records fills the collector's 997s too (`build_997` is that,
-for a file nobody needs the records of).
+pass over the file that yields its records fills the collector's 997s too (`parse.build_997` is
+that, for a file nobody needs the records of).
 
 Example:
+    >>> from invrecon.transforms.edi.parse import build_997
     >>> build_997(b"not edi", file="x")
     []
 """
@@ -29,15 +30,10 @@ import dataclasses
 import datetime as dt
 
 from invrecon.transforms.edi.errors import Problem
-from invrecon.transforms.edi.x12 import (
-    Group,
-    GroupEnd,
-    RejectedTransaction,
-    Transaction,
-    X12Delimiters,
-)
+from invrecon.transforms.edi.x12 import X12Delimiters
+from invrecon.transforms.edi.x12_envelope import Group, GroupEnd, RejectedTransaction, Transaction
 
-__all__ = ["AckCollector", "build_997"]
+__all__ = ["AckCollector"]
 
 # AK5 transaction set syntax error codes (X12 element 718) for our envelope problem codes.
 AK5_CODES = {"missing_trailer": "2", "control_mismatch": "3", "count_mismatch": "4",
@@ -165,22 +161,3 @@ class AckCollector:
     def group_end(self, ev: GroupEnd) -> None:
         body = _ak_segments(ev.group, self._open.pop(id(ev.group), []), ev)
         self.texts.append(_render(ev.group, body, self.now))
-
-
-def build_997(data: bytes, *, file: str, now: dt.datetime | None = None) -> list[str]:
-    """Return one 997 interchange text per functional group received in `data` (X12 only).
-
-    Args:
-      data: the received file's bytes.
-      file: the file name (for the mapping context; 997s do not carry it).
-      now: the date/time to stamp on the acknowledgements (default: now, UTC).
-
-    Returns:
-      The 997s in group order; [] when the data holds no readable X12 group.
-    """
-    from invrecon.transforms.edi.parse import parse_edi
-
-    acks = AckCollector(now=now)
-    for _ in parse_edi(data, file=file, acks=acks):
-        pass
-    return acks.texts

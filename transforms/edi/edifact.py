@@ -26,9 +26,8 @@ from collections.abc import Iterable, Iterator
 
 from invrecon.transforms.edi import values
 from invrecon.transforms.edi.errors import Problem
-from invrecon.transforms.edi.records import error_dict
-from invrecon.transforms.edi.values import LAYOUT_WHITESPACE, same_control
-from invrecon.transforms.edi.x12 import too_large
+from invrecon.transforms.edi.text_buffer import TextBuffer
+from invrecon.transforms.edi.values import LAYOUT_WHITESPACE, same_control, too_large
 
 __all__ = [
     "DEFAULT_DELIMITERS",
@@ -36,7 +35,6 @@ __all__ = [
     "Message",
     "component",
     "edifact_batches",
-    "parse",
     "split_segment",
     "walk",
 ]
@@ -165,57 +163,65 @@ def edifact_batches(
     chunks: Iterable[str],
 ) -> Iterator[list[list[list[str]]] | UnaHeader | Problem]:
     """Yield `UnaHeader`s and batches of split segments; a batch never spans a UNZ."""
-    source = iter(chunks)
-    buf, eof = "", False
-    d: EdifactDelimiters | None = None
+    return _Tokenizer(chunks).batches()
 
-    def read() -> None:
-        nonlocal buf, eof
-        for piece in source:
-            if piece:
-                buf += piece
-                return
-        eof = True
 
-    while True:
-        if d is None:
-            buf = buf.lstrip(LAYOUT_WHITESPACE)
-            while not eof and len(buf) < 16:
-                read()
-                buf = buf.lstrip(LAYOUT_WHITESPACE)
-            if not buf:
-                return
-            if buf.startswith("UNA"):
-                una = _read_una(buf)
-                if una is None:
-                    yield Problem("bad_una", f"UNA {buf[:9]!r} does not give usable delimiters")
-                    d = DEFAULT_DELIMITERS
-                else:
-                    d = una
-                    yield UnaHeader(una)
-                buf = buf[9:]
-            elif buf.startswith("UNB"):
-                d = DEFAULT_DELIMITERS
+class _Tokenizer(TextBuffer):
+    """The state of `edifact_batches`: the unread text and the interchange's delimiters."""
+
+    def __init__(self, chunks: Iterable[str]) -> None:
+        super().__init__(chunks)
+        self.delims: EdifactDelimiters | None = None  # None: between interchanges
+
+    def start_interchange(self) -> Iterator[UnaHeader | Problem]:
+        """Between interchanges: take the delimiters of a UNA (or the defaults before a UNB), or skip junk."""
+        self.buf = self.buf.lstrip(LAYOUT_WHITESPACE)
+        while not self.eof and len(self.buf) < 16:
+            self.read()
+            self.buf = self.buf.lstrip(LAYOUT_WHITESPACE)
+        buf = self.buf
+        if not buf:
+            self.finished = True
+        elif buf.startswith("UNA"):
+            una = _read_una(buf)
+            if una is None:
+                yield Problem("bad_una", f"UNA {buf[:9]!r} does not give usable delimiters")
+                self.delims = DEFAULT_DELIMITERS
             else:
-                yield Problem("junk", f"text that is not an interchange: {buf[:40]!r}")
-                while True:
-                    i = min((k for k in (buf.find("UNA"), buf.find("UNB")) if k >= 0), default=-1)
-                    if i >= 0:
-                        buf = buf[i:]
-                        break
-                    if eof:
-                        return
-                    buf = buf[-3:]
-                    read()
-                continue
-        if not eof and (len(buf) < _REFILL_BELOW or d.segment not in buf):
-            read()  # only when low, so a UNZ mid-buffer does not make the buffer grow
-            if not eof and d.segment not in buf:
-                continue
-        parts = _split_released(buf, d.segment, d.release)
+                self.delims = una
+                yield UnaHeader(una)
+            self.buf = buf[9:]
+        elif buf.startswith("UNB"):
+            self.delims = DEFAULT_DELIMITERS
+        else:
+            yield Problem("junk", f"text that is not an interchange: {buf[:40]!r}")
+            self._skip_to_interchange()
+
+    def _skip_to_interchange(self) -> None:
+        """Drop text up to the next UNA or UNB, reading on as needed (keep a tail that could start one)."""
+        while True:
+            buf = self.buf
+            i = min((k for k in (buf.find("UNA"), buf.find("UNB")) if k >= 0), default=-1)
+            if i >= 0:
+                self.buf = buf[i:]
+                return
+            if self.eof:
+                self.finished = True
+                return
+            self.buf = buf[-3:]
+            self.read()
+
+    def next_batch(self) -> list[list[list[str]]] | None:
+        """The split segments of the buffer up to a UNZ (or its last complete segment); None: read on first."""
+        d = self.delims
+        if not self.eof and (len(self.buf) < _REFILL_BELOW or d.segment not in self.buf):
+            self.read()  # only when low, so a UNZ mid-buffer does not make the buffer grow
+            if not self.eof and d.segment not in self.buf:
+                return None
+        eof = self.eof
+        parts = _split_released(self.buf, d.segment, d.release)
         tail = "" if eof else parts.pop()
         batch = []
-        closed = False
         for k, part in enumerate(parts):
             s = part.strip(LAYOUT_WHITESPACE)
             if not s:
@@ -223,19 +229,13 @@ def edifact_batches(
             seg = split_segment(s, d)
             batch.append(seg)
             if seg[0][0] == "UNZ":
-                rest = parts[k + 1 :] + ([] if eof else [tail])
-                buf = d.segment.join(rest)
-                closed = True
-                break
-        if not closed:
-            buf = tail
-        if batch:
-            yield batch
-        if closed:
-            d = None
-            continue
+                self.buf = d.segment.join(parts[k + 1 :] + ([] if eof else [tail]))
+                self.delims = None
+                return batch
+        self.buf = tail
         if eof:
-            return
+            self.finished = True
+        return batch
 
 
 def component(seg: list[list[str]], el: int, comp: int = 0) -> str:
@@ -259,6 +259,8 @@ class _Walker:
         self.ung_pos = 0
         self.ung_msgs = 0
         self.msg: Message | None = None
+        self.handlers = {"UNB": self.on_unb, "UNG": self.on_ung, "UNH": self.on_unh, "UNT": self.on_unt,
+                         "UNE": self.on_une, "UNZ": self.on_unz}
 
     def control(self, ref: str | None = None) -> dict[str, str | None]:
         return {
@@ -295,87 +297,103 @@ class _Walker:
             self.unb = None
 
     def on_segment(self, seg: list[list[str]]) -> Iterator[object]:
-        tag, pos = seg[0][0], self.pos
-        if tag == "UNB":
-            yield from self.close_interchange(f"a new UNB starts at segment {pos}")
-            self.unb, self.unb_pos, self.unb_units, self.refs = seg, pos, 0, set()
-            if not component(seg, 5):
-                yield self.err("bad_header", f"UNB at segment {pos} has no control reference", pos)
-        elif tag == "UNG":
-            yield from self.close_group(f"a new UNG starts at segment {pos}")
-            self.ung, self.ung_pos, self.ung_msgs = seg, pos, 0
-            self.unb_units += 1
-        elif tag == "UNH":
-            yield from self.close_msg(f"a new UNH starts at segment {pos}")
-            ref = component(seg, 1)
-            problems = []
-            if self.unb is None:
-                yield self.err("missing_header", f"UNH at segment {pos} is outside an interchange",
-                               pos)
-            if self.ung is None:
-                self.unb_units += 1
-            else:
-                self.ung_msgs += 1
-            ctl = self.control(ref)
-            if ref in self.refs:
-                problems.append(self.err("duplicate_control", f"UNH reference {ref!r} at segment "
-                                         f"{pos} repeats within interchange "
-                                         f"{ctl['interchange']!r}", pos, ctl))
-            self.refs.add(ref)
-            self.msg = Message(component(seg, 2), seg, ctl, pos, [], self.d, problems)
-        elif tag == "UNT":
-            m = self.msg
-            if m is None:
-                yield self.err("missing_header", f"UNT at segment {pos} has no UNH", pos)
-                return
-            problems = list(m.problems)
-            count = len(m.body) + m.dropped + 2
-            if m.dropped:
-                problems.append(self.err("transaction_too_large", too_large(f"UNH {m.control['transaction']!r}", m.start, count),
-                                         m.start, m.control))
-            n, ref = component(seg, 1), component(seg, 2)
-            if not (n.strip().isdecimal() and int(n) == count):
-                problems.append(self.err("count_mismatch", f"UNT01 is {n!r} but message {ref!r} "
-                                         f"has {count} segments", pos, m.control))
-            if not same_control(ref, m.control["transaction"] or ""):
-                problems.append(self.err("control_mismatch", f"UNT02 {ref!r} does not match UNH01 "
-                                         f"{m.control['transaction']!r}", pos, m.control))
-            self.msg = None
-            if len(problems) > len(m.problems):
-                yield RejectedMessage(m.type, m.control, m.start, problems)
-            else:
-                yield m
-        elif tag == "UNE":
-            yield from self.close_msg(f"UNE at segment {pos}")
-            if self.ung is None:
-                yield self.err("missing_header", f"UNE at segment {pos} has no UNG", pos)
-                return
-            n, ref = component(seg, 1), component(seg, 2)
-            if not (n.strip().isdecimal() and int(n) == self.ung_msgs):
-                yield self.err("count_mismatch", f"UNE01 is {n!r} but the group has "
-                               f"{self.ung_msgs} messages", pos)
-            if not same_control(ref, component(self.ung, 5)):
-                yield self.err("control_mismatch", f"UNE02 {ref!r} does not match UNG05 "
-                               f"{component(self.ung, 5)!r}", pos)
-            self.ung = None
-        elif tag == "UNZ":
-            yield from self.close_group(f"UNZ at segment {pos}")
-            if self.unb is None:
-                yield self.err("missing_header", f"UNZ at segment {pos} has no UNB", pos)
-                return
-            n, ref = component(seg, 1), component(seg, 2)
-            if not (n.strip().isdecimal() and int(n) == self.unb_units):
-                yield self.err("count_mismatch", f"UNZ01 is {n!r} but interchange "
-                               f"{component(self.unb, 5)!r} has {self.unb_units} messages/groups", pos)
-            if not same_control(ref, component(self.unb, 5)):
-                yield self.err("control_mismatch", f"UNZ02 {ref!r} does not match UNB05 "
-                               f"{component(self.unb, 5)!r}", pos)
-            self.unb = None
+        """An envelope segment (UNB/UNG/UNH/UNT/UNE/UNZ), or content outside a message."""
+        handler = self.handlers.get(seg[0][0])
+        if handler is not None:
+            yield from handler(seg)
         elif self.msg is not None:
             self.msg.add(seg)
         else:
+            tag, pos = seg[0][0], self.pos
             yield self.err("unexpected_segment", f"{tag} at segment {pos} is outside a message "
                            "(UNH ... UNT)", pos)
+
+    # -- headers and trailers -------------------------------------------------------------
+    def on_unb(self, seg: list[list[str]]) -> Iterator[object]:
+        pos = self.pos
+        yield from self.close_interchange(f"a new UNB starts at segment {pos}")
+        self.unb, self.unb_pos, self.unb_units, self.refs = seg, pos, 0, set()
+        if not component(seg, 5):
+            yield self.err("bad_header", f"UNB at segment {pos} has no control reference", pos)
+
+    def on_ung(self, seg: list[list[str]]) -> Iterator[object]:
+        pos = self.pos
+        yield from self.close_group(f"a new UNG starts at segment {pos}")
+        self.ung, self.ung_pos, self.ung_msgs = seg, pos, 0
+        self.unb_units += 1
+
+    def on_unh(self, seg: list[list[str]]) -> Iterator[object]:
+        pos = self.pos
+        yield from self.close_msg(f"a new UNH starts at segment {pos}")
+        ref = component(seg, 1)
+        problems = []
+        if self.unb is None:
+            yield self.err("missing_header", f"UNH at segment {pos} is outside an interchange",
+                           pos)
+        if self.ung is None:
+            self.unb_units += 1
+        else:
+            self.ung_msgs += 1
+        ctl = self.control(ref)
+        if ref in self.refs:
+            problems.append(self.err("duplicate_control", f"UNH reference {ref!r} at segment "
+                                     f"{pos} repeats within interchange "
+                                     f"{ctl['interchange']!r}", pos, ctl))
+        self.refs.add(ref)
+        self.msg = Message(component(seg, 2), seg, ctl, pos, [], self.d, problems)
+
+    def on_unt(self, seg: list[list[str]]) -> Iterator[object]:
+        pos, m = self.pos, self.msg
+        if m is None:
+            yield self.err("missing_header", f"UNT at segment {pos} has no UNH", pos)
+            return
+        problems = list(m.problems)
+        count = len(m.body) + m.dropped + 2
+        if m.dropped:
+            problems.append(self.err("transaction_too_large", too_large(f"UNH {m.control['transaction']!r}", m.start, count),
+                                     m.start, m.control))
+        n, ref = component(seg, 1), component(seg, 2)
+        if not (n.strip().isdecimal() and int(n) == count):
+            problems.append(self.err("count_mismatch", f"UNT01 is {n!r} but message {ref!r} "
+                                     f"has {count} segments", pos, m.control))
+        if not same_control(ref, m.control["transaction"] or ""):
+            problems.append(self.err("control_mismatch", f"UNT02 {ref!r} does not match UNH01 "
+                                     f"{m.control['transaction']!r}", pos, m.control))
+        self.msg = None
+        if len(problems) > len(m.problems):
+            yield RejectedMessage(m.type, m.control, m.start, problems)
+        else:
+            yield m
+
+    def on_une(self, seg: list[list[str]]) -> Iterator[object]:
+        pos = self.pos
+        yield from self.close_msg(f"UNE at segment {pos}")
+        if self.ung is None:
+            yield self.err("missing_header", f"UNE at segment {pos} has no UNG", pos)
+            return
+        n, ref = component(seg, 1), component(seg, 2)
+        if not (n.strip().isdecimal() and int(n) == self.ung_msgs):
+            yield self.err("count_mismatch", f"UNE01 is {n!r} but the group has "
+                           f"{self.ung_msgs} messages", pos)
+        if not same_control(ref, component(self.ung, 5)):
+            yield self.err("control_mismatch", f"UNE02 {ref!r} does not match UNG05 "
+                           f"{component(self.ung, 5)!r}", pos)
+        self.ung = None
+
+    def on_unz(self, seg: list[list[str]]) -> Iterator[object]:
+        pos = self.pos
+        yield from self.close_group(f"UNZ at segment {pos}")
+        if self.unb is None:
+            yield self.err("missing_header", f"UNZ at segment {pos} has no UNB", pos)
+            return
+        n, ref = component(seg, 1), component(seg, 2)
+        if not (n.strip().isdecimal() and int(n) == self.unb_units):
+            yield self.err("count_mismatch", f"UNZ01 is {n!r} but interchange "
+                           f"{component(self.unb, 5)!r} has {self.unb_units} messages/groups", pos)
+        if not same_control(ref, component(self.unb, 5)):
+            yield self.err("control_mismatch", f"UNZ02 {ref!r} does not match UNB05 "
+                           f"{component(self.unb, 5)!r}", pos)
+        self.unb = None
 
 
 def walk(batches: Iterable[object]) -> Iterator[Message | RejectedMessage | Problem]:
@@ -403,21 +421,3 @@ def walk(batches: Iterable[object]) -> Iterator[Message | RejectedMessage | Prob
         if isinstance(item, list) and item and item[-1][0][0] == "UNZ":
             w.d = DEFAULT_DELIMITERS
     yield from w.close_interchange("end of data")
-
-
-def parse(texts: Iterable[str], ctx: object) -> Iterator[dict]:
-    """Parse decoded EDIFACT text into parse-edi dicts (records of mapped messages, errors)."""
-    from invrecon.transforms.edi.edifact_sets import map_message
-
-    file = ctx.file  # type: ignore[attr-defined]
-    for ev in walk(edifact_batches(texts)):
-        if isinstance(ev, Message):
-            records, problems = map_message(ev, ctx)  # type: ignore[arg-type]
-            yield from records
-            for p in ev.problems + problems:
-                yield error_dict(p, file=file, control=ev.control)
-        elif isinstance(ev, RejectedMessage):
-            for p in ev.problems:
-                yield error_dict(p, file=file, control=ev.control)
-        else:
-            yield error_dict(ev, file=file, control=ev.control)

@@ -1,9 +1,10 @@
-"""`parse_edi` / `parse_edi_stream`: bytes or a binary file in, parse-edi dicts out (DESIGN §3).
+"""`parse_edi` / `parse_edi_stream`: bytes or a binary file in, parse-edi dicts (and 997s) out (DESIGN §3).
 
 The standard is sniffed from the first non-blank characters: `ISA` (or an ISA-shaped header
 with another tag, reported as `bad_isa`) is X12, `UNA` / `UNB` is EDIFACT, anything else is one
 `not_edi` error. Everything streams: bytes are read in chunks, decoded, tokenized and mapped
-one transaction at a time, so memory does not grow with the file.
+one transaction at a time, so memory does not grow with the file. This module joins the
+layers (tokenizers, envelope walkers, set mappers, the 997 collector); none of them imports it.
 
 Example:
     >>> list(parse_edi(b"hello", file="x.edi"))[0]["code"]
@@ -12,29 +13,25 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
-from invrecon.transforms.edi import edifact
+from invrecon.transforms.edi.ack import AckCollector
 from invrecon.transforms.edi.decode import CHUNK_SIZE, decode_chunks, read_chunks
+from invrecon.transforms.edi.edifact import Message, RejectedMessage, edifact_batches
+from invrecon.transforms.edi.edifact import walk as walk_edifact
+from invrecon.transforms.edi.edifact_sets import map_message
 from invrecon.transforms.edi.errors import Problem
 from invrecon.transforms.edi.records import MapContext, error_dict
 from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS, LAYOUT_WHITESPACE
-from invrecon.transforms.edi.x12 import (
-    GroupEnd,
-    RejectedTransaction,
-    Transaction,
-    looks_like_isa,
-    walk,
-    x12_batches,
-)
+from invrecon.transforms.edi.x12 import looks_like_isa, x12_batches
+from invrecon.transforms.edi.x12_envelope import GroupEnd, RejectedTransaction, Transaction
+from invrecon.transforms.edi.x12_envelope import walk as walk_x12
 from invrecon.transforms.edi.x12_sets import stream_transaction
 
-if TYPE_CHECKING:
-    from invrecon.transforms.edi.ack import AckCollector
-
-__all__ = ["parse_edi", "parse_edi_stream", "parse_text", "sniff"]
+__all__ = ["build_997", "parse_edi", "parse_edi_stream", "parse_text", "sniff"]
 
 # How many characters the sniffer looks at; an ISA is 106, UNA+UNB well under this.
 _SNIFF = 128
@@ -55,7 +52,7 @@ def sniff(head: str) -> str | None:
 def _x12(texts: Iterable[str], ctx: MapContext, acks: AckCollector | None) -> Iterator[list[dict]]:
     """X12 output, one iterable per transaction or envelope event (flattened by `parse_text`)."""
     file = ctx.file
-    for ev in walk(x12_batches(texts)):
+    for ev in walk_x12(x12_batches(texts)):
         kind = type(ev)
         if kind is Transaction:
             # The records stream straight from the mapper to the caller (`chain` exhausts one
@@ -79,6 +76,22 @@ def _x12(texts: Iterable[str], ctx: MapContext, acks: AckCollector | None) -> It
             yield [error_dict(ev, file=file, control=ev.control)]
 
 
+def _edifact(texts: Iterable[str], ctx: MapContext) -> Iterator[dict]:
+    """EDIFACT output: the records of each mapped message, then its errors; envelope errors."""
+    file = ctx.file
+    for ev in walk_edifact(edifact_batches(texts)):
+        if isinstance(ev, Message):
+            records, problems = map_message(ev, ctx)
+            yield from records
+            for p in ev.problems + problems:
+                yield error_dict(p, file=file, control=ev.control)
+        elif isinstance(ev, RejectedMessage):
+            for p in ev.problems:
+                yield error_dict(p, file=file, control=ev.control)
+        else:
+            yield error_dict(ev, file=file, control=ev.control)
+
+
 def _parse_parts(
     texts: Iterable[str], *, file: str, qualifiers: Mapping[str, str] | None, acks: AckCollector | None = None
 ) -> Iterator[Iterable[dict]]:
@@ -99,7 +112,7 @@ def _parse_parts(
     if standard == "x12":
         yield from _x12(chunks(), ctx, acks)
     elif standard == "edifact":
-        yield edifact.parse(chunks(), ctx)
+        yield _edifact(chunks(), ctx)
     else:
         shown = head.lstrip(LAYOUT_WHITESPACE)[:20]
         message = "empty file" if not shown else f"not an X12 or EDIFACT interchange: starts {shown!r}"
@@ -156,3 +169,20 @@ def parse_edi_stream(
         raise ValueError("`chunk_size` must be > 0")
     return parse_text(decode_chunks(read_chunks(fileobj, chunk_size=chunk_size)), file=file,
                       qualifiers=qualifiers, acks=acks)
+
+
+def build_997(data: bytes, *, file: str, now: dt.datetime | None = None) -> list[str]:
+    """Return one 997 interchange text per functional group received in `data` (X12 only).
+
+    Args:
+      data: the received file's bytes.
+      file: the file name (for the mapping context; 997s do not carry it).
+      now: the date/time to stamp on the acknowledgements (default: now, UTC).
+
+    Returns:
+      The 997s in group order; [] when the data holds no readable X12 group.
+    """
+    acks = AckCollector(now=now)
+    for _ in parse_edi(data, file=file, acks=acks):
+        pass
+    return acks.texts

@@ -1,4 +1,4 @@
-"""Pure value parsers shared by the X12 and EDIFACT mappings: numbers, dates, times, ids.
+"""Parse the values X12 and EDIFACT share (numbers, dates, times, ids); hold their shared tables and limits.
 
 Every function here takes the raw element text exactly as written and either returns a Python
 value or raises `EdiError` with a message naming the value; the mappings turn that into a
@@ -28,6 +28,7 @@ __all__ = [
     "edifact_timestamp",
     "parse_number",
     "same_control",
+    "too_large",
     "x12_timestamp",
 ]
 
@@ -70,6 +71,13 @@ LAYOUT_WHITESPACE = " \t\r\n\x0b\x0c"
 # transaction cannot hold the parser's memory (600k segments took 1.2 GB).
 MAX_SEGMENTS_PER_TRANSACTION = 200_000
 _NUMBER_EXTRA = frozenset("+-.,")
+
+
+def too_large(what: str, start: int, count: int) -> str:
+    """The message of a `transaction_too_large` problem (an X12 transaction or an EDIFACT message)."""
+    limit = MAX_SEGMENTS_PER_TRANSACTION
+    return (f"{what} at segment {start} has {count} segments; transactions of more than {limit} segments "
+            "(MAX_SEGMENTS_PER_TRANSACTION) are not read")
 
 
 def parse_number(text: str, *, decimal: str = ".") -> int | float:

@@ -1,0 +1,41 @@
+"""Chain the event steps into `StockEvents`: canonicalize, de-duplicate, gate lateness; one quarantine out.
+
+    RawEvent / RawChunk ─Canonicalize─▶ ─Dedup─▶ ─GateLateness─▶ admitted movements
+                              │            │            │
+                              └────────────┴────────────┴──FlattenQuarantine──▶ quarantine
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+
+from invrecon.transforms.sources import SourceSpec
+from invrecon.transforms.stream.canonicalize import CanonicalizeEvents
+from invrecon.transforms.stream.dedup import DropRepeatedEvents
+from invrecon.transforms.stream.lateness import GateLateEvents
+from invrecon.transforms.stream.params import AVAILABILITY_TAG, MOVEMENTS_TAG, QUARANTINE_TAG, StreamParams
+
+__all__ = ["StockEvents"]
+
+
+@dataclasses.dataclass
+class StockEvents(beam.PTransform):
+    """RawEvent / RawChunk -> admitted, de-duplicated movement tables (+ figures, quarantine)."""
+
+    params: StreamParams
+    spec: SourceSpec
+    sku_crosswalk: str
+    location_crosswalk: str
+    bounded: bool = False
+
+    def expand(self, raw):
+        canon = raw | "Canonicalize" >> CanonicalizeEvents(self.params, self.spec, self.sku_crosswalk, self.location_crosswalk)
+        deduped = canon[MOVEMENTS_TAG] | "Dedup" >> DropRepeatedEvents(self.params, bounded=self.bounded)
+        gated = deduped[MOVEMENTS_TAG] | "GateLateness" >> GateLateEvents(self.params, bounded=self.bounded)
+        quarantine = (
+            (canon[QUARANTINE_TAG], deduped[QUARANTINE_TAG], gated[QUARANTINE_TAG])
+            | "FlattenQuarantine" >> beam.Flatten()
+        )
+        return {MOVEMENTS_TAG: gated[MOVEMENTS_TAG], AVAILABILITY_TAG: canon[AVAILABILITY_TAG], QUARANTINE_TAG: quarantine}
