@@ -22,7 +22,10 @@ from invrecon.pipelines.dimensions import dimension_tables
 from invrecon.pipelines.progress import Progress
 from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, publish
 from invrecon.pipelines.quality_gate import load_history
-from invrecon.pipelines.warehouse import PUBLISHED, RunResult, WarehouseLocked, ensure_warehouse, write_alerts_jsonl
+from invrecon.pipelines.alerts import write_alerts_jsonl
+from invrecon.pipelines.run_summary import RunResult
+from invrecon.pipelines.warehouse import WarehouseLocked, ensure_warehouse
+from invrecon.pipelines.warehouse_views import PUBLISHED
 from invrecon.schemas import DQ_METRICS, DQ_RESULTS, RUNS
 
 __all__ = ["GATE_TABLES", "finish_run", "refresh_warehouse", "run_data_docs", "runs_row"]

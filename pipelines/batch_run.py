@@ -26,7 +26,8 @@ from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines.config import Config, ConfigError
 from invrecon.pipelines.progress import Progress
 from invrecon.pipelines.publish import recover
-from invrecon.pipelines.warehouse import DEFAULT_WAIT_S, RunResult, default_warehouse, summary_text
+from invrecon.pipelines.run_summary import RunResult, summary_text
+from invrecon.pipelines.warehouse import DEFAULT_WAIT_S, default_warehouse
 from invrecon.transforms.canonical import CrosswalkError
 from invrecon.transforms.quality import SuiteError
 

@@ -56,7 +56,7 @@ def published_rows(output: pathlib.Path | str, *, world: pathlib.Path | str = WO
     two runs of the same world, wherever it and the output live, give equal dicts.
     """
     from invrecon.pipelines.publish import read_commits, read_live_table
-    from invrecon.pipelines.warehouse import SCHEMAS
+    from invrecon.pipelines.warehouse_views import SCHEMAS
 
     commits = read_commits(str(output))
     world = str(world).rstrip("/")

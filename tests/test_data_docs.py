@@ -23,7 +23,7 @@ import yaml
 
 from invrecon.pipelines import data_docs
 from invrecon.pipelines.quality_gate import GatePlan
-from invrecon.pipelines.warehouse import RunResult, summary_text
+from invrecon.pipelines.run_summary import RunResult, summary_text
 from invrecon.transforms.quality import EXPECTATIONS_DIR, load_suite, suite_parameters
 from tests.conftest import RUN_DATE, header_only, make_world, run_batch, warehouse
 
