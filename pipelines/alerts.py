@@ -43,6 +43,7 @@ from typing import Any
 import duckdb
 import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from invrecon.pipelines.config import ConfigError
 from invrecon.schemas import ALERTS
@@ -300,3 +301,15 @@ def read_jsonl(path: str) -> list[dict]:
     """Read an `alerts.jsonl` back (for schedulers and tests)."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def write_alerts_jsonl(output: str, staged_alerts: list[str], day: dt.date) -> None:
+    """Write `alerts.jsonl` beside the date's report from the run's staged alerts (a small file)."""
+    tables = []
+    for url in staged_alerts:
+        fs, path = fsspec.core.url_to_fs(url)
+        with fs.open(path, "rb") as f:
+            tables.append(pq.read_table(f).cast(ALERTS))
+    table = pa.concat_tables(tables) if tables else ALERTS.empty_table()
+    table = table.sort_by([("rule", "ascending"), ("subject", "ascending")])
+    write_jsonl(table, f"{report_dir(output, day)}/alerts.jsonl")

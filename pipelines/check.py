@@ -1,7 +1,7 @@
 """`invrecon check --config CFG --run-date D`: is everything ready for the batch? Runs nothing.
 
 Validates what `invrecon batch` validates before it runs, with the batch's own code
-(`pipelines.batch.load_checked_config` and `plan_job`): the config (schema, unknown keys, the
+(`pipelines.batch_plan.load_checked_config` and `plan_job`): the config (schema, unknown keys, the
 `FILL_IN`s of `invrecon init`), every column mapping, both crosswalks, the items master, the
 alert thresholds and the expectation suites; then lists each source's files for the run date,
 exactly as the batch would find them. Prints one line per source with its file count:
@@ -58,19 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"{PROG}: --run-date {args.run_date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
         return 2
-    from invrecon.pipelines import batch
+    from invrecon.pipelines import batch_plan
     from invrecon.pipelines.config import ConfigError
     from invrecon.transforms.canonical import CrosswalkError
     from invrecon.transforms.quality import SuiteError
 
     try:
-        cfg = batch.load_checked_config(args.config)
+        cfg = batch_plan.load_checked_config(args.config)
     except (ConfigError, CrosswalkError) as e:
         print(f"{PROG}: config error: {e}", file=sys.stderr)
         return 2
     output = (args.output or cfg.output).rstrip("/")
     try:
-        job, inputs = batch.plan_job(cfg, run_date, output=output)
+        job, inputs = batch_plan.plan_job(cfg, run_date, output=output)
     except SuiteError as e:
         print(f"{PROG}: expectation suite error: {e}", file=sys.stderr)
         return 2
@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     print("\n".join(_source_lines(job, cfg, run_date)), flush=True)
-    missing = batch.missing_sources(job, args.allow_missing)
+    missing = batch_plan.missing_sources(job, args.allow_missing)
     if missing:
-        for line in batch.missing_messages(cfg, missing, run_date, prog=PROG):
+        for line in batch_plan.missing_messages(cfg, missing, run_date, prog=PROG):
             print(line, file=sys.stderr)
         return 4
     print(f"ok: {len(job.sources)} sources, {len(inputs)} input files for {run_date} (the batch's run id: {job.run_id})")

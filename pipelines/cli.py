@@ -22,7 +22,7 @@ __all__ = ["BEAM_EPILOG", "COMMANDS", "HelpFormatter", "main", "version"]
 COMMANDS = {
     "init": ("invrecon.pipelines.init", "write a commented starter config, mappings and crosswalk templates"),
     "check": ("invrecon.pipelines.check", "validate a config and find each source's files for a run date, running nothing"),
-    "batch": ("invrecon.pipelines.batch", "run the nightly reconciliation for a run date"),
+    "batch": ("invrecon.pipelines.batch_run", "run the nightly reconciliation for a run date"),
     "stream": ("invrecon.pipelines.stock_stream", "run the streaming stock-event pipeline"),
     "report": ("invrecon.pipelines.report", "write the finance discrepancy report for a run date"),
     "parse-edi": ("invrecon.pipelines.parse_edi", "print the records and errors found in EDI files"),

@@ -4,7 +4,7 @@ Layout under the output folder (a local path or any fsspec URL: `file://`, `s3:/
 `memory://`):
 
     <table>/<col>=<date>/part-<owner>-<attempt>-<k>.parquet    the data files
-    _commits/<seq>.parquet                                     the commit log
+    _commits/<seq>.parquet                                     the commit log (`pipelines.commit_log`)
     _commits/_checkpoints/<seq>.parquet                        the log's latest rows as of <seq>
     _staging/<run_date>-<attempt>/<table>/...                  a run in progress
 
@@ -50,24 +50,27 @@ folder it finds).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import io
 import json
 import logging
-import os
 import re
-import signal
 import uuid
 
 import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from invrecon.pipelines.commit_log import (
+    COMMITS, PARTITION_COLUMN, Layout, latest_commits, live_files, live_urls, read_commits, read_live_table, remove_unfinished_commits,
+    write_commit,
+)
+from invrecon.pipelines.crashpoints import CRASH_POINTS, crashpoint
+
+# The commit log's and crash points' names stay importable from here (`publish.read_commits`).
 __all__ = [
     "COMMITS",
     "CRASH_POINTS",
     "PARTITION_COLUMN",
+    "PLAN_FILE",
     "Layout",
     "crashpoint",
     "latest_commits",
@@ -82,86 +85,11 @@ __all__ = [
 
 log = logging.getLogger("invrecon.publish")
 
-# Partition column of each published table (hive-style folder `<col>=<date>`).
-PARTITION_COLUMN = {
-    "inventory_snapshot": "snapshot_date",
-    "discrepancies": "snapshot_date",
-    "in_transit": "snapshot_date",
-    "positions": "snapshot_date",
-    "movements": "event_date",
-    "quarantine": "run_date",
-    "dq_results": "run_date",
-    "dq_metrics": "run_date",
-    "alerts": "snapshot_date",
-    "runs": "run_date",
-    "items": "run_date",
-    "locations": "run_date",
-}
-
-# One row per file a commit names; `file` null means "(table, partition, owner) has no file now".
-COMMITS = pa.schema(
-    [
-        pa.field("seq", pa.int64()),
-        pa.field("committed_at", pa.timestamp("us", tz="UTC")),
-        pa.field("run_id", pa.string()),
-        pa.field("attempt", pa.string()),
-        pa.field("table", pa.string()),
-        pa.field("partition", pa.string()),
-        pa.field("owner", pa.date32()),
-        pa.field("file", pa.string()),  # relative to the output folder
-    ]
-)
-
 # A staged file whose name starts with `<col>=<value>--` goes to that partition (movements by
 # event date; later dates re-aged by a backfill); any other goes to `<col>=<run date>`.
 _STAGED_PARTITION = re.compile(r"^(?P<col>[a-z_]+)=(?P<value>\d{4}-\d{2}-\d{2})--")
-_COMMIT_NAME = re.compile(r"^(\d{12})\.parquet$")
-_COMMIT_TMP = re.compile(r"^\.\d{12}\.[0-9a-f]+\.tmp$")
-CHECKPOINTS = "_commits/_checkpoints"  # not matched by the `_commits/*.parquet` glob of the views
-KEEP_CHECKPOINTS = 2
 # The run's publish plan, in its staging folder (see the module docstring).
 PLAN_FILE = "_publish.json"
-
-# Every step of finishing a run at which a crash leaves a different state on disk, in the order
-# a run passes them (a step inside a loop is passed once per file). The crash tests read this
-# table: a step added here (and passed by a re-run) is tested without touching the tests.
-CRASH_POINTS = {
-    "publish.plan": "the publish plan is written in the staging folder; nothing renamed yet",
-    "publish.rename": "after each rename of a staged file into its partition (not committed)",
-    "publish.commit_tmp": "the commit file is written under its tmp name, not yet renamed",
-    "publish.commit": "the commit file is in place: the run is published, nothing deleted yet",
-    "publish.checkpoint_tmp": "the checkpoint of this commit is written under its tmp name, not yet renamed",
-    "publish.checkpoint": "the checkpoint of this commit is in place, the older ones not yet deleted",
-    "publish.delete": "after each delete of a file that no latest commit names",
-    "publish.gc": "every replaced file is deleted",
-    "publish.replace_folder": "a replaced folder (the EDI acks) is removed, the new one not yet moved in",
-    "finish.staging": "the staging folder is being removed (its plan is gone, the rest is not)",
-    "warehouse.build": "the new warehouse file is half written (`<db>.loading-*` and its WAL)",
-    "warehouse.swap": "the new warehouse file is complete, not yet renamed over the old one",
-}
-# `INVRECON_CRASH_AT=<point>:<n>` kills this process (SIGKILL: no clean-up, no finally) the n-th
-# time it passes <point> (counted over the process: a backfill's dates add up); `INVRECON_CRASH_TRACE=<file>` appends the name of every point passed.
-# Test hooks only: both are read when a point is passed, never set by invrecon itself.
-CRASH_AT_ENV = "INVRECON_CRASH_AT"
-CRASH_TRACE_ENV = "INVRECON_CRASH_TRACE"
-_passed: dict[str, int] = {}  # launcher-process counts of the points passed; never in a DoFn
-
-
-def crashpoint(name: str) -> None:
-    """Mark a step of the publish (`CRASH_POINTS`); the crash tests kill the process here.
-
-    Raises:
-      ValueError: `name` is not in CRASH_POINTS (a typo would make a step silently untested).
-    """
-    if name not in CRASH_POINTS:
-        raise ValueError(f"`name` must be one of CRASH_POINTS, got {name!r}")
-    _passed[name] = n = _passed.get(name, 0) + 1
-    trace = os.environ.get(CRASH_TRACE_ENV)
-    if trace:
-        with open(trace, "a", encoding="utf-8") as f:
-            f.write(f"{name}\n")
-    if os.environ.get(CRASH_AT_ENV) == f"{name}:{n}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def new_attempt() -> str:
@@ -169,119 +97,10 @@ def new_attempt() -> str:
     return uuid.uuid4().hex[:12]
 
 
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """Where one output folder keeps what (see the module docstring).
-
-    Args:
-      output: the output folder, a local path or an fsspec URL.
-    """
-
-    output: str
-
-    @property
-    def fs(self) -> fsspec.AbstractFileSystem:
-        return fsspec.core.url_to_fs(self.output)[0]
-
-    @property
-    def root(self) -> str:
-        """The output folder as a path of `fs` (no protocol)."""
-        return fsspec.core.url_to_fs(self.output)[1].rstrip("/")
-
-    def url(self, rel: str) -> str:
-        """The fsspec URL of `rel` (relative to the output folder)."""
-        return f"{self.output.rstrip('/')}/{rel}"
-
-    def staging(self, run_date: dt.date, attempt: str) -> str:
-        return self.url(f"_staging/{run_date.isoformat()}-{attempt}")
-
-
 def _owner_of(table: str, partition: str, run_date: dt.date) -> dt.date:
     if PARTITION_COLUMN[table] == "event_date":
         return run_date
     return dt.date.fromisoformat(partition.split("=", 1)[1])
-
-
-def _names(fs, folder: str) -> list[str]:
-    """The file names in `folder`, listed afresh ([] when it does not exist)."""
-    try:
-        return sorted(p.rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False))
-    except FileNotFoundError:  # object storage has no empty folders
-        return []
-
-
-def _read_commit_files(fs, folder: str, names: list[str]) -> list[pa.Table]:
-    tables = []
-    for name in names:
-        with fs.open(f"{folder}/{name}", "rb") as f:
-            tables.append(pq.read_table(f).cast(COMMITS))
-    return tables
-
-
-def _seqs(names: list[str]) -> dict[int, str]:
-    return {int(m[1]): name for name in names if (m := _COMMIT_NAME.match(name))}
-
-
-def read_commits(output: str) -> pa.Table:
-    """Every commit row of an output folder, the whole log (empty when nothing was ever published).
-
-    O(runs): for audit and tests. What is live needs only `latest_commits`.
-    """
-    layout = Layout(output)
-    fs, root = layout.fs, layout.root
-    # The log is the truth only when listed afresh: s3fs / gcsfs cache listings, and another
-    # process (a run's workers, the next run, its garbage collection) may have changed the output
-    # since this one last looked; a stale listing would name files that are gone.
-    fs.invalidate_cache()
-    names = [name for _, name in sorted(_seqs(_names(fs, f"{root}/_commits")).items())]
-    tables = _read_commit_files(fs, f"{root}/_commits", names)
-    return pa.concat_tables(tables) if tables else COMMITS.empty_table()
-
-
-def latest_commits(output: str) -> pa.Table:
-    """The latest commit rows of every (table, partition, owner): all that `live_files` needs.
-
-    Reads the newest checkpoint that opens and the commits after it (see the module docstring),
-    so its cost is the live set, not the number of runs. `live_files(latest_commits(o))` equals
-    `live_files(read_commits(o))`.
-    """
-    layout = Layout(output)
-    fs, root = layout.fs, layout.root
-    fs.invalidate_cache()  # as in read_commits: listings must be fresh
-    commits = _seqs(_names(fs, f"{root}/_commits"))
-    base, since = COMMITS.empty_table(), 0
-    for seq, name in sorted(_seqs(_names(fs, f"{root}/{CHECKPOINTS}")).items(), reverse=True):
-        try:
-            base, since = _read_commit_files(fs, f"{root}/{CHECKPOINTS}", [name])[0], seq
-            break
-        except (OSError, pa.ArrowInvalid):  # cut short or gone: an older one, or the whole log
-            log.warning("commit checkpoint %s unreadable; reading the commits before it", name)
-    newer = _read_commit_files(fs, f"{root}/_commits", [commits[s] for s in sorted(commits) if s > since])
-    return _latest_rows(pa.concat_tables([base, *newer]))
-
-
-def _latest_rows(commits: pa.Table) -> pa.Table:
-    """The rows of the latest commit of each (table, partition, owner), tombstones included."""
-    if not commits.num_rows:
-        return commits
-    keys = ["table", "partition", "owner"]
-    latest = commits.group_by(keys).aggregate([("seq", "max")]).rename_columns([*keys, "seq"])
-    return commits.join(latest, [*keys, "seq"], join_type="inner").select(COMMITS.names).sort_by([(k, "ascending") for k in [*keys, "file"]])
-
-
-def live_files(commits: pa.Table) -> dict[tuple[str, str, dt.date], list[str]]:
-    """(table, partition, owner) -> the files its latest commit names (relative paths)."""
-    latest: dict[tuple[str, str, dt.date], int] = {}
-    rows = commits.to_pylist()
-    for r in rows:
-        key = (r["table"], r["partition"], r["owner"])
-        latest[key] = max(latest.get(key, -1), r["seq"])
-    out: dict[tuple[str, str, dt.date], list[str]] = {}
-    for r in rows:
-        key = (r["table"], r["partition"], r["owner"])
-        if r["seq"] == latest[key] and r["file"] is not None:
-            out.setdefault(key, []).append(r["file"])
-    return {k: sorted(v) for k, v in out.items()}
 
 
 def _staged_files(fs, staging_root: str, table: str) -> list[str]:
@@ -307,41 +126,6 @@ def _plan_moves(fs, staging_root: str, table: str, run_date: dt.date, attempt: s
         counter[partition] = k + 1
         moves.append((path, partition, owner, f"{table}/{partition}/part-{owner.isoformat()}-{attempt}-{k:05d}.parquet"))
     return moves
-
-
-def _write_commit(layout: Layout, rows: list[dict], *, before: pa.Table) -> pa.Table:
-    """Write the commit file (the commit point), then its checkpoint; returns the latest rows after it.
-
-    `before` is `latest_commits` read by this publish: the checkpoint is it plus `rows`.
-    """
-    fs, root = layout.fs, layout.root
-    fs.makedirs(f"{root}/_commits", exist_ok=True)
-    existing = set(_seqs(_names(fs, f"{root}/_commits"))) | set(_seqs(_names(fs, f"{root}/{CHECKPOINTS}")))
-    seq = max(existing, default=0) + 1
-    now = dt.datetime.now(dt.timezone.utc)
-    table = pa.Table.from_pylist([{**r, "seq": seq, "committed_at": now} for r in rows], schema=COMMITS)
-    # A rename on a local disk, a copy that appears whole on object storage: either way readers
-    # see the commit complete or not at all.
-    _write_atomically(fs, f"{root}/_commits", seq, table, "publish.commit_tmp")
-    crashpoint("publish.commit")
-    after = _latest_rows(pa.concat_tables([before, table]))
-    _write_atomically(fs, f"{root}/{CHECKPOINTS}", seq, after, "publish.checkpoint_tmp")
-    crashpoint("publish.checkpoint")
-    for old in sorted(_seqs(_names(fs, f"{root}/{CHECKPOINTS}")))[:-KEEP_CHECKPOINTS]:
-        fs.rm(f"{root}/{CHECKPOINTS}/{old:012d}.parquet")
-    log.info("commit %d: %d rows; checkpoint of %d latest rows", seq, table.num_rows, after.num_rows)
-    return after
-
-
-def _write_atomically(fs, folder: str, seq: int, table: pa.Table, point: str) -> None:
-    """`<folder>/<seq>.parquet`, written under a tmp name first and renamed into place."""
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    fs.makedirs(folder, exist_ok=True)
-    tmp = f"{folder}/.{seq:012d}.{uuid.uuid4().hex[:8]}.tmp"
-    fs.pipe_file(tmp, buf.getvalue())
-    crashpoint(point)
-    fs.mv(tmp, f"{folder}/{seq:012d}.parquet")
 
 
 def publish(
@@ -396,7 +180,7 @@ def publish(
             fs.makedirs(f"{root}/{rel.rsplit('/', 1)[0]}", exist_ok=True)
             fs.mv(src, f"{root}/{rel}")
             crashpoint("publish.rename")
-    after = _write_commit(layout, rows, before=commits)
+    after = write_commit(layout, rows, before=commits)
     log.info("published %d files of %d tables", sum(len(v) for v in published.values()), len(published))
     _collect_garbage(layout, partitions, commits=after)
     crashpoint("publish.gc")
@@ -473,11 +257,7 @@ def recover(output: str) -> list[str]:
             done.append(f"run {plan['run_id']} (attempt {plan['attempt']}, {what}): deleted {len(deleted)} file(s) no commit names")
         fs.rm(folder, recursive=True)
         done.append(f"removed left-over staging folder {folder.rsplit('/', 1)[-1]}")
-    for folder in (f"{root}/_commits", f"{root}/{CHECKPOINTS}"):
-        for name in _names(fs, folder):
-            if _COMMIT_TMP.match(name):
-                fs.rm(f"{folder}/{name}")
-                done.append(f"removed unfinished commit file {folder.rsplit('/', 1)[-1]}/{name}")
+    done += remove_unfinished_commits(layout)
     for line in done:
         log.warning("recovered: %s", line)
     return done
@@ -489,36 +269,3 @@ def _read_plan(fs, folder: str) -> dict | None:
         return json.loads(fs.cat_file(f"{folder}/{PLAN_FILE}"))
     except (FileNotFoundError, ValueError):
         return None
-
-
-def live_urls(output: str, table: str, *, owner: dt.date | None = None, commits: pa.Table | None = None) -> list[str]:
-    """The URLs of the committed files of `table` (of one owner date), for any Parquet reader.
-
-    Hand them to DuckDB (`read_parquet([...])`), pyarrow (`pyarrow.dataset.dataset([...])`) or
-    polars (`scan_parquet([...])`): unlike a glob over `<table>/`, they never include a file of
-    a run in progress or one left by a crashed run.
-    """
-    layout = Layout(output)
-    live = live_files(latest_commits(output) if commits is None else commits)
-    return [layout.url(f) for (t, _, o), files in sorted(live.items()) if t == table and (owner is None or o == owner) for f in files]
-
-
-def read_live_table(output: str, table: str, schema: pa.Schema, *, commits: pa.Table | None = None) -> pa.Table:
-    """Every committed row of a small table (dq_results, dq_metrics, runs, alerts), any filesystem.
-
-    For the launcher's metadata only: it reads whole files into memory.
-    """
-    layout = Layout(output)
-    fs, root = layout.fs, layout.root
-    live = live_files(latest_commits(output) if commits is None else commits)
-    tables = []
-    for (name, _, _), files in sorted(live.items()):
-        if name != table:
-            continue
-        for rel in files:
-            with fs.open(f"{root}/{rel}", "rb") as f:
-                t = pq.read_table(f)
-            tables.append(t.select([n for n in schema.names if n in t.column_names]))
-    if not tables:
-        return schema.empty_table()
-    return pa.concat_tables(tables, promote_options="default")

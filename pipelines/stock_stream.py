@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from invrecon.pipelines.batch import cutoff_for
+from invrecon.pipelines.batch_plan import cutoff_for
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines.config import Config, ConfigError, load_config
 from invrecon.pipelines.publish import Layout, latest_commits, live_files

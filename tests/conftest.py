@@ -28,10 +28,10 @@ def header_only(path: pathlib.Path) -> pathlib.Path:
 
 def run_batch(config: pathlib.Path | str, run_date: str = RUN_DATE, *, output: pathlib.Path | str, extra: list[str] | None = None) -> int:
     """Run `invrecon batch` in-process on the FnApiRunner and return its exit code."""
-    from invrecon.pipelines import batch
+    from invrecon.pipelines import batch_run
 
     argv = ["--config", str(config), "--run-date", run_date, "--output", str(output), "--quiet", "--buckets", "4"]
-    return batch.main(argv + list(extra or []))
+    return batch_run.main(argv + list(extra or []))
 
 
 # Columns that say when a run ran, not what it found: they differ between two runs of the same inputs.
@@ -56,7 +56,7 @@ def published_rows(output: pathlib.Path | str, *, world: pathlib.Path | str = WO
     two runs of the same world, wherever it and the output live, give equal dicts.
     """
     from invrecon.pipelines.publish import read_commits, read_live_table
-    from invrecon.pipelines.warehouse import SCHEMAS
+    from invrecon.pipelines.warehouse_views import SCHEMAS
 
     commits = read_commits(str(output))
     world = str(world).rstrip("/")

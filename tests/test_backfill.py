@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from invrecon.pipelines import batch, publish
+from invrecon.pipelines import batch_run, publish
 from invrecon.pipelines.quality_gate import load_history
 from tests.conftest import make_world
 
@@ -36,7 +36,7 @@ def test_backfill_stops_at_the_first_failure_resumes_and_skips_what_is_published
     erp = world / "inputs" / "erp"
     shutil.move(erp / str(D2), tmp_path / "erp-d2")  # D2's ERP extract has not arrived
 
-    assert batch.main(_backfill(world, out)) == 4
+    assert batch_run.main(_backfill(world, out)) == 4
     io = capsys.readouterr()
     said = _lines(io.out)
     assert said[str(D1)].startswith("ran: run 2026-11-28-") and "succeeded" in said[str(D1)]
@@ -47,7 +47,7 @@ def test_backfill_stops_at_the_first_failure_resumes_and_skips_what_is_published
     first_d1 = _runs(out)[D1][0]
 
     shutil.move(tmp_path / "erp-d2", erp / str(D2))  # it arrived: the same command resumes
-    assert batch.main(_backfill(world, out)) == 0
+    assert batch_run.main(_backfill(world, out)) == 0
     said = _lines(capsys.readouterr().out)
     assert said[str(D1)] == f"skipped: already published as run {first_d1}"
     assert said[str(D2)].startswith("ran: ") and said[str(D3)].startswith("ran: ")
@@ -56,7 +56,7 @@ def test_backfill_stops_at_the_first_failure_resumes_and_skips_what_is_published
     assert all(f"run {runs[d][0]} succeeded" in said[str(d)] for d in (D2, D3))
     seqs = publish.read_commits(str(out)).column("seq").to_pylist()
 
-    assert batch.main(_backfill(world, out)) == 0  # nothing to do: no graph, no commit
+    assert batch_run.main(_backfill(world, out)) == 0  # nothing to do: no graph, no commit
     said = _lines(capsys.readouterr().out)
     assert all(said[str(d)] == f"skipped: already published as run {runs[d][0]}" for d in (D1, D2, D3))
     assert publish.read_commits(str(out)).column("seq").to_pylist() == seqs
@@ -64,7 +64,7 @@ def test_backfill_stops_at_the_first_failure_resumes_and_skips_what_is_published
     # a corrected extract for D2 only: D2 runs again (a new run id), D1 and D3 are skipped
     extract = next((erp / str(D2)).glob("*.csv"))
     extract.write_text(extract.read_text().replace("\n", "\r\n"))
-    assert batch.main(_backfill(world, out)) == 0
+    assert batch_run.main(_backfill(world, out)) == 0
     said = _lines(capsys.readouterr().out)
     assert said[str(D1)].startswith("skipped") and said[str(D3)].startswith("skipped")
     assert said[str(D2)].startswith("ran: ") and runs[D2][0] not in said[str(D2)]
@@ -80,5 +80,5 @@ def test_backfill_stops_at_the_first_failure_resumes_and_skips_what_is_published
     (["--run-date", "2026-11-30", "--force"], "--force goes with --from/--to"),
 ])
 def test_backfill_usage_errors_are_exit_2(world_copy, tmp_path, capsys, argv, message):
-    assert batch.main(["--config", str(world_copy / "config.yaml"), "--output", str(tmp_path / "out"), *argv]) == 2
+    assert batch_run.main(["--config", str(world_copy / "config.yaml"), "--output", str(tmp_path / "out"), *argv]) == 2
     assert message in capsys.readouterr().err

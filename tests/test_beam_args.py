@@ -10,7 +10,7 @@ from invrecon.pipelines import stock_stream
 from invrecon.pipelines.beam_args import UsageError, beam_option_flags, check_beam_args
 from tests.conftest import WORLD, run_batch
 
-# invrecon batch's own flags (pipelines/batch.py parses them; the rest goes to Beam).
+# invrecon batch's own flags (pipelines/batch_run.py parses them; the rest goes to Beam).
 BATCH_FLAGS = ["--config", "--run-date", "--output", "--buckets", "--allow-missing", "--fail-on-alert", "--quiet"]
 EVENTS = f"file://{WORLD}/inputs/events/2026-11-30/*.jsonl"
 

@@ -23,7 +23,7 @@ import yaml
 
 from invrecon.pipelines import data_docs
 from invrecon.pipelines.quality_gate import GatePlan
-from invrecon.pipelines.warehouse import RunResult, summary_text
+from invrecon.pipelines.run_summary import RunResult, summary_text
 from invrecon.transforms.quality import EXPECTATIONS_DIR, load_suite, suite_parameters
 from tests.conftest import RUN_DATE, header_only, make_world, run_batch, warehouse
 
@@ -285,18 +285,18 @@ def test_doc_examples():
 
 
 def test_the_batch_builds_no_docs_when_told_and_never_fails_a_run_over_them(world_copy, tmp_path, caplog):
-    from invrecon.pipelines import batch
+    from invrecon.pipelines import batch_finish, batch_plan
     from invrecon.pipelines.config import load_config
 
     cfg = load_config(str(world_copy / "config.yaml"))
     out = tmp_path / "out"
-    job, _ = batch.plan_job(cfg, dt.date.fromisoformat(RUN_DATE), output=str(out))
-    assert batch._data_docs(job, cfg, [{"source": "erp_nightly"}], status="succeeded", message="") is None  # a row it cannot read
+    job, _ = batch_plan.plan_job(cfg, dt.date.fromisoformat(RUN_DATE), output=str(out))
+    assert batch_finish.run_data_docs(job, cfg, [{"source": "erp_nightly"}], status="succeeded", message="") is None  # a row it cannot read
     assert "data docs: could not build them" in caplog.text
     doc = yaml.safe_load((world_copy / "config.yaml").read_text())
     doc["quality"] = {"data_docs_runs": 0}
     (world_copy / "config.yaml").write_text(yaml.safe_dump(doc))
     off = load_config(str(world_copy / "config.yaml"))
     assert off.quality.data_docs_runs == 0
-    assert batch._data_docs(job, off, [], status="succeeded", message="") is None
+    assert batch_finish.run_data_docs(job, off, [], status="succeeded", message="") is None
     assert not (out / "data_docs" / "index.html").exists()

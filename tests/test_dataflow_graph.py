@@ -35,7 +35,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
 
-from invrecon.pipelines import batch, stock_stream
+from invrecon.pipelines import batch, batch_plan, stock_stream
 from invrecon.pipelines.config import load_config
 from tests.conftest import ROOT, RUN_DATE, WORLD
 
@@ -163,7 +163,7 @@ def test_stream_dataflow_job_names_every_step(tmp_path, request, no_network, see
 
 def test_batch_dataflow_job_names_every_step(tmp_path, no_network):
     cfg = load_config(str(WORLD / "config.yaml"))
-    job, inputs = batch.plan_job(cfg, dt.date.fromisoformat(RUN_DATE), output=str(tmp_path / "out"))
+    job, inputs = batch_plan.plan_job(cfg, dt.date.fromisoformat(RUN_DATE), output=str(tmp_path / "out"))
     assert inputs
     own, job_json, proto = dataflow_job(tmp_path, lambda p: batch.build(p, job), streaming=False, name="invrecon-batch")
     check_job(own, job_json, proto, streaming=False, name="invrecon-batch")

@@ -50,10 +50,10 @@ def test_a_source_check_lowered_to_a_warning_is_printed_not_silent(tmp_path, cap
     (world / "config.yaml").write_text(yaml.safe_dump(cfg))
     erp = next((world / "inputs" / "erp").glob("*/erp_stock.csv"))
     header_only(erp)
-    from invrecon.pipelines import batch
+    from invrecon.pipelines import batch_run
 
     argv = ["--config", str(world / "config.yaml"), "--run-date", erp.parent.name, "--output", str(tmp_path / "out"), "--buckets", "4"]
-    assert batch.main(argv) == 0  # not --quiet: the summary is what is checked
+    assert batch_run.main(argv) == 0  # not --quiet: the summary is what is checked
     out = capsys.readouterr().out
     assert "data-quality warnings" in out
     assert "erp_nightly (source): expect_source_to_deliver_valid_records (0 valid of 0 read" in out

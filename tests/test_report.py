@@ -487,7 +487,7 @@ def test_net_caption_glossary_at_the_top(injected):
 
 def test_report_reads_a_warehouse_with_decimal_money_and_enum_classes(committed_run, tmp_path):
     """The warehouse may type money DECIMAL(18,4) and class as an ENUM: the same report comes out."""
-    from invrecon.pipelines.warehouse import SCHEMAS, VIEWS
+    from invrecon.pipelines.warehouse_views import SCHEMAS, VIEWS
 
     wh, mem = warehouse(committed_run), duckdb.connect()
     mem.execute(f"CREATE TYPE discrepancy_class AS ENUM ({', '.join(repr(c) for c in common.GLOSSARY)})")

@@ -80,7 +80,7 @@ def test_end_of_day_positions_agree_with_the_batch(tmp_path):
     assert stream(cfg, events, out) == 0
     assert run_batch(cfg, day2, output=out) == 0
     tz = load_config(str(cfg)).timezone
-    from invrecon.pipelines.batch import cutoff_for
+    from invrecon.pipelines.batch_plan import cutoff_for
 
     cutoff = cutoff_for(dt.date.fromisoformat(day2), tz)
     con = warehouse(out)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from invrecon.pipelines import alerts
-from invrecon.pipelines.warehouse import AGE_KEY, VIEWS, aging_sql
+from invrecon.pipelines.warehouse_views import AGE_KEY, VIEWS, aging_sql
 from tests.conftest import ROOT, make_world, run_batch, warehouse
 
 D1, D2, D3 = dt.date(2026, 11, 28), dt.date(2026, 11, 29), dt.date(2026, 11, 30)

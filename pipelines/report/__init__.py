@@ -24,7 +24,7 @@ date, *new* otherwise. Lineage paths are relative to the config file's folder.
 The HTML links the run's entry in the Data Docs (`<output>/data_docs/index.html#run-<D>`, built by
 `invrecon batch`): a relative link when both are on the local disk, the URL otherwise.
 
-Every number comes from SQL over the warehouse views (pipelines.warehouse.VIEWS), so the report
+Every number comes from SQL over the warehouse views (pipelines.warehouse_views.VIEWS), so the report
 says what an analyst's query says. Text that comes from source data and begins with `=`, `+`, `-`,
 `@`, tab or CR is neutralized in XLSX and CSV (`neutralize`), since a spreadsheet would run it as a
 formula; the HTML escapes everything.

@@ -1,4 +1,4 @@
-"""The report's figures: SQL over the warehouse views (pipelines.warehouse.VIEWS), nothing else.
+"""The report's figures: SQL over the warehouse views (pipelines.warehouse_views.VIEWS), nothing else.
 
 Every query works whether the warehouse stores money as DOUBLE or DECIMAL and class as VARCHAR or
 ENUM: DECIMAL results are turned into floats once, at the edge (`_rows`), so the renderings
@@ -25,7 +25,7 @@ from invrecon.schemas import ALERTS
 __all__ = ["NoRunError", "ReportData", "gather", "read_items", "relative_lineage", "relativize"]
 
 _UNEXPLAINED = ", ".join(f"'{c}'" for c in alerts.UNEXPLAINED)
-# The identity of a discrepancy across run dates: the aging key (pipelines.warehouse.AGE_KEY).
+# The identity of a discrepancy across run dates: the aging key (pipelines.warehouse_views.AGE_KEY).
 _KEY = ("sku", "location", "other_system", "class")
 
 
