@@ -18,13 +18,14 @@ import uuid
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from invrecon.pipelines.crashpoints import crashpoint
 
 __all__ = [
     "CHECKPOINTS", "COMMITS", "KEEP_CHECKPOINTS", "PARTITION_COLUMN", "Layout", "latest_commits", "live_files", "live_urls",
-    "read_commits", "read_live_table", "remove_unfinished_commits", "write_commit",
+    "read_commits", "read_live_table", "remove_unfinished_commits", "rows_of", "write_commit",
 ]
 
 log = logging.getLogger("invrecon.publish")
@@ -157,6 +158,21 @@ def _latest_rows(commits: pa.Table) -> pa.Table:
     keys = ["table", "partition", "owner"]
     latest = commits.group_by(keys).aggregate([("seq", "max")]).rename_columns([*keys, "seq"])
     return commits.join(latest, [*keys, "seq"], join_type="inner").select(COMMITS.names).sort_by([(k, "ascending") for k in [*keys, "file"]])
+
+
+def rows_of(commits: pa.Table, *, owner: dt.date | None = None, partitions=None) -> pa.Table:
+    """The commit rows of one owner date, or of some (table, partition) pairs, selected in Arrow.
+
+    What a publish needs of the live set is its own date's and its own partitions' rows: selecting
+    them before `live_files` keeps its Python work to the run, however many dates are live.
+    """
+    if owner is not None:
+        commits = commits.filter(pc.equal(commits.column("owner"), pa.scalar(owner, pa.date32())))
+    if partitions is not None:
+        keys = pa.array([f"{t}\0{p}" for t, p in partitions], pa.string())
+        joined = pc.binary_join_element_wise(commits.column("table"), commits.column("partition"), "\0")
+        commits = commits.filter(pc.is_in(joined, value_set=keys))
+    return commits
 
 
 def live_files(commits: pa.Table) -> dict[tuple[str, str, dt.date], list[str]]:

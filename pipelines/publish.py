@@ -60,7 +60,7 @@ import fsspec
 import pyarrow as pa
 
 from invrecon.pipelines.commit_log import (
-    COMMITS, PARTITION_COLUMN, Layout, latest_commits, live_files, live_urls, read_commits, read_live_table, remove_unfinished_commits,
+    COMMITS, PARTITION_COLUMN, Layout, latest_commits, live_files, live_urls, read_commits, read_live_table, remove_unfinished_commits, rows_of,
     write_commit,
 )
 from invrecon.pipelines.crashpoints import CRASH_POINTS, crashpoint
@@ -160,7 +160,7 @@ def publish(
     fs, root = layout.fs, layout.root
     staging_root = fsspec.core.url_to_fs(staging)[1].rstrip("/")
     commits = latest_commits(output)
-    before = live_files(commits)
+    before = live_files(rows_of(commits, owner=run_date))  # what this run date owned so far
     rows: list[dict] = []
     published: dict[str, list[str]] = {}
     planned = {table: _plan_moves(fs, staging_root, table, run_date, attempt) for table in tables}
@@ -211,7 +211,8 @@ def _replace_folder(fs, src: str, dst: str) -> None:
 def _collect_garbage(layout: Layout, partitions, *, commits: pa.Table | None = None) -> list[str]:
     """Delete the files of `partitions` that no latest commit names (replaced or never committed)."""
     fs, root = layout.fs, layout.root
-    live = {f for files in live_files(latest_commits(layout.output) if commits is None else commits).values() for f in files}
+    commits = latest_commits(layout.output) if commits is None else commits
+    live = {f for files in live_files(rows_of(commits, partitions=partitions)).values() for f in files}
     deleted = []
     for table, partition in sorted(set(map(tuple, partitions))):
         try:
