@@ -44,7 +44,7 @@ profile: setup
 	@echo "flame graph: bench/results/profile-1m.svg (open it in a browser)"
 
 lint: setup
-	$(BIN)/ruff check pipelines transforms schemas fixtures tests bench
+	$(BIN)/ruff check pipelines transforms schemas fixtures tests bench tools invrecon
 
 ## regenerate the committed world (deterministic: same bytes every time)
 fixtures: setup

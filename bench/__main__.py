@@ -46,14 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench import _common
 
         _common.MAX_RSS_MB = args.max_rss_gb * 1024
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     run_results: dict[str, object] = {}
     for name in names:
         module = importlib.import_module(f"bench.bench_{name}")
         print(f"== {name}", flush=True)
         kwargs = {"sizes": sizes} if name == "batch" else {}
         figures = module.run(quick=args.quick, **kwargs)
-        figures = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": args.quick, **figures}
+        figures = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "quick": args.quick, **figures}
         if hasattr(module, "report"):
             print(module.report(figures), flush=True)
         else:

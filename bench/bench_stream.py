@@ -43,7 +43,7 @@ def write_events(path: pathlib.Path, n: int, *, seed: int = 1) -> int:
     items = [f"5000{i:02d}" for i in range(40)]
     stores = ["0001", "0002", "0003", "0004", "0005"]
     types = ["sale"] * 8 + ["return", "adjustment"]
-    start = dt.datetime(2026, 11, 30, 6, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 11, 30, 6, 0, tzinfo=dt.UTC)
     lines, last = [], None
     for k in range(n):
         r = rng.random()

@@ -264,7 +264,7 @@ def evaluate(
             maximum = rule.max_for(system)
             if maximum is not None and lag > maximum:
                 add("source_lag_hours", f"{source}/{location}", maximum, lag, rule.severity,
-                    f"{source} ({system}) at {location}: latest as-of {latest.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC is {lag:.2f} h before the cut-off (max {maximum:g})")
+                    f"{source} ({system}) at {location}: latest as-of {latest.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC is {lag:.2f} h before the cut-off (max {maximum:g})")
         for name, system, kind in sources:
             maximum = rule.max_for(system)
             if kind in ("positions", "availability") and name not in seen and maximum is not None:

@@ -16,13 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from invrecon.pipelines import quality_gate
+from invrecon.pipelines.alerts import write_alerts_jsonl
 from invrecon.pipelines.batch import BatchJob
 from invrecon.pipelines.config import Config
 from invrecon.pipelines.dimensions import dimension_tables
 from invrecon.pipelines.progress import Progress
 from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, publish
 from invrecon.pipelines.quality_gate import load_history
-from invrecon.pipelines.alerts import write_alerts_jsonl
 from invrecon.pipelines.run_summary import RunResult
 from invrecon.pipelines.warehouse import WarehouseLocked, ensure_warehouse
 from invrecon.pipelines.warehouse_views import PUBLISHED
@@ -176,7 +176,7 @@ def runs_row(*, job, cfg, inputs: list[dict], counts: list[dict], status: str, s
             "run_id": [job.run_id], "run_date": [job.run_date], "config_sha256": [cfg.sha256],
             "inputs": [[{k: f[k] for k in ("source", "uri", "size", "sha256")} for f in inputs]],
             "counts": [counts], "status": [status], "started": [started],
-            "finished": [dt.datetime.now(dt.timezone.utc)], "runner": [runner], "message": [message or None],
+            "finished": [dt.datetime.now(dt.UTC)], "runner": [runner], "message": [message or None],
         },
         schema=RUNS,
     )

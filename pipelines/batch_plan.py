@@ -60,7 +60,7 @@ def _expand_inputs(cfg: Config, run_date: dt.date) -> list[tuple[SourceSpec, lis
 def cutoff_for(run_date: dt.date, timezone: str) -> dt.datetime:
     """D 23:59:59.999 in the config's time zone, as UTC."""
     local = dt.datetime.combine(run_date, dt.time(23, 59, 59, 999000), zoneinfo.ZoneInfo(timezone))
-    return local.astimezone(dt.timezone.utc)
+    return local.astimezone(dt.UTC)
 
 
 def _history_for(output: str, run_date: dt.date, history: GateHistory, commits: pa.Table) -> History:

@@ -108,7 +108,7 @@ def _run_one(cfg: Config, args: argparse.Namespace, beam_args: list[str], run_da
              *, skip_published: bool, progress: Progress) -> _Outcome:
     progress.begin("plan")
     recover(output)  # what a run killed while finishing left behind (pipelines.publish)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     warehouse_db = _warehouse_path(args, output)
     try:
         job, inputs = plan_job(cfg, run_date, output=output, buckets=args.buckets)

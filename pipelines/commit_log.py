@@ -199,7 +199,7 @@ def write_commit(layout: Layout, rows: list[dict], *, before: pa.Table) -> pa.Ta
     fs.makedirs(f"{root}/_commits", exist_ok=True)
     existing = set(_seqs(_names(fs, f"{root}/_commits"))) | set(_seqs(_names(fs, f"{root}/{CHECKPOINTS}")))
     seq = max(existing, default=0) + 1
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     table = pa.Table.from_pylist([{**r, "seq": seq, "committed_at": now} for r in rows], schema=COMMITS)
     # A rename on a local disk, a copy that appears whole on object storage: either way readers
     # see the commit complete or not at all.

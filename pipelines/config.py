@@ -17,7 +17,6 @@ from typing import Any
 
 import fsspec
 import yaml
-
 from pydantic import ValidationError
 
 from invrecon.schemas.config import (

@@ -115,7 +115,6 @@ def _rm(fs, paths: Sequence[str]) -> None:
 
 def _page_entry(source: str, suite: str, record: str, rows: list[dict], page: str, result: str) -> dict:
     from invrecon.pipelines.quality_gate import stops_run
-
     from invrecon.transforms.quality import ROW_LEVEL_PREFIXES
 
     failed = [
@@ -172,7 +171,7 @@ def render_index(runs: Sequence[dict], *, keep_runs: int, generated: dt.datetime
         suites.update(m["suites"])
     return env.get_template("data_docs_index.html.j2").render(
         runs=runs, suites=dict(sorted(suites.items())), keep_runs=keep_runs, anchor=anchor,
-        generated=(generated or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=(generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
 
@@ -198,7 +197,7 @@ def build(*, output: str, rows: Sequence[dict], gate, run_id: str, run_date: dt.
         raise ValueError("`keep_runs` must be >= 1")
     from invrecon.pipelines import gx_docs  # Great Expectations: imported only when docs are built
 
-    built = now or dt.datetime.now(dt.timezone.utc)
+    built = now or dt.datetime.now(dt.UTC)
     layout = Layout(output)
     fs, root = layout.fs, f"{layout.root}/{DOCS_DIR}"
     with tempfile.TemporaryDirectory(prefix="invrecon-data-docs-") as tmp:

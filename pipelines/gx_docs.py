@@ -34,16 +34,16 @@ import os
 import pathlib
 import re
 from collections.abc import Sequence
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # never phone home
 
 import great_expectations as gx  # noqa: E402
-from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 from great_expectations.core.expectation_validation_result import (  # noqa: E402
     ExpectationSuiteValidationResult,
     ExpectationValidationResult,
 )
+from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 from great_expectations.data_context.types.resource_identifiers import (  # noqa: E402
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
@@ -85,7 +85,7 @@ class ExpectSourceToDeliverValidRecords(BatchExpectation):
     """
 
     min_records: int = 1
-    median_of_recent_runs: Optional[float] = None
+    median_of_recent_runs: float | None = None
 
     domain_keys: ClassVar[tuple[str, ...]] = ()
     success_keys = ("min_records",)

@@ -60,7 +60,16 @@ import fsspec
 import pyarrow as pa
 
 from invrecon.pipelines.commit_log import (
-    COMMITS, PARTITION_COLUMN, Layout, latest_commits, live_files, live_urls, read_commits, read_live_table, remove_unfinished_commits, rows_of,
+    COMMITS,
+    PARTITION_COLUMN,
+    Layout,
+    latest_commits,
+    live_files,
+    live_urls,
+    read_commits,
+    read_live_table,
+    remove_unfinished_commits,
+    rows_of,
     write_commit,
 )
 from invrecon.pipelines.crashpoints import CRASH_POINTS, crashpoint

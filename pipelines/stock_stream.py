@@ -242,10 +242,10 @@ def plan_job(cfg: Config, *, events: str, output: str, expansion_service: str | 
             (parse_topic if "/topics/" in path else parse_subscription)(path)
         except ValueError as e:
             raise UsageError(f"--events {events!r}: {e}; expected pubsub://projects/P/subscriptions/S or pubsub://projects/P/topics/T") from None
-        run_id = f"stream-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
+        run_id = f"stream-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
     elif events.startswith("kafka://"):
         _check_kafka(events, expansion_service)
-        run_id = f"stream-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
+        run_id = f"stream-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
     else:
         raise UsageError(f"--events {events!r}: expected file://GLOB, pubsub://projects/P/subscriptions/S or kafka://HOST:PORT/TOPIC")
     params = streaming_params(cfg, run_id=run_id)

@@ -19,7 +19,18 @@ from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
 from invrecon.pipelines.publish import PARTITION_COLUMN, Layout
 from invrecon.pipelines.warehouse_docs import ENUMS, MONEY, TYPED, comment_ddl
 from invrecon.schemas import (
-    ALERTS, DISCREPANCIES, DQ_METRICS, DQ_RESULTS, IN_TRANSIT, INVENTORY_SNAPSHOT, ITEMS, LOCATIONS, MOVEMENT, POSITION, QUARANTINE, RUNS,
+    ALERTS,
+    DISCREPANCIES,
+    DQ_METRICS,
+    DQ_RESULTS,
+    IN_TRANSIT,
+    INVENTORY_SNAPSHOT,
+    ITEMS,
+    LOCATIONS,
+    MOVEMENT,
+    POSITION,
+    QUARANTINE,
+    RUNS,
 )
 
 __all__ = ["AGE_KEY", "PUBLISHED", "SCHEMAS", "VIEWS", "VIEWS_VERSION", "aging_sql", "ddl", "schema_file", "write_schema_files"]

@@ -168,7 +168,7 @@ def load_config(path: str | os.PathLike) -> RefConfig:
 def cutoff_utc(run_date: dt.date, timezone: str) -> dt.datetime:
     """D 23:59:59.999 in the config's time zone, in UTC (DESIGN.md §6)."""
     local = dt.datetime.combine(run_date, dt.time(23, 59, 59, 999000), zoneinfo.ZoneInfo(timezone))
-    return local.astimezone(dt.timezone.utc)
+    return local.astimezone(dt.UTC)
 
 
 # --------------------------------------------------------------------------- SQL helpers

@@ -16,7 +16,7 @@ from invrecon.schemas import ALERTS, DISCREPANCIES, POSITION
 from tests.conftest import WORLD, run_batch, warehouse
 
 DAY = dt.date(2026, 11, 30)
-CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc)  # 23:59:59.999 Chicago
+CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.UTC)  # 23:59:59.999 Chicago
 
 
 def _disc(*rows: dict) -> pa.Table:

@@ -21,7 +21,7 @@ import yaml
 
 from invrecon.pipelines import check, cli, init
 from invrecon.pipelines.progress import READ_LOGGER, Progress
-from tests.conftest import RUN_DATE, ROOT, WORLD, run_batch, run_cli
+from tests.conftest import ROOT, RUN_DATE, WORLD, run_batch, run_cli
 
 # ----------------------------------------------------------------------------- init and check
 

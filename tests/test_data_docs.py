@@ -208,7 +208,7 @@ def test_a_failed_gate_shows_its_failing_expectation_and_reruns_stay_within_n(tm
 
 
 def _gate() -> GatePlan:
-    cutoff = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc)
+    cutoff = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.UTC)
     suite = load_suite(EXPECTATIONS_DIR / "position.json")
     params = suite_parameters(cutoff=cutoff, previous_rows=100, band=0.5, max_lag_hours=36)
     return GatePlan(suites={"positions": {"erp": [suite]}, "movements": {}, "in_transit_lines": {}}, params={"positions": {"erp": params}})
@@ -234,7 +234,7 @@ def test_history_keeps_the_last_n_runs_on_any_fsspec_filesystem():
     output = f"memory://docs-{time.monotonic_ns()}/out"
     fs, root = fsspec.core.url_to_fs(f"{output}/data_docs")
     gate = _gate()
-    t0 = dt.datetime(2026, 12, 1, 6, tzinfo=dt.timezone.utc)
+    t0 = dt.datetime(2026, 12, 1, 6, tzinfo=dt.UTC)
     dates = [dt.date(2026, 11, d) for d in (26, 27, 28, 29)]
     for i, day in enumerate(dates):  # four run dates, then a re-run of the second
         index = data_docs.build(output=output, rows=_rows(f"{day}-x", day, rows=100), gate=gate, run_id=f"{day}-x", run_date=day,

@@ -16,7 +16,7 @@ from invrecon.schemas import POSITION
 from invrecon.transforms.quality import EXPECTATIONS_DIR, Validator, load_suite, suite_parameters
 from tests.conftest import header_only, make_world, run_batch
 
-CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc)
+CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.UTC)
 
 
 def test_an_empty_batch_gets_a_boolean_mask_and_fails_the_gate(tmp_path):

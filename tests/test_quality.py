@@ -11,10 +11,10 @@ import pytest
 
 from invrecon.pipelines.quality_gate import _anomalies
 from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION
-from tests.conftest import RUN_DATE, make_world, run_batch, warehouse
 from invrecon.transforms.quality import EXPECTATIONS_DIR, ROW_LEVEL_PREFIXES, SuiteError, Validator, load_suite, suite_parameters
+from tests.conftest import RUN_DATE, make_world, run_batch, warehouse
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=UTC)
 AS_OF = dt.datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 N = 6

@@ -19,8 +19,7 @@ import polars as pl
 import pytest
 
 from invrecon.pipelines import report
-from invrecon.pipelines.report import DETAIL_COLUMNS, charts, cli, common, csvfile, data, page, workbook
-from invrecon.pipelines.report import neutralize
+from invrecon.pipelines.report import DETAIL_COLUMNS, charts, cli, common, csvfile, data, neutralize, page, workbook
 from tests.conftest import RUN_DATE, WORLD, warehouse
 from tests.test_warehouse import D3, three_day_runs
 

@@ -32,7 +32,7 @@ def read(output: pathlib.Path, table: str) -> duckdb.DuckDBPyRelation:
 def test_replay_of_the_committed_world_conserves_and_quarantines(tmp_path):
     out = tmp_path / "out"
     assert stream(WORLD / "config.yaml", EVENTS, out) == 0
-    lines = [l for l in (WORLD / "inputs" / "events" / RUN_DATE / "events.jsonl").read_text().splitlines() if l.strip()]
+    lines = [ln for ln in (WORLD / "inputs" / "events" / RUN_DATE / "events.jsonl").read_text().splitlines() if ln.strip()]
     moves = read(out, "movements").fetchall()
     quarantine = read(out, "quarantine").df()
     assert len(moves) + len(quarantine) == len(lines)
@@ -84,8 +84,8 @@ def test_end_of_day_positions_agree_with_the_batch(tmp_path):
 
     cutoff = cutoff_for(dt.date.fromisoformat(day2), tz)
     con = warehouse(out)
-    seeds = dict(((s, l), oh) for s, l, oh in con.sql(f"SELECT sku, location, on_hand FROM inventory_snapshot WHERE snapshot_date = DATE '{day1}' AND on_hand IS NOT NULL").fetchall())
-    batch = dict(((s, l), oh) for s, l, oh in con.sql(f"SELECT sku, location, on_hand FROM inventory_snapshot WHERE snapshot_date = DATE '{day2}' AND on_hand IS NOT NULL").fetchall())
+    seeds = dict(((s, ln), oh) for s, ln, oh in con.sql(f"SELECT sku, location, on_hand FROM inventory_snapshot WHERE snapshot_date = DATE '{day1}' AND on_hand IS NOT NULL").fetchall())
+    batch = dict(((s, ln), oh) for s, ln, oh in con.sql(f"SELECT sku, location, on_hand FROM inventory_snapshot WHERE snapshot_date = DATE '{day2}' AND on_hand IS NOT NULL").fetchall())
     changes = read(out, "position_changes").df()
     latest = changes.sort_values("pane_index").groupby(["window_start", "sku", "location"]).tail(1)
     upto = latest[latest["window_end"] <= cutoff + dt.timedelta(milliseconds=1)]
@@ -127,7 +127,7 @@ def test_pubsub_graph_builds_offline(tmp_path):
     outputs = stock_stream.build(p, job)
     proto = p.to_runner_api()
     labels = {t.unique_name for t in proto.components.transforms.values()}
-    assert any(l.endswith("ReadPubSub") for l in labels)
+    assert any(ln.endswith("ReadPubSub") for ln in labels)
     assert {"StockEvents/GateLateness/GroupByExpiry", "RunningPosition/ApplyMovements", "WriteMovements/WriteBundles"} <= labels
     assert set(outputs) >= {"movements", "quarantine", "alerts", "position_changes"}
 
@@ -149,7 +149,7 @@ def final_positions(output: pathlib.Path) -> dict[tuple[str, str], tuple[int, in
         "SELECT sku, location, arg_max(on_hand_after, (window_start, pane_index)), arg_max(reserved_after, (window_start, pane_index)), "
         f"bool_and(seeded) FROM read_parquet('{output}/stream/position_changes/*/*.parquet') GROUP BY ALL"
     ).fetchall()
-    return {(s, l): (oh, r, seeded) for s, l, oh, r, seeded in rows}
+    return {(s, ln): (oh, r, seeded) for s, ln, oh, r, seeded in rows}
 
 
 def published_copy(committed_run: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
@@ -166,7 +166,7 @@ def test_seeds_come_from_the_latest_snapshot(committed_run, tmp_path):
     expected = warehouse(committed_run).sql(f"SELECT count(*) FROM inventory_snapshot WHERE snapshot_date = DATE '{RUN_DATE}'").fetchall()[0][0]
     assert snap.rows == expected == 187
     assert snap.files and all(f.startswith(f"file://{out}/inventory_snapshot/snapshot_date={RUN_DATE}/") for f in snap.files)
-    assert snap.as_of_micros == int(dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc).timestamp() * 1e6)
+    assert snap.as_of_micros == int(dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.UTC).timestamp() * 1e6)
     # The same through a file:// URL; nothing published: no seeds.
     assert stock_stream.latest_snapshot(f"file://{out}", "America/Chicago") == snap
     assert stock_stream.latest_snapshot(str(tmp_path / "nothing"), "America/Chicago") is None
@@ -210,7 +210,7 @@ def test_each_position_starts_from_its_snapshot_row(committed_run, tmp_path):
     out = published_copy(committed_run, tmp_path / "out")
     job = stock_stream.plan_job(load_config(str(WORLD / "config.yaml")), events=EVENTS, output=str(out))
     snapshot = warehouse(committed_run).sql(f"SELECT sku, location, on_hand FROM inventory_snapshot WHERE snapshot_date = DATE '{RUN_DATE}'")
-    seeds = {(s, l): oh for s, l, oh in snapshot.fetchall()}
+    seeds = {(s, ln): oh for s, ln, oh in snapshot.fetchall()}
 
     def starts_from_the_snapshot(tables):
         first: dict = {}

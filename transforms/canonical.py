@@ -559,8 +559,8 @@ def _parse_any_format(s: pl.Expr, timezone: str) -> pl.Expr:
 # The supported range of every timestamp read: pandas (so Great Expectations) holds instants
 # only from 1677-09-21 to 2262-04-11 (nanoseconds in Int64), and nothing dated outside
 # 1900..2199 is a stock figure. Outside it, a record is `bad_timestamp`, never a crash downstream.
-TIMESTAMP_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
-TIMESTAMP_MAX = dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc)
+TIMESTAMP_MIN = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+TIMESTAMP_MAX = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 def timestamp_problem(ts: pl.Expr, raw: pl.Expr, *, field: str, unparsed: str | None = None) -> pl.Expr:

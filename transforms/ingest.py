@@ -23,8 +23,8 @@ from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
 from invrecon.schemas import MOVEMENT, QUARANTINE
-from invrecon.transforms.canonical import Crosswalks, shared_crosswalks
 from invrecon.transforms.buckets import Bucketed, ShuffleBuckets, bucket_tables, concat_tables, split_by_bucket
+from invrecon.transforms.canonical import Crosswalks, shared_crosswalks
 from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
 from invrecon.transforms.edi import AckCollector
 from invrecon.transforms.sources import SourceSpec, read_edi, read_events, read_tabular

@@ -163,7 +163,7 @@ def _columns_of(suites: Sequence[dict], available: Sequence[str]) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def shared_validator() -> "Validator":
+def shared_validator() -> Validator:
     """The process's one Validator: a GX context costs ~2 s to build, and every ValidateRecords
     step of a worker process (positions, availability, movements, in-transit) can share it."""
     return Validator()
@@ -188,7 +188,6 @@ class Validator:
         logging.getLogger("great_expectations").setLevel(logging.ERROR)
         self._gx = gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
-
         from great_expectations.execution_engine import pandas_execution_engine
 
         # GX fingerprints every batch by hashing the whole frame (a batch marker we never read):
@@ -281,7 +280,7 @@ def _comparable(value):
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
             return value
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     return value
 
 

@@ -31,8 +31,8 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from invrecon.schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION
-from invrecon.transforms.canonical import load_items
 from invrecon.transforms.buckets import Bucketed, ShuffleBuckets, bucket_tables, concat_tables, split_by_bucket
+from invrecon.transforms.canonical import load_items
 
 __all__ = [
     "OpenInTransit",
@@ -47,7 +47,7 @@ __all__ = [
     "tolerance_exprs",
 ]
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,8 +39,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from invrecon.schemas import EVENT_TYPES, IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
-from invrecon.transforms.textio import line_bounds, to_utf8, utf8_stream
-from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS
 from invrecon.transforms.canonical import (
     NOT_A_NUMBER,
     OUT_OF_RANGE,
@@ -56,6 +54,8 @@ from invrecon.transforms.canonical import (
     timestamp_problem,
     to_eaches,
 )
+from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS
+from invrecon.transforms.textio import line_bounds, to_utf8, utf8_stream
 
 __all__ = [
     "FileResult",
@@ -560,10 +560,10 @@ def _reject_future(df: pl.DataFrame, ts: str, raw: str, field: str, *, spec: Sou
     """
     if spec.cutoff is None:
         return df
-    cutoff = spec.cutoff if spec.cutoff.tzinfo else spec.cutoff.replace(tzinfo=dt.timezone.utc)
+    cutoff = spec.cutoff if spec.cutoff.tzinfo else spec.cutoff.replace(tzinfo=dt.UTC)
     limit = cutoff + dt.timedelta(hours=spec.future_event_skew_hours)
     late = (pl.col(ts) > limit).fill_null(False) & (only if only is not None else pl.lit(True))
-    shown = f"{cutoff.astimezone(dt.timezone.utc):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+    shown = f"{cutoff.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
     skew = f"{spec.future_event_skew_hours:g} h"
     reason = pl.format("field {}: {} is more than {} after the run's cut-off {}", pl.lit(field), pl.col(raw), pl.lit(skew), pl.lit(shown))
     return reject(df, late, "future_event", reason, rejected)

@@ -9,8 +9,8 @@ import pathlib
 import sys
 
 import duckdb
-import pyarrow as pa
 import polars as pl
+import pyarrow as pa
 
 from invrecon.pipelines import alerts, data_docs
 from invrecon.pipelines.config import ConfigError, load_config

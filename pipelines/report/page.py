@@ -64,7 +64,7 @@ def _env() -> jinja2.Environment:
 
 def render_html(data: ReportData, *, generated: dt.datetime | None = None) -> str:
     """Render the self-contained HTML report."""
-    generated = generated or dt.datetime.now(dt.timezone.utc)
+    generated = generated or dt.datetime.now(dt.UTC)
     return _env().get_template("report.html.j2").render(
         d=data, charts=charts(data), colors={**CLASS_COLORS, **TREND_PARTS}, generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
         unexplained=alerts.UNEXPLAINED, glossary=glossary_rows(), sign_convention=SIGN_CONVENTION,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from tests.conftest import WORLD
 from invrecon.transforms.sources import SourceSpec
+from tests.conftest import WORLD
 
 ERP_CSV = WORLD / "inputs/erp/2026-11-30/erp_stock.csv"
 COMMERCE_JSONL = WORLD / "inputs/commerce/2026-11-30/availability.jsonl"

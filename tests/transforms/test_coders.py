@@ -12,8 +12,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from tests.conftest import WORLD, run_batch
 from invrecon.transforms.coders import TableCoder
+from tests.conftest import WORLD, run_batch
 
 
 def test_tables_frames_and_tuples_round_trip():

@@ -18,13 +18,13 @@ import hypothesis.strategies as st
 import polars as pl
 import pytest
 
-from tests.conftest import WORLD
-from tests.transforms.hostile import COMMERCE, EDI, ERP, EVENTS, collect, erp_lines
 from invrecon.transforms.canonical import MAX_EACHES, TIMESTAMP_MAX, TIMESTAMP_MIN, load_crosswalks
 from invrecon.transforms.sources import canonical_events_frame, canonical_from_edi, read_events, read_tabular
+from tests.conftest import WORLD
+from tests.transforms.hostile import COMMERCE, EDI, ERP, EVENTS, collect, erp_lines
 
 SETTINGS = hypothesis.settings(max_examples=150, deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
-CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc)
+CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.UTC)
 
 NUMBERS = st.one_of(
     st.sampled_from(["1", "0", "-3", "12.5", "12.3", "0.25", "1e308", "-1e308", "1e400", "inf", "-inf", "NaN", "",

@@ -16,13 +16,26 @@ import hypothesis.strategies as st
 import polars as pl
 import pytest
 
-from tests.conftest import WORLD
-from tests.transforms.hostile import (
-    COMMERCE, COMMERCE_JSONL, EDI, EDI_846, ERP, ERP_CSV, EVENTS, EVENTS_JSONL, STORE, STORE_PARQUET, codes, collect, erp_lines, good_event_lines,
-)
 from invrecon.transforms.canonical import load_crosswalks
 from invrecon.transforms.edi import parse_edi
 from invrecon.transforms.sources import canonical_from_edi, read_events, read_tabular
+from tests.conftest import WORLD
+from tests.transforms.hostile import (
+    COMMERCE,
+    COMMERCE_JSONL,
+    EDI,
+    EDI_846,
+    ERP,
+    ERP_CSV,
+    EVENTS,
+    EVENTS_JSONL,
+    STORE,
+    STORE_PARQUET,
+    codes,
+    collect,
+    erp_lines,
+    good_event_lines,
+)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +141,7 @@ def test_erp_quantities_are_judged_after_conversion_to_eaches(tmp_path, crosswal
 
 # -- dates: beyond what anything downstream holds, or too far in the future -----------------------
 
-CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.timezone.utc)  # 2026-11-30 23:59:59.999 Chicago
+CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.UTC)  # 2026-11-30 23:59:59.999 Chicago
 
 
 def test_an_edi_date_that_converts_to_year_10000_is_a_bad_timestamp(crosswalks):
@@ -177,7 +190,7 @@ def test_edi_movements_beyond_the_skew_are_future_events(crosswalks):
     text = (WORLD.parents[1] / "tests/edi_fixtures/947-adjustments.edi").read_text()
     text = text.replace("*91*E1~", "*92*WH-01~").replace("UK*10036000291459~", "UK*10070000000000~")
     records = list(parse_edi(text.encode(), file="x.edi"))
-    spec = dataclasses.replace(EDI, cutoff=dt.datetime(2026, 3, 7, 6, tzinfo=dt.timezone.utc))
+    spec = dataclasses.replace(EDI, cutoff=dt.datetime(2026, 3, 7, 6, tzinfo=dt.UTC))
     kept, q, _ = collect([canonical_from_edi(records, "x.edi", spec, crosswalks)])
     assert kept.height == 1 and "future_event" not in set(q["reason_code"])
     future = list(parse_edi(text.replace("W15*20260306*", "W15*21990101*").encode(), file="x.edi"))

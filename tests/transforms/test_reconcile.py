@@ -10,7 +10,7 @@ import pytest
 from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION
 from invrecon.transforms.reconcile import ReconcileParams, Tolerance, latest_positions, open_in_transit, reconcile_bucket, roll_to_cutoff
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY = dt.date(2026, 11, 30)
 T = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=UTC)  # 23:59:59.999 America/Chicago
 EVENING = dt.datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 20:00 local

@@ -23,7 +23,7 @@ AS_OF = 1_796_104_799_999_000  # 2026-12-01T05:59:59.999Z: 2026-11-30's cut-off 
 
 def snapshot(day: dt.date, rows: list[tuple[str, str, int | None, int | None]]) -> pa.Table:
     return pa.Table.from_pylist(
-        [{"snapshot_date": day, "sku": s, "location": l, "on_hand": oh, "reserved": r, "run_id": "r"} for s, l, oh, r in rows],
+        [{"snapshot_date": day, "sku": s, "location": ln, "on_hand": oh, "reserved": r, "run_id": "r"} for s, ln, oh, r in rows],
         schema=INVENTORY_SNAPSHOT,
     )
 
@@ -54,7 +54,7 @@ def test_read_seeds_reads_every_row_group_of_every_file(tmp_path):
         write(f"memory://seeds-{uuid.uuid4().hex[:8]}/b.parquet", snapshot(day, rows_b), row_group_size=1),
     )
     assert [len(list(row_groups(f))) for f in files] == [3, 4]
-    expected = [seed_element({"sku": s, "location": l, "on_hand": oh, "reserved": r}, as_of_micros=AS_OF) for s, l, oh, r in rows_a + rows_b]
+    expected = [seed_element({"sku": s, "location": ln, "on_hand": oh, "reserved": r}, as_of_micros=AS_OF) for s, ln, oh, r in rows_a + rows_b]
     with BeamTestPipeline(runner="FnApiRunner") as p:
         seeds = p | "ReadSeeds" >> ReadSeeds(files=files, as_of_micros=AS_OF)
         assert_that(seeds, equal_to(expected), label="CheckSeeds")

@@ -7,10 +7,10 @@ import json
 import polars as pl
 import pytest
 
-from tests.conftest import WORLD
 from invrecon.transforms import sources
 from invrecon.transforms.canonical import load_crosswalks
 from invrecon.transforms.sources import SourceSpec, read_events
+from tests.conftest import WORLD
 
 SPEC = SourceSpec(name="stock_events", kind="events", system=None, timezone="America/Chicago")
 
@@ -27,7 +27,7 @@ def _collect(results):
 
 
 def test_fast_and_per_line_paths_agree(tmp_path, crosswalks, monkeypatch):
-    good = [l for l in (WORLD / "inputs/events/2026-11-30/events.jsonl").read_text().splitlines() if l.startswith('{"event_id": "')]
+    good = [ln for ln in (WORLD / "inputs/events/2026-11-30/events.jsonl").read_text().splitlines() if ln.startswith('{"event_id": "')]
     ev = json.loads(good[0])
     lines = good[:50] + ["", json.dumps({k: v for k, v in ev.items() if k != "qty"})] + good[50:100]
     path = tmp_path / "e.jsonl"
@@ -42,7 +42,7 @@ def test_fast_and_per_line_paths_agree(tmp_path, crosswalks, monkeypatch):
 
 def test_one_malformed_line_is_quarantined_alone(tmp_path, crosswalks, monkeypatch):
     monkeypatch.setattr(sources, "EVENT_CHUNK", 10)
-    good = [l for l in (WORLD / "inputs/events/2026-11-30/events.jsonl").read_text().splitlines() if l.startswith('{"event_id": "')][:30]
+    good = [ln for ln in (WORLD / "inputs/events/2026-11-30/events.jsonl").read_text().splitlines() if ln.startswith('{"event_id": "')][:30]
     path = tmp_path / "e.jsonl"
     path.write_text("\n".join(good[:15] + ['{"event_id": '] + good[15:]) + "\n")
     mv, q, read = _collect(list(read_events(str(path), SPEC, crosswalks)))

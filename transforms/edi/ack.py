@@ -149,7 +149,7 @@ class AckCollector:
     """
 
     def __init__(self, *, now: dt.datetime | None = None):
-        self.now = now or dt.datetime.now(dt.timezone.utc)
+        self.now = now or dt.datetime.now(dt.UTC)
         self.texts: list[str] = []
         self._open: dict[int, list[_TxAck]] = {}
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from invrecon.transforms.edi.edifact import Message, component as _c
+from invrecon.transforms.edi.edifact import Message
+from invrecon.transforms.edi.edifact import component as _c
 from invrecon.transforms.edi.errors import EdiError, Problem
 from invrecon.transforms.edi.records import MapContext, base_record, map_unit
 from invrecon.transforms.edi.values import choose_item_id, edifact_timestamp, parse_number

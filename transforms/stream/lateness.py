@@ -101,7 +101,7 @@ class _ClassifyLatenessFn(beam.DoFn):
     def _quarantine(self, late: pl.DataFrame) -> pa.Table:
         reasons = []
         for file, locator, event_id, occurred, expiry in late.select("file", "locator", "event_id", "occurred_at", "_expiry").iter_rows():
-            closed = dt.datetime.fromtimestamp(expiry / MICROS, dt.timezone.utc).isoformat()
+            closed = dt.datetime.fromtimestamp(expiry / MICROS, dt.UTC).isoformat()
             reasons.append(
                 f"{file}: {locator}: event_id {event_id} occurred at {occurred.isoformat()}; its window closed at {closed} "
                 f"(allowed lateness {self.params.allowed_lateness_minutes:g} min); the nightly batch applies it"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from typing import Any, Optional
+from typing import Any
 
 import apache_beam as beam
 import polars as pl
@@ -34,7 +34,7 @@ __all__ = ["RunningPosition", "seed_element"]
 _UPDATE_COLUMNS = ("sku", "location", "event_id", "event_type", "occurred_at", "on_hand_change", "reserved_change", "on_hand", "reserved", "seeded")
 
 # A bounded replay's merged position inputs of one bucket: (movements, figures), either may be None.
-_BothSides = tuple[Optional[pl.DataFrame], Optional[pl.DataFrame]]
+_BothSides = tuple[pl.DataFrame | None, pl.DataFrame | None]
 
 
 def seed_element(row: dict, *, as_of_micros: int) -> tuple[tuple[str, str], tuple[str, dict]]:

@@ -21,7 +21,7 @@ QUARANTINE_COLUMNS = (*QUARANTINE.names, "_date")
 
 def utc_date(micros: int) -> str:
     """The UTC date (ISO) of an instant in epoch µs."""
-    return dt.datetime.fromtimestamp(micros / MICROS, dt.timezone.utc).date().isoformat()
+    return dt.datetime.fromtimestamp(micros / MICROS, dt.UTC).date().isoformat()
 
 
 def utc_date_expr(micros: pl.Expr) -> pl.Expr:
@@ -31,7 +31,7 @@ def utc_date_expr(micros: pl.Expr) -> pl.Expr:
 
 def quarantine_row(*, source: str, file: str | None, locator: str, code: str, reason: str, raw: str | None, run_id: str = "", when: int | None = None) -> dict:
     """One QUARANTINE row as a dict; `_date` (UTC event date or `unknown`) picks its partition."""
-    day = dt.datetime.fromtimestamp(when / MICROS, dt.timezone.utc).date().isoformat() if when is not None else "unknown"
+    day = dt.datetime.fromtimestamp(when / MICROS, dt.UTC).date().isoformat() if when is not None else "unknown"
     return {"run_id": run_id, "source": source, "file": file, "locator": locator, "reason_code": code, "reason": reason, "raw": raw, "_date": day}
 
 

@@ -49,7 +49,7 @@ def event_time_micros(value: str, *, timezone: str) -> int | None:
         return None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=zoneinfo.ZoneInfo(timezone))
-    delta = ts - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    delta = ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86400 + delta.seconds) * MICROS + delta.microseconds
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from invrecon.transforms.edi import build_997
 from tests.transforms.edi.helpers import FIXTURES, render, tx
 from tests.transforms.edi.test_generator_feeds import BODY_846
-from invrecon.transforms.edi import build_997
 
 NOW = dt.datetime(2026, 3, 1, 12, 30)
 
@@ -51,7 +51,7 @@ def test_one_pass_gives_the_records_and_the_997s():
     """A collector passed to parse_edi leaves the records as they are and gets what build_997 builds."""
     from invrecon.transforms.edi import AckCollector, parse_edi
 
-    now = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
     for path in sorted(FIXTURES.glob("*.edi")):
         data = path.read_bytes()
         acks = AckCollector(now=now)

@@ -7,10 +7,10 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.transforms.edi.helpers import FIXTURES, parse, records, render, tx
-from tests.transforms.edi.test_generator_feeds import BODY_846, BODY_856
 from invrecon.transforms.edi import EdiError, build_997
 from invrecon.transforms.edi.x12 import read_isa
+from tests.transforms.edi.helpers import FIXTURES, parse, records, render, tx
+from tests.transforms.edi.test_generator_feeds import BODY_846, BODY_856
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.transforms.edi.helpers import codes, errors, parse, records, render, tx
-from tests.transforms.edi.test_generator_feeds import BODY_846
 from invrecon.transforms.edi import EdiError
 from invrecon.transforms.edi.decode import decode_chunks
 from invrecon.transforms.edi.edifact import DEFAULT_DELIMITERS, split_segment
 from invrecon.transforms.edi.values import edifact_timestamp, parse_number, same_control, x12_timestamp
 from invrecon.transforms.edi.x12 import X12Delimiters, read_isa, split_element
+from tests.transforms.edi.helpers import codes, errors, parse, records, render, tx
+from tests.transforms.edi.test_generator_feeds import BODY_846
 
 ISA = ("ISA*00*          *00*          *ZZ*A              *ZZ*B              *260301*0600*^*"
        "00501*000000001*0*P*>~")

@@ -34,7 +34,7 @@ from invrecon.transforms.stream import (
 from tests.conftest import WORLD
 
 DAY = "2026-11-30"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 PARAMS = StreamParams(
     window_minutes=15, allowed_lateness_minutes=10, early_firing_seconds=60, dedup_ttl_hours=2,

@@ -63,7 +63,7 @@ def test_columnar_positions_match_position_book(seed_value):
         got += list(zip(updates["on_hand_change"].to_list(), updates["on_hand"].to_list()))
         i += size
     assert got == expected
-    assert {(s, l): oh + a for s, l, oh, a in books.select("sku", "location", "base_oh", "after_oh").iter_rows()} == final
+    assert {(s, ln): oh + a for s, ln, oh, a in books.select("sku", "location", "base_oh", "after_oh").iter_rows()} == final
 
 
 def test_compaction_folds_old_movements_without_moving_the_position():
