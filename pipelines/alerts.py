@@ -37,7 +37,7 @@ import datetime as dt
 import json
 import math
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import duckdb
@@ -209,69 +209,87 @@ def evaluate(
     Returns:
       A table with the ALERTS schema, sorted by rule and subject.
     """
-    rows: list[dict] = []
-
-    def add(rule: str, subject: str, threshold: float, observed: float | None, severity: str, message: str) -> None:
-        rows.append({
-            "snapshot_date": snapshot_date, "rule": rule, "subject": subject, "threshold": threshold,
-            "observed": observed, "severity": severity, "message": message, "run_id": run_id,
-        })
-
-    def wanted(rule: str) -> Rule | None:
-        if only is not None and rule not in only:
-            return None
-        return getattr(thresholds, rule)
-
-    d = discrepancies
-    unexplained = ", ".join(f"'{c}'" for c in UNEXPLAINED)
-    if rule := wanted("unexplained_value_per_location"):
-        sql = f"""
-            WITH v AS (
-                SELECT location, currency, round(sum(abs(value_delta)), 2) AS observed, count(*) AS n
-                FROM {d} WHERE class IN ({unexplained}) AND value_delta IS NOT NULL GROUP BY ALL)
-            SELECT location, currency, observed, n, count(*) OVER (PARTITION BY location) AS currencies
-            FROM v WHERE observed > ? ORDER BY location, currency"""
-        for location, currency, observed, n, currencies in _fired(con, sql, [rule.max]):
-            subject = f"{location} {currency}" if currencies > 1 else location
-            add("unexplained_value_per_location", subject, rule.max, observed, rule.severity,
-                f"{location}: {n} unexplained discrepancies worth {observed:,.2f}{' ' + currency if currency else ''} exceed {rule.max:,.2f}")
-    if rule := wanted("oversell_units_per_sku"):
-        sql = f"""
-            SELECT sku, sum(delta) AS observed, count(DISTINCT location) AS locations,
-                   string_agg(DISTINCT other_system, ', ' ORDER BY other_system) AS channels
-            FROM {d} WHERE class = 'oversell_risk' GROUP BY sku HAVING sum(delta) > ? ORDER BY sku"""
-        for sku, observed, locations, channels in _fired(con, sql, [rule.max]):
-            add("oversell_units_per_sku", sku, rule.max, float(observed), rule.severity,
-                f"{sku}: {observed} units published above ATP at {locations} location(s) by {channels} (max {rule.max:g})")
-    if rule := wanted("discrepancy_age_days"):
-        not_aged = ", ".join(f"'{c}'" for c in NOT_AGED)
-        sql = f"""
-            SELECT sku, location, other_system, class, age_days, first_seen, value_delta
-            FROM {d} WHERE class NOT IN ({not_aged}) AND age_days > ?
-            ORDER BY sku, location, other_system, class"""
-        for sku, location, other, klass, age, first_seen, value in _fired(con, sql, [rule.max]):
-            worth = f", {value:,.2f} at stake" if value is not None else ""
-            add("discrepancy_age_days", f"{sku}/{location}/{other}/{klass}", rule.max, float(age), rule.severity,
-                f"{sku} at {location}: {klass} against {other} open {age} days since {first_seen}{worth} (max {rule.max:g})")
-    if (rule := wanted("source_lag_hours")) and positions is not None and cutoff is not None:
-        sql = f"""
-            SELECT source, system, location, max(as_of) AS latest,
-                   round(date_diff('microsecond', max(as_of), ?::TIMESTAMPTZ) / 3.6e9, 2) AS lag_hours
-            FROM {positions} GROUP BY ALL ORDER BY source, location"""
-        seen = set()
-        for source, system, location, latest, lag in _fired(con, sql, [cutoff]):
-            seen.add(source)
-            maximum = rule.max_for(system)
-            if maximum is not None and lag > maximum:
-                add("source_lag_hours", f"{source}/{location}", maximum, lag, rule.severity,
-                    f"{source} ({system}) at {location}: latest as-of {latest.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC is {lag:.2f} h before the cut-off (max {maximum:g})")
-        for name, system, kind in sources:
-            maximum = rule.max_for(system)
-            if kind in ("positions", "availability") and name not in seen and maximum is not None:
-                add("source_lag_hours", f"{name}/*", maximum, None, rule.severity,
-                    f"{name} ({system}) sent no positions for {snapshot_date}: nothing is known as of the cut-off")
+    checks = {
+        "unexplained_value_per_location": lambda rule: _unexplained_value(con, discrepancies, rule),
+        "oversell_units_per_sku": lambda rule: _oversell_units(con, discrepancies, rule),
+        "discrepancy_age_days": lambda rule: _discrepancy_age(con, discrepancies, rule),
+        "source_lag_hours": lambda rule: _source_lag(con, positions, rule, cutoff=cutoff, sources=sources, snapshot_date=snapshot_date),
+    }
+    rows = []
+    for name, check in checks.items():
+        if only is not None and name not in only:
+            continue
+        rule = getattr(thresholds, name)
+        if rule is None:
+            continue
+        for subject, threshold, observed, message in check(rule):
+            rows.append({
+                "snapshot_date": snapshot_date, "rule": name, "subject": subject, "threshold": threshold,
+                "observed": observed, "severity": rule.severity, "message": message, "run_id": run_id,
+            })
     rows.sort(key=lambda r: (r["rule"], r["subject"]))
     return pa.Table.from_pylist(rows, schema=ALERTS)
+
+
+# Each rule: the alerts it fires, as (subject, threshold, observed, message).
+Fired = Iterator[tuple[str, float, float | None, str]]
+
+
+def _unexplained_value(con: duckdb.DuckDBPyConnection, d: str, rule: Rule) -> Fired:
+    unexplained = ", ".join(f"'{c}'" for c in UNEXPLAINED)
+    sql = f"""
+        WITH v AS (
+            SELECT location, currency, round(sum(abs(value_delta)), 2) AS observed, count(*) AS n
+            FROM {d} WHERE class IN ({unexplained}) AND value_delta IS NOT NULL GROUP BY ALL)
+        SELECT location, currency, observed, n, count(*) OVER (PARTITION BY location) AS currencies
+        FROM v WHERE observed > ? ORDER BY location, currency"""
+    for location, currency, observed, n, currencies in _fired(con, sql, [rule.max]):
+        subject = f"{location} {currency}" if currencies > 1 else location
+        yield (subject, rule.max, observed,
+               f"{location}: {n} unexplained discrepancies worth {observed:,.2f}{' ' + currency if currency else ''} exceed {rule.max:,.2f}")
+
+
+def _oversell_units(con: duckdb.DuckDBPyConnection, d: str, rule: Rule) -> Fired:
+    sql = f"""
+        SELECT sku, sum(delta) AS observed, count(DISTINCT location) AS locations,
+               string_agg(DISTINCT other_system, ', ' ORDER BY other_system) AS channels
+        FROM {d} WHERE class = 'oversell_risk' GROUP BY sku HAVING sum(delta) > ? ORDER BY sku"""
+    for sku, observed, locations, channels in _fired(con, sql, [rule.max]):
+        yield (sku, rule.max, float(observed),
+               f"{sku}: {observed} units published above ATP at {locations} location(s) by {channels} (max {rule.max:g})")
+
+
+def _discrepancy_age(con: duckdb.DuckDBPyConnection, d: str, rule: Rule) -> Fired:
+    not_aged = ", ".join(f"'{c}'" for c in NOT_AGED)
+    sql = f"""
+        SELECT sku, location, other_system, class, age_days, first_seen, value_delta
+        FROM {d} WHERE class NOT IN ({not_aged}) AND age_days > ?
+        ORDER BY sku, location, other_system, class"""
+    for sku, location, other, klass, age, first_seen, value in _fired(con, sql, [rule.max]):
+        worth = f", {value:,.2f} at stake" if value is not None else ""
+        yield (f"{sku}/{location}/{other}/{klass}", rule.max, float(age),
+               f"{sku} at {location}: {klass} against {other} open {age} days since {first_seen}{worth} (max {rule.max:g})")
+
+
+def _source_lag(con: duckdb.DuckDBPyConnection, positions: str | None, rule: Rule, *, cutoff: dt.datetime | None,
+                sources: Collection[tuple[str, str | None, str]], snapshot_date: dt.date) -> Fired:
+    if positions is None or cutoff is None:
+        return
+    sql = f"""
+        SELECT source, system, location, max(as_of) AS latest,
+               round(date_diff('microsecond', max(as_of), ?::TIMESTAMPTZ) / 3.6e9, 2) AS lag_hours
+        FROM {positions} GROUP BY ALL ORDER BY source, location"""
+    seen = set()
+    for source, system, location, latest, lag in _fired(con, sql, [cutoff]):
+        seen.add(source)
+        maximum = rule.max_for(system)
+        if maximum is not None and lag > maximum:
+            yield (f"{source}/{location}", maximum, lag,
+                   f"{source} ({system}) at {location}: latest as-of {latest.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC is {lag:.2f} h before the cut-off (max {maximum:g})")
+    for name, system, kind in sources:
+        maximum = rule.max_for(system)
+        if kind in ("positions", "availability") and name not in seen and maximum is not None:
+            yield (f"{name}/*", maximum, None, f"{name} ({system}) sent no positions for {snapshot_date}: nothing is known as of the cut-off")
 
 
 def report_dir(output: str, run_date: dt.date | str) -> str:
