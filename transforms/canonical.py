@@ -17,17 +17,26 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import datetime as dt
 import decimal
-import functools
-import hashlib
-import io
-from collections.abc import Iterable
 
-import fsspec
 import polars as pl
+
+from invrecon.transforms.crosswalks import (  # noqa: F401  (re-exported: canonical is where readers take them from)
+    ID_TYPES,
+    UOM_CASE,
+    UOM_EACH,
+    UOM_FIXED,
+    CrosswalkError,
+    Crosswalks,
+    file_sha256,
+    gtin14_or_none,
+    load_crosswalks,
+    normalize_gtin_expr,
+    read_csv_rows,
+    shared_crosswalks,
+)
+from invrecon.transforms.quarantine import RAW_MAX_BYTES, cap_raw, cut_raw, quarantine_rows, reject, split_rows  # noqa: F401
 
 __all__ = [
     "ID_TYPES",
@@ -57,274 +66,6 @@ __all__ = [
     "timestamp_problem",
     "to_eaches",
 ]
-
-ID_TYPES = ("gtin", "erp_material", "vendor_part", "buyer_part", "store_item", "marketplace_sku", "sku")
-
-# Unit codes that mean "one of the identified item". PC/PCE/UN/C62 are the X12 / EDIFACT / UN-ECE
-# spellings partners really send for a piece.
-UOM_EACH = frozenset({"EA", "EACH", "PC", "PCE", "UN", "UNIT", "C62", "EU", "EN", "PCS", ""})
-# Case-like units: their size is the SKU's case pack from the crosswalk (the largest units_per_id
-# of its ids), unless the id itself already names the case (units_per_id > 1).
-UOM_CASE = frozenset({"CA", "CS", "CT", "CTN", "PK", "PKG", "BX", "CASE", "PACK"})
-UOM_FIXED = {"DZ": 12, "DZN": 12, "GR": 144, "GRO": 144, "PR": 2, "PAI": 2}
-
-# GTIN check digit weights for the 13 data digits of a GTIN-14, left to right.
-_GTIN_WEIGHTS = [3 if i % 2 == 0 else 1 for i in range(13)]
-
-
-class CrosswalkError(ValueError):
-    """A crosswalk that cannot be trusted: names the file and the conflicting lines."""
-
-
-def gtin14_or_none(value: str) -> str | None:
-    """Normalize a GTIN-8/12/13/14 to GTIN-14, or None when it is not a valid GTIN."""
-    v = value.strip()
-    if len(v) not in (8, 12, 13, 14) or not v.isdigit():
-        return None
-    v = v.zfill(14)
-    total = sum(int(d) * w for d, w in zip(v[:13], _GTIN_WEIGHTS))
-    return v if (10 - total % 10) % 10 == int(v[13]) else None
-
-
-def normalize_gtin_expr(col: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """Vectorized GTIN normalization: (gtin14 or null, is_valid) expressions over `col`."""
-    s = col.cast(pl.String).str.strip_chars()
-    shape_ok = s.str.contains(r"^(\d{8}|\d{12}|\d{13}|\d{14})$").fill_null(False)
-    padded = s.str.zfill(14)
-    total = pl.sum_horizontal(
-        [padded.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(_GTIN_WEIGHTS)]
-    )
-    check = padded.str.slice(13, 1).cast(pl.Int32, strict=False)
-    valid = shape_ok & (((10 - total % 10) % 10) == check).fill_null(False)
-    return pl.when(valid).then(padded).otherwise(None), valid
-
-
-@dataclasses.dataclass(frozen=True)
-class Crosswalks:
-    """The id and location crosswalks, loaded and validated once.
-
-    Attributes:
-      sku: id_type, id_value (normalized), sku, units_per_id.
-      packs: sku, case_pack (largest units_per_id among the sku's ids).
-      location: system, source_location, location, location_type.
-    """
-
-    sku: pl.DataFrame
-    packs: pl.DataFrame
-    location: pl.DataFrame
-
-    def location_types(self) -> pl.DataFrame:
-        return self.location.select("location", "location_type").unique("location", keep="first")
-
-
-def _read_csv_rows(uri: str, required: Iterable[str]) -> list[tuple[int, dict[str, str]]]:
-    try:
-        with fsspec.open(uri, "rt", encoding="utf-8-sig", newline="") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise CrosswalkError(f"{uri}: file not found") from None
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in required if c not in (reader.fieldnames or [])]
-    if missing:
-        raise CrosswalkError(f"{uri}: line 1: missing column(s) {', '.join(missing)}")
-    # DictReader's line_num counts physical lines, so quoted newlines keep numbers honest.
-    return [(reader.line_num, row) for row in reader]
-
-
-def shared_crosswalks(sku_uri: str, location_uri: str) -> Crosswalks:
-    """`load_crosswalks`, once per process for the same file contents (every reader of a worker
-    needs the same two files; a changed file is loaded again)."""
-    digests = tuple(_digest(u) for u in (sku_uri, location_uri))
-    return _crosswalks_of(sku_uri, location_uri, digests)
-
-
-@functools.lru_cache(maxsize=4)
-def _crosswalks_of(sku_uri: str, location_uri: str, digests: tuple[str, str]) -> Crosswalks:
-    return load_crosswalks(sku_uri, location_uri)
-
-
-def _digest(uri: str) -> str:
-    return file_sha256(*fsspec.core.url_to_fs(uri))
-
-
-def file_sha256(fs, path: str) -> str:
-    """The sha256 of a file of an fsspec filesystem, read 1 MB at a time."""
-    h = hashlib.sha256()
-    with fs.open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def load_crosswalks(sku_uri: str, location_uri: str) -> Crosswalks:
-    """Load both crosswalks, normalizing GTINs and refusing ambiguous rows.
-
-    Raises:
-      CrosswalkError: an id mapped to two SKUs (naming both lines), a bad GTIN, an unknown id
-        type, a non-positive units_per_id, or a location code mapped twice.
-    """
-    rows = _read_csv_rows(sku_uri, ("id_type", "id_value", "sku", "units_per_id"))
-    seen: dict[tuple[str, str], tuple[int, str, int]] = {}
-    out = []
-    for line, row in rows:
-        id_type = (row["id_type"] or "").strip()
-        raw_value = (row["id_value"] or "").strip()
-        sku = (row["sku"] or "").strip()
-        if id_type not in ID_TYPES:
-            raise CrosswalkError(
-                f"{sku_uri}: line {line}: field id_type: unknown id type {id_type!r}; "
-                f"expected one of {', '.join(ID_TYPES)}"
-            )
-        if not raw_value or not sku:
-            raise CrosswalkError(f"{sku_uri}: line {line}: id_value and sku must not be empty")
-        value = raw_value
-        if id_type == "gtin":
-            value = gtin14_or_none(raw_value) or ""
-            if not value:
-                raise CrosswalkError(
-                    f"{sku_uri}: line {line}: field id_value: {raw_value!r} is not a valid GTIN "
-                    "(8, 12, 13 or 14 digits with a correct check digit)"
-                )
-        try:
-            units = int(row["units_per_id"] or 1)
-        except ValueError:
-            raise CrosswalkError(
-                f"{sku_uri}: line {line}: field units_per_id: {row['units_per_id']!r} is not a whole number"
-            ) from None
-        if units <= 0:
-            raise CrosswalkError(f"{sku_uri}: line {line}: field units_per_id must be > 0")
-        key = (id_type, value)
-        if key in seen:
-            first_line, first_sku, first_units = seen[key]
-            if (first_sku, first_units) != (sku, units):
-                raise CrosswalkError(
-                    f"{sku_uri}: {id_type} {raw_value!r} is mapped twice: line {first_line} -> "
-                    f"{first_sku} x{first_units}, line {line} -> {sku} x{units}"
-                )
-            continue
-        seen[key] = (line, sku, units)
-        out.append((id_type, value, sku, units))
-    sku_df = pl.DataFrame(
-        out, schema={"id_type": pl.String, "id_value": pl.String, "sku": pl.String, "units_per_id": pl.Int64},
-        orient="row",
-    )
-    packs = sku_df.group_by("sku").agg(pl.col("units_per_id").max().alias("case_pack"))
-
-    lrows = _read_csv_rows(location_uri, ("system", "source_location", "location", "location_type"))
-    lseen: dict[tuple[str, str], tuple[int, str]] = {}
-    lout = []
-    for line, row in lrows:
-        system = (row["system"] or "").strip()
-        src = (row["source_location"] or "").strip()
-        loc = (row["location"] or "").strip()
-        ltype = (row["location_type"] or "").strip()
-        if not system or not src or not loc:
-            raise CrosswalkError(
-                f"{location_uri}: line {line}: system, source_location and location must not be empty"
-            )
-        key = (system, src)
-        if key in lseen and lseen[key][1] != loc:
-            raise CrosswalkError(
-                f"{location_uri}: {system} location {src!r} is mapped twice: line {lseen[key][0]} -> "
-                f"{lseen[key][1]}, line {line} -> {loc}"
-            )
-        if key not in lseen:
-            lseen[key] = (line, loc)
-            lout.append((system, src, loc, ltype))
-    loc_df = pl.DataFrame(
-        lout,
-        schema={"system": pl.String, "source_location": pl.String, "location": pl.String, "location_type": pl.String},
-        orient="row",
-    )
-    return Crosswalks(sku=sku_df, packs=packs, location=loc_df)
-
-
-# `quarantine.raw` holds at most this many bytes of the record as written: a longer one is cut
-# (at a character boundary) and ends with "…[cut: N bytes in all]".
-RAW_MAX_BYTES = 4096
-
-
-def cut_raw(head: bytes, size: int) -> str:
-    """The first bytes of a `size`-byte record, as `quarantine.raw`: whole when it fits in
-    RAW_MAX_BYTES, else cut at a character boundary and ending "…[cut: <size> bytes in all]"."""
-    if size <= RAW_MAX_BYTES and len(head) == size:
-        return head.decode("utf-8", errors="replace")
-    marker = f"\u2026[cut: {size} bytes in all]"
-    return head[: RAW_MAX_BYTES - len(marker.encode("utf-8"))].decode("utf-8", errors="ignore") + marker
-
-
-def _cut(text: str) -> str:
-    data = text.encode("utf-8")
-    return cut_raw(data, len(data))
-
-
-def _cap_series(values: pl.Series) -> pl.Series:
-    values = values.cast(pl.String)
-    long = (values.str.len_bytes() > RAW_MAX_BYTES).fill_null(False).arg_true()
-    if not len(long):
-        return values
-    return values.scatter(long, pl.Series([_cut(t) for t in values.gather(long).to_list()], dtype=pl.String))
-
-
-def cap_raw(col: pl.Expr) -> pl.Expr:
-    """`col` (text) cut to RAW_MAX_BYTES bytes, with a marker saying it was cut and from what size.
-
-    Example:
-        >>> out = pl.select(cap_raw(pl.lit("x" * 5000))).item()
-        >>> len(out.encode()), out[-30:]
-        (4096, 'xxxxx…[cut: 5000 bytes in all]')
-    """
-    return col.map_batches(_cap_series, return_dtype=pl.String, is_elementwise=True)
-
-
-def quarantine_rows(df: pl.DataFrame, code: str, reason: pl.Expr | str) -> pl.DataFrame:
-    """Select the quarantine columns (locator, reason_code, reason, raw) of rejected rows.
-
-    `raw` is capped at RAW_MAX_BYTES (`cap_raw`).
-    """
-    reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
-    return df.select(
-        pl.col("_file").alias("file"),
-        pl.col("_locator").alias("locator"),
-        pl.lit(code).alias("reason_code"),
-        reason_expr.cast(pl.String).alias("reason"),
-        cap_raw(pl.col("_raw")).alias("raw"),
-    )
-
-
-def split_rows(df: pl.DataFrame, bad: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(kept, rejected) rows of `df` by a total mask: every row lands on exactly one side.
-
-    A null in `bad` (a comparison with a null operand, say) counts as bad: a row whose
-    verdict is unknown is quarantined, never dropped from both sides.
-
-    Example:
-        >>> df = pl.DataFrame({"q": [1.0, None, 2.5]})
-        >>> kept, bad = split_rows(df, pl.col("q") != pl.col("q").round(0))
-        >>> kept["q"].to_list(), bad["q"].to_list()
-        ([1.0], [None, 2.5])
-    """
-    mask = df.select(bad.fill_null(True).alias("_bad")).to_series()
-    if not mask.any():
-        return df, df.clear()
-    return df.filter(~mask), df.filter(mask)
-
-
-def reject(df: pl.DataFrame, bad: pl.Expr, code: str, reason: pl.Expr | str, rejected: list[pl.DataFrame]) -> pl.DataFrame:
-    """Quarantine the rows where `bad` holds (or is null) into `rejected`; return the others.
-
-    Args:
-      df: rows with the `_file`, `_locator` and `_raw` columns of `quarantine_rows`.
-      bad: a boolean expression over `df`; null counts as true (see `split_rows`).
-      code: the reason code of the rejected rows.
-      reason: their reason, a string or an expression over `df`.
-      rejected: the list of quarantine frames to append to.
-    """
-    kept, bad_rows = split_rows(df, bad)
-    if bad_rows.height:
-        rejected.append(quarantine_rows(bad_rows, code, reason))
-    return kept
-
 
 def map_skus(df: pl.DataFrame, crosswalks: Crosswalks, *, id_col: str, type_col: str, label: str | None = None) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """Map (id type, id value) to sku and units_per_id.
@@ -595,7 +336,7 @@ def load_items(uri: str) -> pl.DataFrame:
       CrosswalkError: no `sku` column, an empty or repeated sku, or a unit_cost / safety_stock
         that is not a number, naming the file and line.
     """
-    rows = _read_csv_rows(uri, ("sku",))
+    rows = read_csv_rows(uri, ("sku",))
     out: dict[str, list] = {c: [] for c in ITEM_COLUMNS}
     seen: dict[str, int] = {}
     for line, row in rows:
