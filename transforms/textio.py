@@ -4,10 +4,15 @@ Partners send CSV and JSON Lines in UTF-8 (with or without a byte order mark), i
 UTF-32 with a BOM (Excel's "Unicode text"), or in a Windows / ISO code page. The readers work
 on UTF-8, so:
 
-- `to_utf8`: whole-file bytes to UTF-8 bytes: a BOM names the encoding (and is dropped);
-  without one, UTF-8 if the bytes are valid UTF-8, else latin-1, which maps every byte to one
-  character and so never fails (as the EDI reader does, `transforms.edi.decode`).
-- `utf8_stream`: the same for a binary file read in blocks (the events reader), by its BOM.
+- `utf8_stream`: a binary file as UTF-8 bytes, read in blocks: a BOM names the encoding (and a
+  UTF-16 / UTF-32 file is transcoded as it is read). Without a BOM, the events reader takes the
+  bytes as they are (it replaces what is not UTF-8); with `guess=True` (the CSV and JSON Lines
+  readers) the file is UTF-8 if its first block holding a non-ASCII byte is valid UTF-8, else
+  latin-1, which maps every byte to one character and so never fails (as the EDI reader does,
+  `transforms.edi.decode`). The encoding is decided once for the file, from that block (the
+  reader's block, 8-16 MiB): a file that is UTF-8 there stays UTF-8 and a bad byte further on
+  becomes U+FFFD; a file read whole (`to_utf8`) is judged on all of it.
+- `to_utf8`: whole-file bytes to UTF-8 bytes, the same rules on one block.
 - `line_bounds`: where each physical line starts and ends, found by numpy, never one Python
   string per line; a line ends at `\\n`, `\\r\\n` or a lone `\\r`, as pyarrow's CSV reader and
   text editors count them.
@@ -57,23 +62,17 @@ def to_utf8(data: bytes) -> tuple[bytes, str]:
     The encoding is `utf-8` (with or without a BOM), `utf-16` / `utf-32` (by their BOM;
     what does not decode becomes U+FFFD), or `latin-1` (no BOM and not valid UTF-8).
     """
-    skip, codec, name = _bom(data[:4])
-    if codec is not None and codec != "utf-8":
-        return data[skip:].decode(codec, errors="replace").encode("utf-8"), name
-    data = data[skip:]
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1").encode("utf-8"), "latin-1"
-    return data, "utf-8"
+    stream = utf8_stream(io.BytesIO(data), guess=True)
+    return stream.read(), stream.encoding  # type: ignore[attr-defined]
 
 
 class _Prefixed(io.RawIOBase):
     """`head` then the rest of `raw`: a file whose first bytes were read to look at them."""
 
-    def __init__(self, raw: BinaryIO, head: bytes):
+    def __init__(self, raw: BinaryIO, head: bytes, encoding: str = "utf-8"):
         self._raw = raw
         self._head = head
+        self.encoding = encoding
 
     def readable(self) -> bool:
         return True
@@ -89,11 +88,12 @@ class _Prefixed(io.RawIOBase):
 class _Transcoder(io.RawIOBase):
     """A binary file of UTF-16 / UTF-32 text read as UTF-8 bytes, a block at a time."""
 
-    def __init__(self, raw: BinaryIO, encoding: str, head: bytes):
+    def __init__(self, raw: BinaryIO, codec: str, head: bytes, encoding: str):
         self._raw = raw
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._decoder = codecs.getincrementaldecoder(codec)(errors="replace")
         self._pending = self._decoder.decode(head).encode("utf-8")
         self._eof = False
+        self.encoding = encoding
 
     def readable(self) -> bool:
         return True
@@ -110,16 +110,64 @@ class _Transcoder(io.RawIOBase):
         return out
 
 
-def utf8_stream(raw: BinaryIO) -> BinaryIO:
+class _Guessed(io.RawIOBase):
+    """A file without a BOM as UTF-8 bytes: UTF-8 or latin-1, decided by its first non-ASCII block.
+
+    Blocks of ASCII pass as they are. The first block with another byte decides: valid UTF-8
+    (a character cut by the block's end may end in the next), or else latin-1. Then a UTF-8
+    file's bytes that do not decode become U+FFFD; a latin-1 file's are transcoded.
+    """
+
+    def __init__(self, raw: BinaryIO, head: bytes):
+        self._raw, self._head = raw, head
+        self._decoder: codecs.IncrementalDecoder | None = None  # None: all ASCII so far
+        self.encoding = "utf-8"
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while True:  # a block that only starts a character gives nothing yet: that is not the end
+            head, self._head = self._head, b""
+            block = head + (self._raw.read() if size < 0 else self._raw.read(max(size - len(head), 0)))
+            out = self._utf8(block, whole=size < 0)
+            if out or not block:
+                return out
+
+    def _utf8(self, block: bytes, *, whole: bool) -> bytes:
+        if self._decoder is None:
+            if block.isascii():
+                return block
+            self._decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+            try:  # a whole file must end on a whole character, as `bytes.decode` wants
+                text = self._decoder.decode(block, final=whole)
+            except UnicodeDecodeError:
+                self._decoder, self.encoding = codecs.getincrementaldecoder("latin-1")(), "latin-1"
+                return block.decode("latin-1").encode("utf-8")
+            self._decoder.errors = "replace"
+            return text.encode("utf-8")
+        if block.isascii() and not self._decoder.getstate()[0]:
+            return block
+        return self._decoder.decode(block, final=not block).encode("utf-8")
+
+
+def utf8_stream(raw: BinaryIO, *, guess: bool = False) -> BinaryIO:
     """`raw` as UTF-8 bytes: a UTF-16 / UTF-32 file (by its BOM) is transcoded as it is read.
 
-    Any other file reads as it is (its readers drop a UTF-8 BOM and replace what is not UTF-8).
+    Without `guess`, any other file reads as it is (its readers drop a UTF-8 BOM and replace
+    what is not UTF-8). With `guess`, a UTF-8 BOM is dropped and a file without a BOM is UTF-8
+    or latin-1, by its first block that is not ASCII (see the module docstring). The stream's
+    `encoding` says how it was read ("utf-8", "latin-1", "utf-16", "utf-32").
     """
     head = raw.read(4)
-    skip, codec, _ = _bom(head)
-    if codec is None or codec == "utf-8":
+    skip, codec, name = _bom(head)
+    if codec == "utf-8" and guess:
+        return _Guessed(raw, head[skip:])  # type: ignore[return-value]
+    if codec is None:
+        return _Guessed(raw, head) if guess else _Prefixed(raw, head)  # type: ignore[return-value]
+    if codec == "utf-8":
         return _Prefixed(raw, head)  # type: ignore[return-value]
-    return _Transcoder(raw, codec, head[skip:])  # type: ignore[return-value]
+    return _Transcoder(raw, codec, head[skip:], name)  # type: ignore[return-value]
 
 
 def line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
