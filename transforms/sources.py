@@ -43,9 +43,10 @@ from invrecon.transforms.textfiles import (
     MAX_LINE_BYTES,
     Unreadable,
     iter_line_chunks,
+    joined_texts,
     json_object,
     read_csv_frames,
-    read_jsonl_frame,
+    read_jsonl_frames,
     too_long,
 )
 from invrecon.transforms.textio import utf8_stream
@@ -239,8 +240,8 @@ def _frames(uri: str, fmt: str | None) -> tuple[Iterator[pl.DataFrame | Unreadab
             frames, bad = read_csv_frames(uri, rows_per_frame=BATCH_ROWS)
             return frames, bad, "line"
         if fmt == "jsonl":
-            df, bad = read_jsonl_frame(uri)
-            return iter([df]), bad, "line"
+            frames, bad = read_jsonl_frames(uri, rows_per_frame=BATCH_ROWS)
+            return frames, bad, "line"
         if fmt == "parquet":
             frames = _iter_parquet_frames(uri)
             first = next(frames, None)
@@ -529,17 +530,6 @@ EVENT_CHUNK = 100_000
 _FALLBACK_LINES = 32
 
 
-def _joined_lines(texts: pl.Series) -> memoryview:
-    """The texts as one newline-separated UTF-8 buffer, read out of Arrow (no Python string)."""
-    arr = (texts + "\n").to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type != pa.large_string():
-        arr = arr.cast(pa.large_string())
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
-    return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
-
-
 def _or_default(value: pl.Expr, default: str) -> pl.Expr:
     """`value or default`, as `parse_event` reads an optional field: null and "" take the default."""
     return pl.when(value.is_null() | (value == "")).then(pl.lit(default)).otherwise(value)
@@ -555,7 +545,7 @@ def decode_event_chunk(texts: list[str] | pl.Series, positions: list[int] | pl.S
     """
     texts = texts if isinstance(texts, pl.Series) else pl.Series(texts, dtype=pl.String)
     try:
-        decoded = pl.read_ndjson(io.BytesIO(_joined_lines(texts)), schema=_EVENT_SCHEMA)
+        decoded = pl.read_ndjson(io.BytesIO(joined_texts(texts)), schema=_EVENT_SCHEMA)
     except pl.exceptions.PolarsError:
         return None
     if decoded.height != len(texts):

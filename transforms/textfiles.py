@@ -5,7 +5,7 @@ any canonical field is known:
 
 - `read_csv_frames` / `read_csv_frame`: a CSV's rows as frames of all-string columns with
   `_line`, plus the (line, raw, why) of the rows left out;
-- `read_jsonl_frame`: JSON Lines objects the same way;
+- `read_jsonl_frames`: JSON Lines objects the same way;
 - `iter_line_chunks`: the non-blank lines of a file as (line numbers, texts) polars Series.
 
 A file that cannot be read at all raises `Unreadable`, naming the records it holds where that
@@ -15,8 +15,8 @@ can be known. Limits on a file's shape are the module constants MAX_COLUMNS and 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
+import itertools
 import json
 from collections.abc import Iterator
 
@@ -27,20 +27,22 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from invrecon.transforms.canonical import RAW_MAX_BYTES, cut_raw
-from invrecon.transforms.textio import line_bounds, to_utf8
+from invrecon.transforms.textio import LineBlocks, line_bounds, utf8_stream
 
 __all__ = [
     "BATCH_ROWS",
+    "CSV_BLOCK_BYTES",
     "LINE_BLOCK_BYTES",
     "LINE_CHUNK",
     "MAX_COLUMNS",
     "MAX_LINE_BYTES",
     "Unreadable",
     "iter_line_chunks",
+    "joined_texts",
     "json_object",
     "read_csv_frame",
     "read_csv_frames",
-    "read_jsonl_frame",
+    "read_jsonl_frames",
     "too_long",
 ]
 
@@ -49,6 +51,12 @@ __all__ = [
 BATCH_ROWS = 200_000
 # Lines per chunk of `iter_line_chunks` unless the caller says.
 LINE_CHUNK = 100_000
+# Bytes of a CSV read at a time: its lines are found, and parsed, a block at a time.
+CSV_BLOCK_BYTES = 16 << 20
+# What str.strip() strips: Python's whitespace (polars' own set lacks \x1c-\x1f).
+_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+# Bytes read at a time by iter_line_chunks: lines are cut a block at a time, by polars.
+LINE_BLOCK_BYTES = 1 << 23
 
 # Limits on the shape of a file, checked before anything big is built (issue 12: a CSV header of
 # 10^6 columns took 10.9 GB). An extract has tens of columns, SAP's widest tables a few hundred;
@@ -78,29 +86,24 @@ def too_long(what: str, size: int) -> str:
     return f"{what} is {size} bytes long; lines over {MAX_LINE_BYTES} bytes (MAX_LINE_BYTES) are not read"
 
 
-def _csv_header(data: bytes, start: int, end: int, rows: np.ndarray) -> list[str]:
-    """The column names of a CSV header line; a hostile header makes the file unreadable."""
-    if end - start > MAX_LINE_BYTES:
-        raise Unreadable(too_long("the header line", int(end - start)), rows)
-    if b"\x00" in data[start:end]:
-        raise Unreadable("the header line holds NUL bytes: this is not a text file in the encoding it was read as", rows)
+def _csv_names(line: bytes) -> list[str]:
+    """The column names of a CSV header line; a hostile header raises `Unreadable` (no lines named)."""
+    if b"\x00" in line:
+        raise Unreadable("the header line holds NUL bytes: this is not a text file in the encoding it was read as")
     try:
-        names = next(csv.reader([data[start:end].decode("utf-8", errors="replace")]), [])
+        names = next(csv.reader([line.decode("utf-8", errors="replace")]), [])
     except csv.Error as e:
-        raise Unreadable(f"the header line cannot be read: {e}", rows) from None
+        raise Unreadable(f"the header line cannot be read: {e}") from None
     if len(names) > MAX_COLUMNS:
-        raise Unreadable(f"the header has {len(names)} columns; files of more than {MAX_COLUMNS} (MAX_COLUMNS) are not read", rows)
+        raise Unreadable(f"the header has {len(names)} columns; files of more than {MAX_COLUMNS} (MAX_COLUMNS) are not read")
     return names
 
 
-def _kept_lines(data: bytes, starts: np.ndarray, ends: np.ndarray, kept: np.ndarray) -> bytes:
-    """The lines numbered `kept` (1-based, ascending), one per line: runs of them are sliced whole."""
-    if len(kept) == len(starts):
-        return data
-    cuts = np.flatnonzero(np.diff(kept) != 1) + 1
-    runs = zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(kept)]]))
-    view = memoryview(data)
-    return b"\n".join(view[starts[kept[a] - 1]:ends[kept[b - 1] - 1]] for a, b in runs)
+def _joined_lines(data: memoryview, numbers: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bytes:
+    """Lines of a block (ascending numbers), one per line: runs of consecutive ones are sliced whole."""
+    cuts = np.flatnonzero(np.diff(numbers) != 1) + 1
+    runs = zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(numbers)]]))
+    return b"\n".join(data[starts[a]:ends[b - 1]] for a, b in runs)
 
 
 def _parse_csv(buf: bytes, names: list[str]) -> tuple[pa.Table, list[tuple[int, str, str]]]:
@@ -124,9 +127,9 @@ def _parse_csv(buf: bytes, names: list[str]) -> tuple[pa.Table, list[tuple[int, 
     return table, invalid
 
 
-def read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int, str | None, str]]]:
+def read_csv_frame(uri: str, *, block_bytes: int | None = None) -> tuple[pl.DataFrame, list[tuple[int, str | None, str]]]:
     """`read_csv_frames` as one frame (bad rows sorted by line)."""
-    frames, bad = read_csv_frames(uri)
+    frames, bad = read_csv_frames(uri, block_bytes=block_bytes)
     parts = []
     for df in frames:
         if isinstance(df, Unreadable):
@@ -135,54 +138,172 @@ def read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int, str | None, 
     return pl.concat(parts) if len(parts) > 1 else parts[0], sorted(bad, key=lambda b: b[0])
 
 
-def read_csv_frames(uri: str, rows_per_frame: int = BATCH_ROWS) -> tuple[Iterator[pl.DataFrame | Unreadable], list[tuple[int, str | None, str]]]:
-    """Read a CSV as frames of all-string columns with `_line`, `rows_per_frame` lines at a time.
+# One block of a CSV's lines: (the block's bytes, numbers, starts, ends of its lines to read).
+_Lines = tuple[memoryview, np.ndarray, np.ndarray, np.ndarray]
+
+
+class _CsvLines:
+    """A CSV file's non-blank lines, found a block at a time (`textio.LineBlocks`, `line_bounds`).
+
+    Iterating gives each block's lines within MAX_LINE_BYTES; longer ones go to `long` as
+    (number, size, first bytes) instead, whether they fit a block or were skipped unread.
+    """
+
+    def __init__(self, f, block_bytes: int):
+        self.cut = LineBlocks(max_line_bytes=MAX_LINE_BYTES, cr=True, head_bytes=RAW_MAX_BYTES)
+        self.blocks = self.cut.read(utf8_stream(f, guess=True), block_bytes)
+        self.long: list[tuple[int, int, bytes]] = []
+
+    def __iter__(self) -> Iterator[_Lines]:
+        for first, data in self.blocks:
+            self._take_skipped()
+            starts, ends = line_bounds(data)  # type: ignore[arg-type]
+            size = ends - starts
+            for i in np.flatnonzero(size > MAX_LINE_BYTES):
+                self.long.append((first + int(i), int(size[i]), bytes(data[starts[i]:min(ends[i], starts[i] + RAW_MAX_BYTES)])))
+            keep = np.flatnonzero((size > 0) & (size <= MAX_LINE_BYTES))  # pyarrow skips blank lines
+            yield data, keep + first, starts[keep], ends[keep]
+        self._take_skipped()
+
+    def _take_skipped(self) -> None:
+        self.long += [(n, size, self.cut.heads.pop(n, b"")) for n, size in self.cut.overlong]
+        self.cut.overlong.clear()
+
+    def numbers_left(self, lines: Iterator[_Lines], first: np.ndarray, *, header: int = 0, long: bool = True) -> np.ndarray:
+        """`first` and the numbers of every line still to come, sorted: those over the limit too
+        (unless not `long`: then they are left in `self.long`), never the header's."""
+        parts = [first, *(numbers for _, numbers, _, _ in lines)]
+        if long:
+            parts.append(np.array([n for n, _, _ in self.long if n != header], np.int64))
+        return np.sort(np.concatenate(parts).astype(np.int64))
+
+    def bad_long(self) -> list[tuple[int, str | None, str]]:
+        """The (line, raw, why) of the lines over the limit found so far, taken out of `long`."""
+        out = [(n, cut_raw(head, size), too_long(f"line {n}", size)) for n, size, head in self.long]
+        self.long.clear()
+        return out
+
+
+def _csv_header(text: _CsvLines, lines: Iterator[_Lines]) -> tuple[int, bytes, _Lines] | None:
+    """(line number, bytes of the header, the rest of its block); None when every line is blank.
+
+    The header is the first non-blank line; one over MAX_LINE_BYTES, or whose names
+    `_csv_names` refuses, makes the file `Unreadable` naming all its other non-blank lines.
+    """
+    numbers = np.empty(0, np.int64)
+    for data, numbers, starts, ends in lines:
+        long_first = text.long[0] if text.long else None
+        if len(numbers) and (long_first is None or numbers[0] < long_first[0]):
+            rest = (data, numbers[1:], starts[1:], ends[1:])
+            return int(numbers[0]), bytes(data[starts[0]:ends[0]]), rest
+        if long_first is not None:
+            break
+    if not text.long:
+        return None
+    n, size, _ = text.long[0]
+    raise Unreadable(too_long("the header line", size), text.numbers_left(lines, numbers, header=n))
+
+
+def read_csv_frames(uri: str, rows_per_frame: int = BATCH_ROWS, *,
+                    block_bytes: int | None = None) -> tuple[Iterator[pl.DataFrame | Unreadable], list[tuple[int, str | None, str]]]:
+    """Read a CSV as frames of all-string columns with `_line`, `rows_per_frame` rows at a time.
 
     Returns the frames and the (line, raw, why) of the rows left out; the list fills up as the
-    frames are read. The text is decoded by `textio.to_utf8`. Lines are found first
-    (`textio.line_bounds`): a line over MAX_LINE_BYTES is left out before parsing, a hostile
-    header makes the file `Unreadable` (naming the lines it holds), and pyarrow's row numbers
-    map back to lines. Parsing goes a slice of lines at a time, so what the file's text becomes
-    is held one frame at a time; a slice pyarrow cannot parse is `Unreadable` for its lines
-    and the lines after it.
+    frames are read. The file is read `block_bytes` (CSV_BLOCK_BYTES) at a time (`textio.utf8_stream` decodes it,
+    `textio.LineBlocks` cuts it into whole lines), so memory holds a block and a frame, never
+    the file. Lines are found first (`textio.line_bounds`): a line over MAX_LINE_BYTES is left
+    out before parsing, a hostile header makes the file `Unreadable` (naming the lines it
+    holds), and pyarrow's row numbers map back to lines. A slice of lines pyarrow cannot parse
+    is `Unreadable` for its lines and the lines after it.
+
+    Raises:
+      OSError: the file cannot be opened.
+      Unreadable: the header is hostile.
     """
-    with fsspec.open(uri, "rb") as f:
-        data, _ = to_utf8(f.read())
-    starts, ends = line_bounds(data)
-    numbers = np.flatnonzero(ends > starts) + 1  # pyarrow skips blank lines
-    if not len(numbers):
-        return iter([pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})]), []
-    rows = numbers[1:]
-    names = _csv_header(data, starts[numbers[0] - 1], ends[numbers[0] - 1], rows)
-    size = ends[rows - 1] - starts[rows - 1]
-    long = size > MAX_LINE_BYTES
-    bad: list[tuple[int, str | None, str]] = [
-        (int(n), cut_raw(data[starts[n - 1]:starts[n - 1] + RAW_MAX_BYTES], int(k)), too_long(f"line {n}", int(k)))
-        for n, k in zip(rows[long], size[long])
-    ]
-    body = rows[~long]
-    if not len(body):  # a header alone (pyarrow refuses one without a line break)
-        df = pl.DataFrame({n: pl.Series([], dtype=pl.String) for n in dict.fromkeys(names)})
-        return iter([df.with_columns(pl.Series("_line", [], dtype=pl.Int64))]), bad
+    f = fsspec.open(uri, "rb").open()
+    try:
+        text = _CsvLines(f, block_bytes or CSV_BLOCK_BYTES)
+        lines = iter(text)
+        header = _csv_header(text, lines)
+        if header is None:
+            f.close()
+            return iter([pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})]), []
+        number, line, rest = header
+        try:
+            names = _csv_names(line)
+        except Unreadable as e:
+            raise Unreadable(e.reason, text.numbers_left(lines, rest[1], header=number)) from None
+    except BaseException:
+        f.close()
+        raise
+    bad: list[tuple[int, str | None, str]] = []
+    return _csv_frames(f, text, itertools.chain([rest], lines), (number, line, names), rows_per_frame, bad), bad
 
-    def frames() -> Iterator[pl.DataFrame | Unreadable]:
-        for at in range(0, len(body), rows_per_frame):
-            kept = np.concatenate([numbers[:1], body[at:at + rows_per_frame]])
-            try:
-                table, invalid = _parse_csv(_kept_lines(data, starts, ends, kept), names)
-            except (pa.ArrowException, ValueError) as e:
-                yield Unreadable(f"cannot read as CSV: {e}", body[at:])
-                return
-            bad.extend((int(kept[r - 1]), text, f"line {kept[r - 1]}: {why}") for r, text, why in invalid)
-            good = np.delete(kept, [0] + [r - 1 for r, _, _ in invalid])
-            if len(good) != table.num_rows:  # pragma: no cover - a disagreement on what a line is
-                yield Unreadable(f"{table.num_rows} rows parsed from {len(good)} lines", body[at:])
-                return
-            df = pl.from_arrow(table)
-            assert isinstance(df, pl.DataFrame)
-            yield df.with_columns(pl.Series("_line", good, dtype=pl.Int64))
 
-    return frames(), bad
+def _csv_frames(f, text: _CsvLines, lines: Iterator[_Lines], header: tuple[int, bytes, list[str]], rows_per_frame: int,
+                bad: list[tuple[int, str | None, str]]) -> Iterator[pl.DataFrame | Unreadable]:
+    """The frames of `read_csv_frames`: each block's lines parsed a slice at a time, re-cut to
+    `rows_per_frame` rows; `bad` gets the lines over the limit and the rows pyarrow skipped."""
+    number, line, names = header
+    frames = _Frames(rows_per_frame)
+    with f:
+        for data, numbers, starts, ends in lines:
+            bad += text.bad_long()
+            for at in range(0, len(numbers), rows_per_frame):
+                part = slice(at, at + rows_per_frame)
+                df = _parse_lines(line + b"\n" + _joined_lines(data, numbers[part], starts[part], ends[part]),
+                                  names, np.concatenate([[number], numbers[part]]), bad)
+                if isinstance(df, Unreadable):
+                    yield from frames.flush()
+                    left = text.numbers_left(lines, numbers[at:], long=False)
+                    bad += text.bad_long()
+                    yield Unreadable(df.reason, left)
+                    return
+                yield from frames.add(df)
+        bad += text.bad_long()
+        yield from frames.flush()
+        if not frames.given:  # a header alone (pyarrow refuses one without a line break), or no good row
+            df = pl.DataFrame({n: pl.Series([], dtype=pl.String) for n in dict.fromkeys(names)})
+            yield df.with_columns(pl.Series("_line", [], dtype=pl.Int64))
+
+
+def _parse_lines(buf: bytes, names: list[str], numbers: np.ndarray, bad: list) -> pl.DataFrame | Unreadable:
+    """The header and lines `numbers` (the header's first) in `buf` as a frame with `_line`."""
+    try:
+        table, invalid = _parse_csv(buf, names)
+    except (pa.ArrowException, ValueError) as e:
+        return Unreadable(f"cannot read as CSV: {e}")
+    bad.extend((int(numbers[r - 1]), raw, f"line {numbers[r - 1]}: {why}") for r, raw, why in invalid)
+    good = np.delete(numbers, [0] + [r - 1 for r, _, _ in invalid])
+    if len(good) != table.num_rows:  # pragma: no cover - a disagreement on what a line is
+        return Unreadable(f"{table.num_rows} rows parsed from {len(good)} lines")
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df.with_columns(pl.Series("_line", good, dtype=pl.Int64))
+
+
+class _Frames:
+    """Frames re-cut to `rows` rows each (the last one shorter): parsing slices end with blocks."""
+
+    def __init__(self, rows: int):
+        self.rows, self.held, self.given = rows, [], 0
+
+    def add(self, df: pl.DataFrame) -> Iterator[pl.DataFrame]:
+        if df.height:
+            self.held.append(df)
+        if sum(d.height for d in self.held) >= self.rows:
+            whole = pl.concat(self.held)
+            cut = whole.height - whole.height % self.rows
+            for at in range(0, cut, self.rows):
+                self.given += 1
+                yield whole.slice(at, self.rows)
+            self.held = [whole.slice(cut)] if cut < whole.height else []
+
+    def flush(self) -> Iterator[pl.DataFrame]:
+        if self.held:
+            self.given += 1
+            yield pl.concat(self.held) if len(self.held) > 1 else self.held[0]
+        self.held = []
 
 
 def json_object(text: str) -> tuple[dict | None, str | None]:
@@ -198,33 +319,98 @@ def json_object(text: str) -> tuple[dict | None, str | None]:
     return obj, None
 
 
-def read_jsonl_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int, str | None, str]]]:
-    """Read JSON Lines objects as string columns with `_line`; (line, raw, why) of the lines left out."""
-    with fsspec.open(uri, "rb") as f:
-        data, _ = to_utf8(f.read())
-    rows, lines, bad, keys = [], [], [], set()
-    overlong: list[tuple[int, int]] = []
-    for numbers, texts in iter_line_chunks(io.BytesIO(data), max_line_bytes=MAX_LINE_BYTES, overlong=overlong):
-        for n, text in zip(numbers.to_list(), texts.to_list()):
-            obj, why = json_object(text)
-            new = obj.keys() - keys if obj is not None else set()
-            if new and len(keys) + len(new) > MAX_COLUMNS:
-                obj, why = None, f"its keys would take the file past {MAX_COLUMNS} distinct keys (MAX_COLUMNS)"
-            if obj is None:
-                bad.append((n, text, f"line {n}: {why}"))
-                continue
-            keys |= new
-            rows.append({k: None if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in obj.items()})
-            lines.append(n)
-    bad += [(n, None, too_long(f"line {n}", size)) for n, size in overlong]
-    df = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
-    df = df.with_columns(pl.Series("_line", lines, dtype=pl.Int64)) if rows else pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})
-    return df, sorted(bad, key=lambda b: b[0])
+def _string(v) -> str | None:
+    """A JSON value as a string column holds it: nested values as JSON text."""
+    return None if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v))
 
-# What str.strip() strips: Python's whitespace (polars' own set lacks \x1c-\x1f).
-_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
-# Bytes read at a time by iter_line_chunks: lines are cut a block at a time, by polars.
-LINE_BLOCK_BYTES = 1 << 23
+
+def read_jsonl_frames(uri: str, rows_per_frame: int = BATCH_ROWS, *,
+                      block_bytes: int | None = None) -> tuple[Iterator[pl.DataFrame], list[tuple[int, str | None, str]]]:
+    """Read JSON Lines objects as frames of string columns with `_line`, `rows_per_frame` lines at a time.
+
+    Returns the frames and the (line, raw, why) of the lines left out (not JSON, not an object,
+    over MAX_LINE_BYTES, bringing keys past MAX_COLUMNS); the list fills up as the frames are
+    read. Every frame has the same columns, the file's keys in the order they first appear (a
+    key a line lacks is null), so a row reads the same whichever frame it is in: a first pass
+    over the file (`_jsonl_keys`) finds them. The file is read `block_bytes` (LINE_BLOCK_BYTES) at a
+    time both times
+    (`iter_line_chunks`), so memory holds a block and a frame, never the file.
+
+    Raises:
+      OSError: the file cannot be opened.
+    """
+    block_bytes = block_bytes or LINE_BLOCK_BYTES
+    keys, too_many = _jsonl_keys(uri, block_bytes)
+    bad: list[tuple[int, str | None, str]] = []
+    return _jsonl_frames(uri, keys, too_many, rows_per_frame, block_bytes, bad), bad
+
+
+def _jsonl_frames(uri: str, keys: list[str], too_many: set[int], rows_per_frame: int, block_bytes: int,
+                  bad: list[tuple[int, str | None, str]]) -> Iterator[pl.DataFrame]:
+    schema = {k: pl.String for k in keys}
+    overlong: list[tuple[int, int]] = []
+    given = False
+    with fsspec.open(uri, "rb") as f:
+        chunks = iter_line_chunks(utf8_stream(f, guess=True), chunk=rows_per_frame, block_bytes=block_bytes,
+                                  max_line_bytes=MAX_LINE_BYTES, overlong=overlong)
+        for numbers, texts in chunks:
+            rows, lines = [], []
+            for n, text in zip(numbers.to_list(), texts.to_list()):
+                obj, why = json_object(text) if n not in too_many else (None, f"its keys would take the file past {MAX_COLUMNS} distinct keys (MAX_COLUMNS)")
+                if obj is None:
+                    bad.append((n, text, f"line {n}: {why}"))
+                    continue
+                rows.append({k: _string(v) for k, v in obj.items()})
+                lines.append(n)
+            bad += [(n, None, too_long(f"line {n}", size)) for n, size in overlong]
+            overlong.clear()
+            if rows:
+                given = True
+                yield pl.DataFrame(rows, schema=schema).with_columns(pl.Series("_line", lines, dtype=pl.Int64))
+    bad += [(n, None, too_long(f"line {n}", size)) for n, size in overlong]
+    if not given:
+        yield pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})
+
+
+
+def _jsonl_keys(uri: str, block_bytes: int) -> tuple[list[str], set[int]]:
+    """(the keys of a JSON Lines file's objects in the order they first appear, the lines whose
+    keys would take it past MAX_COLUMNS). Lines that are not objects bring no key.
+
+    A chunk of lines polars decodes at once, with no key not seen yet, is done in one call;
+    any other goes line by line (`json_object`), as the frames are read.
+    """
+    keys: dict[str, None] = {}
+    too_many: set[int] = set()
+    with fsspec.open(uri, "rb") as f:
+        for numbers, texts in iter_line_chunks(utf8_stream(f, guess=True), block_bytes=block_bytes, max_line_bytes=MAX_LINE_BYTES):
+            try:
+                known = pl.read_ndjson(io.BytesIO(joined_texts(texts)), infer_schema_length=None)
+                if known.height == len(texts) and keys.keys() >= set(known.columns):
+                    continue
+            except pl.exceptions.PolarsError:
+                pass
+            for n, text in zip(numbers.to_list(), texts.to_list()):
+                obj, _ = json_object(text)
+                new = [k for k in obj if k not in keys] if obj is not None else []
+                if len(keys) + len(new) > MAX_COLUMNS:
+                    too_many.add(n)
+                else:
+                    keys.update(dict.fromkeys(new))
+    return list(keys), too_many
+
+
+def joined_texts(texts: pl.Series) -> memoryview:
+    """The texts as one newline-separated UTF-8 buffer, read out of Arrow (no Python string)."""
+    arr = (texts + "\n").to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
+    return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
+
+
 
 
 def iter_line_chunks(
@@ -246,11 +432,12 @@ def iter_line_chunks(
         >>> [(n.to_list(), t.to_list()) for n, t in iter_line_chunks(io.BytesIO(b'\xef\xbb\xbf{"a": 1}\r\n\n {"b": 2}'))]
         [([1, 3], ['{"a": 1}', '{"b": 2}'])]
     """
-    lines_of = _LineCutter(max_line_bytes, overlong if overlong is not None else [])
+    cut = LineBlocks(max_line_bytes=max_line_bytes, overlong=overlong if overlong is not None else [])
     numbers: list[pl.Series] = []
     texts: list[pl.Series] = []
     held = 0
-    for first, lines in lines_of.blocks(f, block_bytes):
+    for first, data in cut.read(f, block_bytes):
+        lines = _stripped_lines(data, first, max_line_bytes, cut.overlong)
         keep = lines != ""
         numbers.append(pl.int_range(first, first + len(lines), dtype=pl.Int64, eager=True).filter(keep))
         texts.append(lines.filter(keep))
@@ -265,63 +452,20 @@ def iter_line_chunks(
         yield pl.concat(numbers), pl.concat(texts)
 
 
-@dataclasses.dataclass
-class _LineCutter:
-    """Cuts a binary file into lines a block at a time, leaving out (and noting) overlong ones."""
-
-    max_line_bytes: int | None
-    overlong: list[tuple[int, int]]
-    line_no: int = 0  # lines handed out or noted so far
-    skipped: int = -1  # bytes of the overlong line being skipped (-1: not inside one)
-
-    def blocks(self, f, block_bytes: int) -> Iterator[tuple[int, pl.Series]]:
-        """(number of the first line, the lines' stripped texts, "" for blank or overlong ones)."""
-        rest = b""
-        while True:
-            block = self._skip(f.read(block_bytes))
-            if block is None:
-                continue
-            if block:
-                data = rest + block
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    rest = data
-                    if self.max_line_bytes is not None and len(rest) > self.max_line_bytes:
-                        self.skipped, rest = len(rest), b""
-                    continue
-                data, rest = data[:cut], data[cut + 1:]
-            elif rest:
-                data, rest = rest, b""
-            else:
-                return
-            yield self.line_no + 1, self._lines(data)
-
-    def _skip(self, block: bytes) -> bytes | None:
-        """The block past the end of the overlong line being skipped (None: all of it skipped)."""
-        if self.skipped < 0:
-            return block
-        nl = block.find(b"\n")
-        if block and nl < 0:
-            self.skipped += len(block)
-            return None
-        self.line_no += 1
-        self.overlong.append((self.line_no, self.skipped + (nl if block else 0)))
-        self.skipped = -1
-        if not block:
-            return b""  # the end of the file ended the line
-        return block[nl + 1:] or None
-
-    def _lines(self, data: bytes) -> pl.Series:
-        lines = pl.Series("t", [data.decode("utf-8", errors="replace")], dtype=pl.String).str.split("\n").explode()
-        if self.max_line_bytes is not None:  # sizes as written (bytes before the \n), not as decoded
-            breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-            size = np.diff(np.concatenate([[-1], breaks, [len(data)]])) - 1
-            long = np.flatnonzero(size > self.max_line_bytes)
-            if len(long):
-                self.overlong.extend((self.line_no + 1 + int(i), int(size[i])) for i in long)
-                lines = lines.scatter(long, pl.Series([""] * len(long), dtype=pl.String))
-        lines = lines.str.strip_chars(_WHITESPACE)
-        if self.line_no == 0 and lines[0].startswith("\ufeff"):
-            lines = lines.scatter(0, lines[0].lstrip("\ufeff"))
-        self.line_no += len(lines)
-        return lines
+def _stripped_lines(data: memoryview, first: int, max_line_bytes: int | None, overlong: list[tuple[int, int]]) -> pl.Series:
+    """The stripped texts of a block of lines (`first` is the first's number), "" for blank or
+    overlong ones (noted in `overlong` as (number, size))."""
+    if len(data) and data[-1] == 10:
+        data = data[:-1]  # the last line's break: it does not start another line
+    lines = pl.Series("t", [str(data, "utf-8", errors="replace")], dtype=pl.String).str.split("\n").explode()
+    if max_line_bytes is not None:  # sizes as written (bytes before the \n), not as decoded
+        breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        size = np.diff(np.concatenate([[-1], breaks, [len(data)]])) - 1
+        long = np.flatnonzero(size > max_line_bytes)
+        if len(long):
+            overlong.extend((first + int(i), int(size[i])) for i in long)
+            lines = lines.scatter(long, pl.Series([""] * len(long), dtype=pl.String))
+    lines = lines.str.strip_chars(_WHITESPACE)
+    if first == 1 and lines[0].startswith("\ufeff"):
+        lines = lines.scatter(0, lines[0].lstrip("\ufeff"))
+    return lines

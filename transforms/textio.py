@@ -16,6 +16,8 @@ on UTF-8, so:
 - `line_bounds`: where each physical line starts and ends, found by numpy, never one Python
   string per line; a line ends at `\\n`, `\\r\\n` or a lone `\\r`, as pyarrow's CSV reader and
   text editors count them.
+- `LineBlocks`: a file as blocks of whole lines, read a block at a time, a line too long to hold
+  skipped as it is read (noted with its number, size and first bytes).
 
 Example:
     >>> to_utf8("Caf\\u00e9".encode("utf-16"))
@@ -29,12 +31,14 @@ Example:
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import io
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["BOMS", "line_bounds", "to_utf8", "utf8_stream"]
+__all__ = ["BOMS", "LineBlocks", "line_bounds", "to_utf8", "utf8_stream"]
 
 # Byte order marks: (BOM, codec, name), longest first (UTF-32 LE's starts with UTF-16 LE's).
 BOMS: tuple[tuple[bytes, str, str], ...] = (
@@ -113,14 +117,16 @@ class _Transcoder(io.RawIOBase):
 class _Guessed(io.RawIOBase):
     """A file without a BOM as UTF-8 bytes: UTF-8 or latin-1, decided by its first non-ASCII block.
 
-    Blocks of ASCII pass as they are. The first block with another byte decides: valid UTF-8
-    (a character cut by the block's end may end in the next), or else latin-1. Then a UTF-8
-    file's bytes that do not decode become U+FFFD; a latin-1 file's are transcoded.
+    Blocks of ASCII pass as they are. The first block with a whole non-ASCII character, or a
+    byte that cannot be UTF-8, decides: UTF-8 if it decodes (a character cut by the block's end
+    waits for the next one), else latin-1. Then a UTF-8 file's bytes that do not decode become
+    U+FFFD; a latin-1 file's are transcoded.
     """
 
     def __init__(self, raw: BinaryIO, head: bytes):
         self._raw, self._head = raw, head
-        self._decoder: codecs.IncrementalDecoder | None = None  # None: all ASCII so far
+        self._decoder: codecs.IncrementalDecoder | None = None  # None: undecided (all ASCII so far)
+        self._pending = b""  # undecided: the start of a character cut by a block's end
         self.encoding = "utf-8"
 
     def readable(self) -> bool:
@@ -130,25 +136,29 @@ class _Guessed(io.RawIOBase):
         while True:  # a block that only starts a character gives nothing yet: that is not the end
             head, self._head = self._head, b""
             block = head + (self._raw.read() if size < 0 else self._raw.read(max(size - len(head), 0)))
-            out = self._utf8(block, whole=size < 0)
+            out = self._utf8(block, final=size < 0 or not block)
             if out or not block:
                 return out
 
-    def _utf8(self, block: bytes, *, whole: bool) -> bytes:
-        if self._decoder is None:
-            if block.isascii():
+    def _utf8(self, block: bytes, *, final: bool) -> bytes:
+        if self._decoder is not None:
+            if block.isascii() and not self._decoder.getstate()[0]:
                 return block
-            self._decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
-            try:  # a whole file must end on a whole character, as `bytes.decode` wants
-                text = self._decoder.decode(block, final=whole)
-            except UnicodeDecodeError:
-                self._decoder, self.encoding = codecs.getincrementaldecoder("latin-1")(), "latin-1"
-                return block.decode("latin-1").encode("utf-8")
-            self._decoder.errors = "replace"
-            return text.encode("utf-8")
-        if block.isascii() and not self._decoder.getstate()[0]:
-            return block
-        return self._decoder.decode(block, final=not block).encode("utf-8")
+            return self._decoder.decode(block, final=final).encode("utf-8")
+        data, self._pending = self._pending + block, b""
+        if data.isascii():
+            return data
+        try:  # the file's end must end a character, as `bytes.decode` wants
+            text, used = codecs.utf_8_decode(data, "strict", final)
+        except UnicodeDecodeError:
+            self._decoder, self.encoding = codecs.getincrementaldecoder("latin-1")(), "latin-1"
+            return data.decode("latin-1").encode("utf-8")
+        if text.isascii():  # no whole character yet: undecided still
+            self._pending = data[used:]
+        else:
+            self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            self._decoder.decode(data[used:])
+        return text.encode("utf-8")
 
 
 def utf8_stream(raw: BinaryIO, *, guess: bool = False) -> BinaryIO:
@@ -198,3 +208,125 @@ def line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     if starts[-1] == len(arr):
         starts, ends = starts[:-1], ends[:-1]
     return starts, ends
+
+
+@dataclasses.dataclass
+class LineBlocks:
+    r"""Cut a binary text file into blocks of whole lines, never holding a line over a limit.
+
+    `read(f, block_bytes)` yields (number of the block's first line, the block): whole lines
+    with their breaks, the file's last line without one if it has none. Lines are numbered
+    from 1 across blocks. A line longer than `max_line_bytes` (its bytes before the break) that
+    does not fit a block is skipped as it is read: it is noted in `overlong` as (number, size)
+    and its first `head_bytes` bytes in `heads`, so memory holds at most a block and that many
+    bytes. A long line that does fit a block comes in it (the reader checks sizes itself).
+
+    Args:
+      max_line_bytes: None for no limit.
+      cr: a lone `
+` ends a line too and `
+` is one break (CSV, as `line_bounds` counts);
+        else only `
+` ends a line and a `
+` before it is part of the line (JSON Lines).
+      head_bytes: first bytes of a skipped line kept in `heads` (for a quarantine row's raw).
+
+    Example:
+        >>> import io
+        >>> cut = LineBlocks(max_line_bytes=4, cr=True)
+        >>> [(n, bytes(b)) for n, b in cut.read(io.BytesIO(b"ab\r\nlong line\rc\r"), 3)], cut.overlong
+        ([(1, b'ab\r\n'), (3, b'c\r')], [(2, 9)])
+    """
+
+    max_line_bytes: int | None = None
+    cr: bool = False
+    head_bytes: int = 0
+    overlong: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    heads: dict[int, bytes] = dataclasses.field(default_factory=dict)
+    line_no: int = 0  # lines handed out or noted so far
+    _skipped: int = -1  # bytes of the overlong line being skipped (-1: not inside one)
+    _head: bytes = b""
+    _drop_lf: bool = False  # a skipped line ended at a \r that ended a block: a \n next is its break
+
+    def read(self, f: BinaryIO, block_bytes: int) -> Iterator[tuple[int, memoryview]]:
+        """(number of the first line, the lines' bytes) a block at a time; see the class."""
+        rest = b""
+        while True:
+            block = f.read(block_bytes)
+            if self._drop_lf and block:
+                self._drop_lf, block = False, block[1:] if block[:1] == b"\n" else block
+                if not block:
+                    continue
+            if self._skipped >= 0:
+                block = self._skip(block)
+                if block is None:
+                    continue
+            if not block:  # the end of the file
+                if rest:
+                    yield self._counted(rest, len(rest))
+                return
+            data = rest + block if rest else block
+            cut = self._last_break(data)
+            if cut < 0:
+                rest = data
+                if self.max_line_bytes is not None and len(rest) > self.max_line_bytes:
+                    self._begin_skip(rest)
+                    rest = b""
+                continue
+            rest = data[cut + 1:]
+            yield self._counted(data, cut + 1)
+
+    def _counted(self, data: bytes, end: int) -> tuple[int, memoryview]:
+        breaks = data.count(b"\n", 0, end)
+        if self.cr:
+            breaks += data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
+        ended = data[end - 1] == 10 or (self.cr and data[end - 1] == 13)
+        first = self.line_no + 1
+        self.line_no += breaks + (0 if ended else 1)
+        return first, memoryview(data)[:end]
+
+    def _last_break(self, data: bytes) -> int:
+        """Where the block's last whole line ends; a \r there may be half of a \r\n: a \n that
+        starts the next block is then dropped (it belongs to the break)."""
+        if not self.cr:
+            return data.rfind(b"\n")
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        self._drop_lf = cut == len(data) - 1 and data[cut] == 13
+        return cut
+
+    def _first_break(self, data: bytes) -> int:
+        nl = data.find(b"\n")
+        if not self.cr:
+            return nl
+        cr = data.find(b"\r")
+        return cr if nl < 0 or 0 <= cr < nl else nl
+
+    def _note(self, size: int, head: bytes) -> None:
+        self.line_no += 1
+        self.overlong.append((self.line_no, size))
+        if self.head_bytes:
+            self.heads[self.line_no] = head[:self.head_bytes]
+
+    def _begin_skip(self, rest: bytes) -> None:
+        """`rest` starts a line over the limit and holds no break."""
+        self._skipped, self._head = len(rest), rest[:self.head_bytes]
+
+    def _skip(self, block: bytes) -> bytes | None:
+        """The block past the end of the overlong line being skipped (None: all of it skipped)."""
+        at = self._first_break(block)
+        if len(self._head) < self.head_bytes:
+            self._head += block[:min(len(block) if at < 0 else at, self.head_bytes - len(self._head))]
+        if block and at < 0:
+            self._skipped += len(block)
+            return None
+        size, self._skipped = self._skipped + max(at, 0), -1
+        self._note(size, self._head)
+        if not block:
+            return b""  # the end of the file ended the line
+        after = at + 1
+        if self.cr and block[at] == 13:  # \r: a \n right after it is part of the break
+            if after == len(block):
+                self._drop_lf = True
+            elif block[after] == 10:
+                after += 1
+        return block[after:] or None
