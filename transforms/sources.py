@@ -305,30 +305,59 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
         yield _malformed(spec, uri, sorted(bad, key=lambda b: b[0]))
 
 
+# What `_Repeats` remembers of a row: its two hashes and the number of its first occurrence.
+_SEEN = np.dtype([("h1", np.uint64), ("h2", np.uint64), ("first", np.int64)])
+
+
 @dataclasses.dataclass
 class _Repeats:
     """The rows of a file seen so far, to find exact repeats (`duplicate_row`) across its batches.
 
     Rows are compared by a 128-bit hash of their `_raw` (every source column; two different
     rows share one with odds of 2^-128); earlier batches are remembered by those hashes and
-    the first row's number, 24 bytes a row.
+    the first row's number, 24 bytes a row, in one array sorted by the first hash: a batch is
+    looked up by binary search (its keys sorted, so the searches walk the array once) and
+    inserted in one pass. A join of each batch with every row before it built a hash table of
+    them all each time: up to 1.5 GB more at the end of a 7.8M-row extract.
     """
 
     word: str
-    seen: pl.DataFrame = dataclasses.field(
-        default_factory=lambda: pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64, "_first": pl.Int64})
-    )
+    seen: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, _SEEN))
 
     def reject(self, df: pl.DataFrame, rejected: list[pl.DataFrame]) -> pl.DataFrame:
         """`df` less the rows that repeat an earlier one in every column (quarantined)."""
         df = df.with_columns(pl.col("_raw").hash(seed=1).alias("_h1"), pl.col("_raw").hash(seed=2).alias("_h2"))
-        df = df.join(self.seen, on=["_h1", "_h2"], how="left", maintain_order="left").with_columns(
-            pl.coalesce("_first", pl.col("_line").min().over("_h1", "_h2")).alias("_first")
+        earlier = self._earlier(df["_h1"].to_numpy(), df["_h2"].to_numpy())
+        df = df.with_columns(pl.Series("_seen", earlier, dtype=pl.Int64)).with_columns(
+            pl.when(pl.col("_seen") >= 0).then(pl.col("_seen")).otherwise(pl.col("_line").min().over("_h1", "_h2")).alias("_first")
         )
         reason = pl.format(f"{self.word} {{}} repeats {self.word} {{}} in every column; counted once", pl.col("_line"), pl.col("_first"))
         df = reject(df, pl.col("_line") != pl.col("_first"), "duplicate_row", reason, rejected)
-        self.seen = pl.concat([self.seen, df.select("_h1", "_h2", "_first")])
-        return df.drop("_h1", "_h2", "_first")
+        new = np.empty(df.height, _SEEN)  # the rows kept: first occurrences, each hash pair once
+        new["h1"], new["h2"], new["first"] = df["_h1"].to_numpy(), df["_h2"].to_numpy(), df["_first"].to_numpy()
+        new = new[np.argsort(new["h1"], kind="stable")]
+        self.seen = np.insert(self.seen, np.searchsorted(self.seen["h1"], new["h1"]), new)
+        return df.drop("_h1", "_h2", "_seen", "_first")
+
+    def _earlier(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        """The first row number of each (h1, h2) in an earlier batch, -1 where none."""
+        out = np.full(len(h1), -1, np.int64)
+        seen = self.seen
+        if not len(seen):
+            return out
+        order = np.argsort(h1)
+        at = np.minimum(np.searchsorted(seen["h1"], h1[order]), len(seen) - 1)
+        same = seen["h1"][at] == h1[order]
+        match = same & (seen["h2"][at] == h2[order])
+        out[order[match]] = seen["first"][at[match]]
+        for k in np.flatnonzero(same & ~match):  # two rows' first hashes alike: along the run of them
+            i, j = order[k], at[k] + 1
+            while j < len(seen) and seen["h1"][j] == h1[i]:
+                if seen["h2"][j] == h2[i]:
+                    out[i] = seen["first"][j]
+                    break
+                j += 1
+        return out
 
 
 def _canonical_batch(df: pl.DataFrame, uri: str, spec: SourceSpec, crosswalks: Crosswalks, columns: dict[str, str], *, missing: list[str], repeats: _Repeats) -> FileResult:
