@@ -69,6 +69,7 @@ LINE_BLOCK_BYTES = 1 << 23
 MAX_COLUMNS = 2_000
 MAX_LINE_BYTES = 1 << 20
 
+
 class Unreadable(Exception):
     """A file, or the rest of one, that cannot be read: each record it holds is quarantined.
 
@@ -81,6 +82,7 @@ class Unreadable(Exception):
     def __init__(self, reason: str, numbers: np.ndarray | None = None, word: str = "line"):
         super().__init__(reason)
         self.reason, self.numbers, self.word = reason, numbers, word
+
 
 def too_long(what: str, size: int) -> str:
     return f"{what} is {size} bytes long; lines over {MAX_LINE_BYTES} bytes (MAX_LINE_BYTES) are not read"
@@ -209,9 +211,9 @@ def read_csv_frames(uri: str, rows_per_frame: int = BATCH_ROWS, *,
     """Read a CSV as frames of all-string columns with `_line`, `rows_per_frame` rows at a time.
 
     Returns the frames and the (line, raw, why) of the rows left out; the list fills up as the
-    frames are read. The file is read `block_bytes` (CSV_BLOCK_BYTES) at a time (`textio.utf8_stream` decodes it,
-    `textio.LineBlocks` cuts it into whole lines), so memory holds a block and a frame, never
-    the file. Lines are found first (`textio.line_bounds`): a line over MAX_LINE_BYTES is left
+    frames are read. The file is read `block_bytes` (default CSV_BLOCK_BYTES) at a time
+    (`textio.utf8_stream` decodes it, `textio.LineBlocks` cuts it into whole lines), so memory
+    holds a block and a frame, never the file. Lines are found first (`textio.line_bounds`): a line over MAX_LINE_BYTES is left
     out before parsing, a hostile header makes the file `Unreadable` (naming the lines it
     holds), and pyarrow's row numbers map back to lines. A slice of lines pyarrow cannot parse
     is `Unreadable` for its lines and the lines after it.
@@ -332,9 +334,9 @@ def read_jsonl_frames(uri: str, rows_per_frame: int = BATCH_ROWS, *,
     over MAX_LINE_BYTES, bringing keys past MAX_COLUMNS); the list fills up as the frames are
     read. Every frame has the same columns, the file's keys in the order they first appear (a
     key a line lacks is null), so a row reads the same whichever frame it is in: a first pass
-    over the file (`_jsonl_keys`) finds them. The file is read `block_bytes` (LINE_BLOCK_BYTES) at a
-    time both times
-    (`iter_line_chunks`), so memory holds a block and a frame, never the file.
+    over the file (`_jsonl_keys`) finds them. The file is read `block_bytes` (default
+    LINE_BLOCK_BYTES) at a time both times (`iter_line_chunks`), so memory holds a block and a
+    frame, never the file.
 
     Raises:
       OSError: the file cannot be opened.
@@ -347,6 +349,7 @@ def read_jsonl_frames(uri: str, rows_per_frame: int = BATCH_ROWS, *,
 
 def _jsonl_frames(uri: str, keys: list[str], too_many: set[int], rows_per_frame: int, block_bytes: int,
                   bad: list[tuple[int, str | None, str]]) -> Iterator[pl.DataFrame]:
+    """The frames of `read_jsonl_frames` (the second pass); one with `_line` alone if no line is kept."""
     schema = {k: pl.String for k in keys}
     overlong: list[tuple[int, int]] = []
     given = False
@@ -356,7 +359,7 @@ def _jsonl_frames(uri: str, keys: list[str], too_many: set[int], rows_per_frame:
         for numbers, texts in chunks:
             rows, lines = [], []
             for n, text in zip(numbers.to_list(), texts.to_list()):
-                obj, why = json_object(text) if n not in too_many else (None, f"its keys would take the file past {MAX_COLUMNS} distinct keys (MAX_COLUMNS)")
+                obj, why = json_object(text) if n not in too_many else (None, _too_many_keys())
                 if obj is None:
                     bad.append((n, text, f"line {n}: {why}"))
                     continue
@@ -371,6 +374,10 @@ def _jsonl_frames(uri: str, keys: list[str], too_many: set[int], rows_per_frame:
     if not given:
         yield pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})
 
+
+
+def _too_many_keys() -> str:
+    return f"its keys would take the file past {MAX_COLUMNS} distinct keys (MAX_COLUMNS)"
 
 
 def _jsonl_keys(uri: str, block_bytes: int) -> tuple[list[str], set[int]]:

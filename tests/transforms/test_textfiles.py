@@ -173,7 +173,8 @@ def test_jsonl_frames_have_the_files_keys_in_first_seen_order_whatever_the_block
     assert df.columns == ["b", "a", "c", "g", "_line"]  # line 7 is too long; e and f (line 8) would make 5 keys
     assert df.rows() == [("1", "x", None, None, 1), (None, "caf\u00e9", None, None, 2), ("True", None, '{"d": [1, 2]}', None, 5),
                          (None, None, None, "1", 9), ("100000.0", None, None, None, 10)]
-    assert [(n, why.split(":")[0]) for n, _, why in bad] == [(4, "line 4"), (6, "line 6"), (7, "line 7 is 100 bytes long; lines over 60 bytes (MAX_LINE_BYTES) are not read"), (8, "line 8")]
+    too_long = "line 7 is 100 bytes long; lines over 60 bytes (MAX_LINE_BYTES) are not read"
+    assert [(n, why.split(":")[0]) for n, _, why in bad] == [(4, "line 4"), (6, "line 6"), (7, too_long), (8, "line 8")]
     assert "past 4 distinct keys" in bad[3][2] and "not a JSON object" in bad[0][2]
     for block in BLOCKS:
         for per_frame in (1, 3):
