@@ -244,15 +244,17 @@ def read_csv_frames(uri: str, rows_per_frame: int = BATCH_ROWS, *,
 
 def _csv_frames(f, text: _CsvLines, lines: Iterator[_Lines], header: tuple[int, bytes, list[str]], rows_per_frame: int,
                 bad: list[tuple[int, str | None, str]]) -> Iterator[pl.DataFrame | Unreadable]:
-    """The frames of `read_csv_frames`: each block's lines parsed a slice at a time, re-cut to
-    `rows_per_frame` rows; `bad` gets the lines over the limit and the rows pyarrow skipped."""
+    """The frames of `read_csv_frames`: each block's lines parsed a slice at a time, as many as
+    the frame being filled has room for (a frame ends up one parse, or two where a block ends);
+    `bad` gets the lines over the limit and the rows pyarrow skipped."""
     number, line, names = header
     frames = _Frames(rows_per_frame)
     with f:
         for data, numbers, starts, ends in lines:
             bad += text.bad_long()
-            for at in range(0, len(numbers), rows_per_frame):
-                part = slice(at, at + rows_per_frame)
+            at = 0
+            while at < len(numbers):
+                part = slice(at, at + frames.room())
                 df = _parse_lines(line + b"\n" + _joined_lines(data, numbers[part], starts[part], ends[part]),
                                   names, np.concatenate([[number], numbers[part]]), bad)
                 if isinstance(df, Unreadable):
@@ -261,6 +263,7 @@ def _csv_frames(f, text: _CsvLines, lines: Iterator[_Lines], header: tuple[int, 
                     bad += text.bad_long()
                     yield Unreadable(df.reason, left)
                     return
+                at = part.stop
                 yield from frames.add(df)
         bad += text.bad_long()
         yield from frames.flush()
@@ -285,21 +288,19 @@ def _parse_lines(buf: bytes, names: list[str], numbers: np.ndarray, bad: list) -
 
 
 class _Frames:
-    """Frames re-cut to `rows` rows each (the last one shorter): parsing slices end with blocks."""
+    """Frames of `rows` rows each (the last one shorter), gathered from parses of at most `room()` lines."""
 
     def __init__(self, rows: int):
         self.rows, self.held, self.given = rows, [], 0
 
+    def room(self) -> int:
+        return self.rows - sum(d.height for d in self.held)
+
     def add(self, df: pl.DataFrame) -> Iterator[pl.DataFrame]:
         if df.height:
             self.held.append(df)
-        if sum(d.height for d in self.held) >= self.rows:
-            whole = pl.concat(self.held)
-            cut = whole.height - whole.height % self.rows
-            for at in range(0, cut, self.rows):
-                self.given += 1
-                yield whole.slice(at, self.rows)
-            self.held = [whole.slice(cut)] if cut < whole.height else []
+        if not self.room():
+            yield from self.flush()
 
     def flush(self) -> Iterator[pl.DataFrame]:
         if self.held:
