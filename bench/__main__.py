@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks, print their figures and write them to `bench/results/`.
 
-    python -m bench                          # everything: batch (1m, 10m) + publish + edi + stream
-    python -m bench batch [--sizes 1m,10m]   # the batch beside the SQL reference (sizes: 10k 100k 1m 10m)
+    python -m bench                          # everything: batch (1m, 3m, 10m) + publish + edi + stream
+    python -m bench batch [--sizes 1m,10m]   # the batch beside the SQL reference (sizes: 10k 100k 1m 3m 10m)
     python -m bench publish                  # publish time of the 1st and 30th of 30 consecutive runs
     python -m bench edi stream               # EDI parse and stream replay throughput
     python -m bench --quick                  # small sizes of everything, for a smoke run
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("benches", nargs="*", metavar="BENCH", help=f"which to run, of {', '.join(BENCHES)} (default: all)")
-    parser.add_argument("--sizes", help="batch sizes, comma-separated (10k, 100k, 1m, 10m; default 1m,10m)")
+    parser.add_argument("--sizes", help="batch sizes, comma-separated (10k, 100k, 1m, 3m, 10m; default 1m,3m,10m)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--only", choices=BENCHES, help="run only this bench (same as naming it)")
     parser.add_argument("--out", default=str(HERE / "results"), help="results folder")

@@ -141,10 +141,12 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     movements = _validated(deduped.movements, "Movements", "movements", MOVEMENT, job)
     shipments = _validated(reads["in_transit"], "InTransitLines", "in_transit_lines", IN_TRANSIT, job)
     checked = (positions, availability, movements, shipments)
+    # No big table goes through a multi-input Flatten: the in-process runner materializes one
+    # whole in memory. Each input is written, spilled and counted on its own; only file names
+    # and counts are flattened.
     quarantine = (
-        (reads.quarantine, deduped.quarantine, *(c.quarantine for c in checked))
-        | "FlattenQuarantine" >> beam.Flatten()
-        | "StampRunId" >> beam.ParDo(StampRunId(job.run_id)).with_output_types(pa.Table)
+        reads.quarantine | "StampRunId" >> beam.ParDo(StampRunId(job.run_id)).with_output_types(pa.Table),
+        deduped.quarantine, *(c.quarantine for c in checked),
     )
     (
         tuple(c.results for c in checked)
@@ -156,7 +158,6 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
         | "GatherDqResults" >> beam.combiners.ToList()
         | "WriteDqResults" >> beam.Map(_write_lines, f"{job.staging}/_gate/dq_results.jsonl")
     )
-    all_positions = (positions.valid, availability.valid) | "FlattenAllPositions" >> beam.Flatten()
     open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff, spill=f"{spill}/shipments")
     params = ReconcileParams(
         record_system=job.record_system, cutoff=job.cutoff, snapshot_date=job.run_date,
@@ -167,7 +168,7 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
         "movements": movements.valid, "open_in_transit": open_transit,
     } | "Reconcile" >> ReconcileBySkuLocation(job.buckets, params, job.items, job.location_crosswalk, spill=f"{spill}/keys")
     written = [
-        write_table(all_positions, "positions", POSITION, job.staging),
+        write_table((positions.valid, availability.valid), "positions", POSITION, job.staging),
         write_table(quarantine, "quarantine", QUARANTINE, job.staging),
         write_table(reconciled.snapshot, "inventory_snapshot", INVENTORY_SNAPSHOT, job.staging),
         write_table(reconciled.discrepancies, "discrepancies_unaged", DISCREPANCIES, job.staging),
@@ -176,11 +177,11 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
         | "SplitByEventDate" >> beam.FlatMap(_split_by_event_date).with_output_types(tuple[str, pa.Table])
         | "WriteMovements" >> beam.ParDo(WriteEventDateFilesFn(f"{job.staging}/movements")),
     ]
+    kept = {"Positions": positions.valid, "Availability": availability.valid, "Movements": movements.valid, "InTransitLines": shipments.valid}
     counts = (
         reads.counts | "ReadCounts" >> beam.Map(lambda kv: ("read", kv[0], kv[1])),
-        (positions.valid, availability.valid, movements.valid, shipments.valid)
-        | "FlattenWritten" >> beam.Flatten() | "WrittenCounts" >> beam.FlatMap(_source_counts, "written"),
-        quarantine | "QuarantinedCounts" >> beam.FlatMap(_source_counts, "quarantined"),
+        *(pcoll | f"WrittenCounts{label}" >> beam.FlatMap(_source_counts, "written") for label, pcoll in kept.items()),
+        *(pcoll | f"QuarantinedCounts{k}" >> beam.FlatMap(_source_counts, "quarantined") for k, pcoll in enumerate(quarantine)),
     ) | "FlattenAllCounts" >> beam.Flatten()
     reads.acks | "WriteAcks" >> beam.ParDo(WriteAcks(f"{job.staging}/acks"))
     counts | "SettleRun" >> SettleRun(

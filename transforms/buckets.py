@@ -152,12 +152,18 @@ class _SpillFn(beam.DoFn):
 class ShuffleBuckets(beam.PTransform):
     """Group (bucket, (tag, IPC bytes)) pairs by bucket, through files under `spill` if given.
 
-    Consumers read each bucket's values with `bucket_tables` either way.
+    The input may be a tuple of PCollections: with `spill`, each is spilled by its own step and
+    only the files' names are flattened (the in-process runner holds a flattened PCollection
+    whole in memory). Consumers read each bucket's values with `bucket_tables` either way.
     """
 
     spill: str | None = None
 
     def expand(self, pairs):
+        parts = pairs if isinstance(pairs, (tuple, list)) else (pairs,)
         if self.spill:
-            pairs = pairs | "SpillToFiles" >> beam.ParDo(_SpillFn(self.spill)).with_output_types(tuple[int, tuple[str, str]])
-        return pairs | "GroupByBucket" >> beam.GroupByKey()
+            fn = _SpillFn(self.spill)
+            parts = tuple(p | f"SpillToFiles{k or ''}" >> beam.ParDo(fn).with_output_types(tuple[int, tuple[str, str]])
+                          for k, p in enumerate(parts))
+        grouped = parts[0] if len(parts) == 1 else parts | "FlattenBuckets" >> beam.Flatten()
+        return grouped | "GroupByBucket" >> beam.GroupByKey()

@@ -276,13 +276,15 @@ def _commit_files(_, temp_urls: list[str], *, temp: str, folder: str, schema: pa
 
 @dataclasses.dataclass
 class WriteParquetFolder(beam.PTransform):
-    """Write a PCollection of tables as the Parquet files of `folder`, through fsspec.
+    """Write a PCollection of tables (or a tuple of them) as the Parquet files of `folder`, through fsspec.
 
     Any fsspec URL works (a path, `file://`, `s3://`, `gs://`, in-process `memory://`): Beam's
     own file sinks know neither `file://` nor `memory://`. Like Beam's file sinks, each bundle
     writes one temporary file and a last step moves the committed ones into place, so a retried
     bundle never leaves its rows twice. Returns the PCollection of the files' URLs (complete
-    only once every file is in place: a side input of it waits for the whole folder).
+    only once every file is in place: a side input of it waits for the whole folder). Several
+    PCollections are written each by its own step, never flattened first: the in-process runner
+    would hold a flattened PCollection whole in memory.
 
     Args:
       folder: the folder of the table's files (`<staging>/<table>`).
@@ -295,9 +297,12 @@ class WriteParquetFolder(beam.PTransform):
     schema: pa.Schema
 
     def expand(self, tables):
-        temp_urls = tables | "WriteBundleFiles" >> beam.ParDo(_WriteBundleFileFn(temp=self.temp, schema=self.schema)).with_output_types(str)
+        parts = tables if isinstance(tables, (tuple, list)) else (tables,)
+        fn = _WriteBundleFileFn(temp=self.temp, schema=self.schema)
+        urls = [t | f"WriteBundleFiles{k or ''}" >> beam.ParDo(fn).with_output_types(str) for k, t in enumerate(parts)]
+        temp_urls = urls[0] if len(urls) == 1 else urls | "FlattenFileUrls" >> beam.Flatten()
         return (
-            tables.pipeline
+            parts[0].pipeline
             | "Once" >> beam.Create([None])
             | "CommitFiles" >> beam.FlatMap(
                 _commit_files, beam.pvalue.AsList(temp_urls), temp=self.temp, folder=self.folder, schema=self.schema,
@@ -306,7 +311,7 @@ class WriteParquetFolder(beam.PTransform):
 
 
 def write_table(pcoll, name: str, schema: pa.Schema, staging: str):
-    """Stage a table as `<staging>/<name>/part-*.parquet` (`WriteParquetFolder`)."""
+    """Stage a table as `<staging>/<name>/part-*.parquet` (`WriteParquetFolder`); `pcoll` may be a tuple."""
     return pcoll | f"Write{''.join(w.title() for w in name.split('_'))}" >> WriteParquetFolder(
         folder=f"{staging}/{name}", temp=f"{staging}/_tmp/{name}", schema=schema,
     )

@@ -532,7 +532,6 @@ class OpenInTransit(beam.PTransform):
                 | "SelectReceipts" >> beam.Map(_receipts).with_output_types(pa.Table)
                 | "KeyReceipts" >> beam.FlatMap(split_by_bucket, ["reference"], self.buckets, "receipts").with_output_types(Bucketed),
             )
-            | "FlattenShipmentKeys" >> beam.Flatten()
             | "GroupShipments" >> ShuffleBuckets(self.spill)
             | "FindOpen" >> beam.ParDo(OpenInTransitFn(self.cutoff)).with_output_types(pa.Table)
         )
@@ -568,7 +567,6 @@ class ReconcileBySkuLocation(beam.PTransform):
         )
         return (
             keyed
-            | "FlattenKeyed" >> beam.Flatten()
             | "GroupBySkuLocation" >> ShuffleBuckets(self.spill)
             | "ReconcileBuckets" >> beam.ParDo(
                 ReconcileBucketFn(self.params),

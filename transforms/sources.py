@@ -15,14 +15,13 @@ One bad value rejects its record, never its file. A file that cannot be read at 
 file's rows), else one row naming the file; a failure nobody foresaw costs its batch as one
 `reader_error` row per record. Nothing raises out of a reader for bad data.
 
-Limits on a file's shape are module constants: MAX_COLUMNS, MAX_LINE_BYTES here,
+Limits on a file's shape are module constants: MAX_COLUMNS, MAX_LINE_BYTES (`transforms.textfiles`),
 `transforms.edi.values.MAX_SEGMENTS_PER_TRANSACTION`, `transforms.canonical.RAW_MAX_BYTES`,
 `MAX_EACHES` and the TIMESTAMP_MIN .. TIMESTAMP_MAX range.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 import io
@@ -35,17 +34,14 @@ import fsspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from invrecon.schemas import EVENT_TYPES, IN_TRANSIT, MOVEMENT, POSITION, QUARANTINE
 from invrecon.transforms.canonical import (
     NOT_A_NUMBER,
     OUT_OF_RANGE,
-    RAW_MAX_BYTES,
     Crosswalks,
     apply_uom,
-    cut_raw,
     map_locations,
     map_skus,
     parse_timestamps,
@@ -55,7 +51,19 @@ from invrecon.transforms.canonical import (
     to_eaches,
 )
 from invrecon.transforms.edi.values import DEFAULT_QUALIFIERS
-from invrecon.transforms.textio import line_bounds, to_utf8, utf8_stream
+from invrecon.transforms.textfiles import (
+    BATCH_ROWS,
+    MAX_COLUMNS,
+    MAX_LINE_BYTES,
+    Unreadable,
+    iter_line_chunks,
+    joined_texts,
+    json_object,
+    read_csv_frames,
+    read_jsonl_frames,
+    too_long,
+)
+from invrecon.transforms.textio import utf8_stream
 
 __all__ = [
     "FileResult",
@@ -76,21 +84,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("invrecon.sources")
-
-# Rows per batch handed downstream: big enough that per-batch overhead vanishes, small enough to
-# spread a large extract over workers.
-BATCH_ROWS = 200_000
-
-# Limits on the shape of a file, checked before anything big is built (issue 12: a CSV header of
-# 10^6 columns took 10.9 GB). An extract has tens of columns, SAP's widest tables a few hundred;
-# a record of stock is well under a kilobyte.
-# - MAX_COLUMNS: columns of a CSV header or a Parquet schema, distinct keys of a JSON Lines file.
-#   A wider CSV / Parquet file is not read (`unreadable_file` for each of its records); a JSON
-#   line that would take the file past it is `malformed_row`.
-# - MAX_LINE_BYTES: a longer CSV / JSON Lines line is `malformed_row` (`malformed_event` in an
-#   events file) without being held in memory; a longer CSV header makes the file unreadable.
-MAX_COLUMNS = 2_000
-MAX_LINE_BYTES = 1 << 20
 
 # Direction of each event type's quantity on on_hand (DESIGN.md §5). adjustment carries its own
 # sign; count is absolute; reservation / release move `reserved` only.
@@ -191,21 +184,7 @@ def _raw_json(columns: list[str]) -> pl.Expr:
     return pl.struct([pl.col(c).cast(pl.String) for c in columns]).struct.json_encode()
 
 
-class _Unreadable(Exception):
-    """A file, or the rest of one, that cannot be read: each record it holds is quarantined.
-
-    Attributes:
-      reason: why, without the file name.
-      numbers: the line (or row) numbers of the records it holds, when they can be known.
-      word: "line" or "row", for the locators.
-    """
-
-    def __init__(self, reason: str, numbers: np.ndarray | None = None, word: str = "line"):
-        super().__init__(reason)
-        self.reason, self.numbers, self.word = reason, numbers, word
-
-
-def _unreadable(spec: SourceSpec, uri: str, e: _Unreadable) -> Iterator[FileResult]:
+def _unreadable(spec: SourceSpec, uri: str, e: Unreadable) -> Iterator[FileResult]:
     """`unreadable_file` rows: one per record the file holds (`read` counts them), else one."""
     reason = f"{uri}: file unreadable: {e.reason}"
     if e.numbers is None or not len(e.numbers):
@@ -219,168 +198,20 @@ def _unreadable(spec: SourceSpec, uri: str, e: _Unreadable) -> Iterator[FileResu
         yield FileResult(quarantine=_quarantine_table([quarantine_rows(rows, "unreadable_file", reason)], spec.name), read=len(part))
 
 
-def _too_long(what: str, size: int) -> str:
-    return f"{what} is {size} bytes long; lines over {MAX_LINE_BYTES} bytes (MAX_LINE_BYTES) are not read"
-
-
-def _csv_header(data: bytes, start: int, end: int, rows: np.ndarray) -> list[str]:
-    """The column names of a CSV header line; a hostile header makes the file unreadable."""
-    if end - start > MAX_LINE_BYTES:
-        raise _Unreadable(_too_long("the header line", int(end - start)), rows)
-    if b"\x00" in data[start:end]:
-        raise _Unreadable("the header line holds NUL bytes: this is not a text file in the encoding it was read as", rows)
-    try:
-        names = next(csv.reader([data[start:end].decode("utf-8", errors="replace")]), [])
-    except csv.Error as e:
-        raise _Unreadable(f"the header line cannot be read: {e}", rows) from None
-    if len(names) > MAX_COLUMNS:
-        raise _Unreadable(f"the header has {len(names)} columns; files of more than {MAX_COLUMNS} (MAX_COLUMNS) are not read", rows)
-    return names
-
-
-def _kept_lines(data: bytes, starts: np.ndarray, ends: np.ndarray, kept: np.ndarray) -> bytes:
-    """The lines numbered `kept` (1-based, ascending), one per line: runs of them are sliced whole."""
-    if len(kept) == len(starts):
-        return data
-    cuts = np.flatnonzero(np.diff(kept) != 1) + 1
-    runs = zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(kept)]]))
-    view = memoryview(data)
-    return b"\n".join(view[starts[kept[a] - 1]:ends[kept[b - 1] - 1]] for a, b in runs)
-
-
-def _parse_csv(buf: bytes, names: list[str]) -> tuple[pa.Table, list[tuple[int, str, str]]]:
-    """pyarrow's parse of all-string columns; (row number, text, why) of rows it skipped."""
-    invalid: list[tuple[int, str, str]] = []
-
-    def on_invalid(row) -> str:
-        if row.number is None:  # pragma: no cover - known with use_threads=False
-            raise ValueError("pyarrow did not say which row is invalid")
-        invalid.append((row.number, row.text, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
-        return "skip"
-
-    table = pacsv.read_csv(
-        pa.py_buffer(buf),
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=16 << 20),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False,
-        ),
-    )
-    return table, invalid
-
-
-def _read_csv_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int, str | None, str]]]:
-    """`_read_csv_frames` as one frame (bad rows sorted by line)."""
-    frames, bad = _read_csv_frames(uri)
-    parts = []
-    for df in frames:
-        if isinstance(df, _Unreadable):
-            raise df
-        parts.append(df)
-    return pl.concat(parts) if len(parts) > 1 else parts[0], sorted(bad, key=lambda b: b[0])
-
-
-def _read_csv_frames(uri: str, rows_per_frame: int = BATCH_ROWS) -> tuple[Iterator[pl.DataFrame | _Unreadable], list[tuple[int, str | None, str]]]:
-    """Read a CSV as frames of all-string columns with `_line`, `rows_per_frame` lines at a time.
-
-    Returns the frames and the (line, raw, why) of the rows left out; the list fills up as the
-    frames are read. The text is decoded by `textio.to_utf8`. Lines are found first
-    (`textio.line_bounds`): a line over MAX_LINE_BYTES is left out before parsing, a hostile
-    header makes the file `_Unreadable` (naming the lines it holds), and pyarrow's row numbers
-    map back to lines. Parsing goes a slice of lines at a time, so what the file's text becomes
-    is held one frame at a time; a slice pyarrow cannot parse is `_Unreadable` for its lines
-    and the lines after it.
-    """
-    with fsspec.open(uri, "rb") as f:
-        data, _ = to_utf8(f.read())
-    starts, ends = line_bounds(data)
-    numbers = np.flatnonzero(ends > starts) + 1  # pyarrow skips blank lines
-    if not len(numbers):
-        return iter([pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})]), []
-    rows = numbers[1:]
-    names = _csv_header(data, starts[numbers[0] - 1], ends[numbers[0] - 1], rows)
-    size = ends[rows - 1] - starts[rows - 1]
-    long = size > MAX_LINE_BYTES
-    bad: list[tuple[int, str | None, str]] = [
-        (int(n), cut_raw(data[starts[n - 1]:starts[n - 1] + RAW_MAX_BYTES], int(k)), _too_long(f"line {n}", int(k)))
-        for n, k in zip(rows[long], size[long])
-    ]
-    body = rows[~long]
-    if not len(body):  # a header alone (pyarrow refuses one without a line break)
-        df = pl.DataFrame({n: pl.Series([], dtype=pl.String) for n in dict.fromkeys(names)})
-        return iter([df.with_columns(pl.Series("_line", [], dtype=pl.Int64))]), bad
-
-    def frames() -> Iterator[pl.DataFrame | _Unreadable]:
-        for at in range(0, len(body), rows_per_frame):
-            kept = np.concatenate([numbers[:1], body[at:at + rows_per_frame]])
-            try:
-                table, invalid = _parse_csv(_kept_lines(data, starts, ends, kept), names)
-            except (pa.ArrowException, ValueError) as e:
-                yield _Unreadable(f"cannot read as CSV: {e}", body[at:])
-                return
-            bad.extend((int(kept[r - 1]), text, f"line {kept[r - 1]}: {why}") for r, text, why in invalid)
-            good = np.delete(kept, [0] + [r - 1 for r, _, _ in invalid])
-            if len(good) != table.num_rows:  # pragma: no cover - a disagreement on what a line is
-                yield _Unreadable(f"{table.num_rows} rows parsed from {len(good)} lines", body[at:])
-                return
-            df = pl.from_arrow(table)
-            assert isinstance(df, pl.DataFrame)
-            yield df.with_columns(pl.Series("_line", good, dtype=pl.Int64))
-
-    return frames(), bad
-
-
-def _json_object(text: str) -> tuple[dict | None, str | None]:
-    """(object, None) for a line that is one JSON object, else (None, why it is not)."""
-    try:
-        obj = json.loads(text)
-    except RecursionError:
-        return None, "JSON nested too deeply"
-    except ValueError as e:
-        return None, f"not valid JSON: {e}"
-    if not isinstance(obj, dict):
-        return None, "not a JSON object"
-    return obj, None
-
-
-def _read_jsonl_frame(uri: str) -> tuple[pl.DataFrame, list[tuple[int, str | None, str]]]:
-    """Read JSON Lines objects as string columns with `_line`; (line, raw, why) of the lines left out."""
-    with fsspec.open(uri, "rb") as f:
-        data, _ = to_utf8(f.read())
-    rows, lines, bad, keys = [], [], [], set()
-    overlong: list[tuple[int, int]] = []
-    for numbers, texts in iter_line_chunks(io.BytesIO(data), max_line_bytes=MAX_LINE_BYTES, overlong=overlong):
-        for n, text in zip(numbers.to_list(), texts.to_list()):
-            obj, why = _json_object(text)
-            new = obj.keys() - keys if obj is not None else set()
-            if new and len(keys) + len(new) > MAX_COLUMNS:
-                obj, why = None, f"its keys would take the file past {MAX_COLUMNS} distinct keys (MAX_COLUMNS)"
-            if obj is None:
-                bad.append((n, text, f"line {n}: {why}"))
-                continue
-            keys |= new
-            rows.append({k: None if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in obj.items()})
-            lines.append(n)
-    bad += [(n, None, _too_long(f"line {n}", size)) for n, size in overlong]
-    df = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
-    df = df.with_columns(pl.Series("_line", lines, dtype=pl.Int64)) if rows else pl.DataFrame({"_line": pl.Series([], dtype=pl.Int64)})
-    return df, sorted(bad, key=lambda b: b[0])
-
-
-def _iter_parquet_frames(uri: str) -> Iterator[pl.DataFrame | _Unreadable]:
+def _iter_parquet_frames(uri: str) -> Iterator[pl.DataFrame | Unreadable]:
     """Batches of a Parquet file with `_line` (the row number), a row group at a time.
 
-    A row group that cannot be decoded comes out as an `_Unreadable` naming its rows, and the
+    A row group that cannot be decoded comes out as an `Unreadable` naming its rows, and the
     next one is read; a file whose footer cannot be read, or wider than MAX_COLUMNS, raises.
     """
     with fsspec.open(uri, "rb") as f:
         try:
             pf = pq.ParquetFile(f)
         except (pa.ArrowException, ValueError) as e:
-            raise _Unreadable(f"not a readable Parquet file: {e}") from None
+            raise Unreadable(f"not a readable Parquet file: {e}") from None
         meta = pf.metadata
         if meta.num_columns > MAX_COLUMNS:
-            raise _Unreadable(f"the file has {meta.num_columns} columns; files of more than {MAX_COLUMNS} (MAX_COLUMNS) are not read",
+            raise Unreadable(f"the file has {meta.num_columns} columns; files of more than {MAX_COLUMNS} (MAX_COLUMNS) are not read",
                               np.arange(1, meta.num_rows + 1), "row")
         offset = 0
         for group in range(meta.num_row_groups):
@@ -390,7 +221,7 @@ def _iter_parquet_frames(uri: str) -> Iterator[pl.DataFrame | _Unreadable]:
                 for batch in pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[group]):
                     frames.append(pl.from_arrow(batch))
             except (OSError, pa.ArrowException, ValueError) as e:
-                yield _Unreadable(f"row group {group + 1} (rows {offset + 1}-{offset + size}) cannot be decoded: {e}",
+                yield Unreadable(f"row group {group + 1} (rows {offset + 1}-{offset + size}) cannot be decoded: {e}",
                                   np.arange(offset + 1, offset + size + 1), "row")
                 frames = []
             at = offset
@@ -401,21 +232,21 @@ def _iter_parquet_frames(uri: str) -> Iterator[pl.DataFrame | _Unreadable]:
             offset += size
 
 
-def _frames(uri: str, fmt: str | None) -> tuple[Iterator[pl.DataFrame | _Unreadable], list[tuple[int, str | None, str]], str]:
-    """(batches, rows left out, locator word) of a positions file; raises `_Unreadable`."""
+def _frames(uri: str, fmt: str | None) -> tuple[Iterator[pl.DataFrame | Unreadable], list[tuple[int, str | None, str]], str]:
+    """(batches, rows left out, locator word) of a positions file; raises `Unreadable`."""
     try:
         if fmt == "csv":
-            frames, bad = _read_csv_frames(uri)
+            frames, bad = read_csv_frames(uri, rows_per_frame=BATCH_ROWS)
             return frames, bad, "line"
         if fmt == "jsonl":
-            df, bad = _read_jsonl_frame(uri)
-            return iter([df]), bad, "line"
+            frames, bad = read_jsonl_frames(uri, rows_per_frame=BATCH_ROWS)
+            return frames, bad, "line"
         if fmt == "parquet":
             frames = _iter_parquet_frames(uri)
             first = next(frames, None)
             return itertools.chain([] if first is None else [first], frames), [], "row"
     except OSError as e:
-        raise _Unreadable(f"cannot open: {e}") from None
+        raise Unreadable(f"cannot open: {e}") from None
     raise ValueError(f"unsupported format {fmt!r}")  # pragma: no cover - config validation rejects it
 
 
@@ -445,7 +276,7 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
     try:
         frames, bad, word = _frames(uri, spec.format)
         first = next(frames, None)
-    except _Unreadable as e:
+    except Unreadable as e:
         yield from _unreadable(spec, uri, e)
         return
     if first is None:
@@ -464,7 +295,7 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
         return
     repeats = _Repeats(word)
     for df in itertools.chain([first], frames):
-        if isinstance(df, _Unreadable):
+        if isinstance(df, Unreadable):
             yield from _unreadable(spec, uri, df)
         elif df.height:
             locators = df.select(pl.format(f"{word} {{}}", "_line")).to_series()
@@ -473,30 +304,59 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
         yield _malformed(spec, uri, sorted(bad, key=lambda b: b[0]))
 
 
+# What `_Repeats` remembers of a row: its two hashes and the number of its first occurrence.
+_SEEN = np.dtype([("h1", np.uint64), ("h2", np.uint64), ("first", np.int64)])
+
+
 @dataclasses.dataclass
 class _Repeats:
     """The rows of a file seen so far, to find exact repeats (`duplicate_row`) across its batches.
 
     Rows are compared by a 128-bit hash of their `_raw` (every source column; two different
     rows share one with odds of 2^-128); earlier batches are remembered by those hashes and
-    the first row's number, 24 bytes a row.
+    the first row's number, 24 bytes a row, in one array sorted by the first hash: a batch is
+    looked up by binary search (its keys sorted, so the searches walk the array once) and
+    inserted in one pass. A join of each batch with every row before it built a hash table of
+    them all each time: up to 1.5 GB more at the end of a 7.8M-row extract.
     """
 
     word: str
-    seen: pl.DataFrame = dataclasses.field(
-        default_factory=lambda: pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64, "_first": pl.Int64})
-    )
+    seen: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, _SEEN))
 
     def reject(self, df: pl.DataFrame, rejected: list[pl.DataFrame]) -> pl.DataFrame:
         """`df` less the rows that repeat an earlier one in every column (quarantined)."""
         df = df.with_columns(pl.col("_raw").hash(seed=1).alias("_h1"), pl.col("_raw").hash(seed=2).alias("_h2"))
-        df = df.join(self.seen, on=["_h1", "_h2"], how="left", maintain_order="left").with_columns(
-            pl.coalesce("_first", pl.col("_line").min().over("_h1", "_h2")).alias("_first")
+        earlier = self._earlier(df["_h1"].to_numpy(), df["_h2"].to_numpy())
+        df = df.with_columns(pl.Series("_seen", earlier, dtype=pl.Int64)).with_columns(
+            pl.when(pl.col("_seen") >= 0).then(pl.col("_seen")).otherwise(pl.col("_line").min().over("_h1", "_h2")).alias("_first")
         )
         reason = pl.format(f"{self.word} {{}} repeats {self.word} {{}} in every column; counted once", pl.col("_line"), pl.col("_first"))
         df = reject(df, pl.col("_line") != pl.col("_first"), "duplicate_row", reason, rejected)
-        self.seen = pl.concat([self.seen, df.select("_h1", "_h2", "_first")])
-        return df.drop("_h1", "_h2", "_first")
+        new = np.empty(df.height, _SEEN)  # the rows kept: first occurrences, each hash pair once
+        new["h1"], new["h2"], new["first"] = df["_h1"].to_numpy(), df["_h2"].to_numpy(), df["_first"].to_numpy()
+        new = new[np.argsort(new["h1"], kind="stable")]
+        self.seen = np.insert(self.seen, np.searchsorted(self.seen["h1"], new["h1"]), new)
+        return df.drop("_h1", "_h2", "_seen", "_first")
+
+    def _earlier(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        """The first row number of each (h1, h2) in an earlier batch, -1 where none."""
+        out = np.full(len(h1), -1, np.int64)
+        seen = self.seen
+        if not len(seen):
+            return out
+        order = np.argsort(h1)
+        at = np.minimum(np.searchsorted(seen["h1"], h1[order]), len(seen) - 1)
+        same = seen["h1"][at] == h1[order]
+        match = same & (seen["h2"][at] == h2[order])
+        out[order[match]] = seen["first"][at[match]]
+        for k in np.flatnonzero(same & ~match):  # two rows' first hashes alike: along the run of them
+            i, j = order[k], at[k] + 1
+            while j < len(seen) and seen["h1"][j] == h1[i]:
+                if seen["h2"][j] == h2[i]:
+                    out[i] = seen["first"][j]
+                    break
+                j += 1
+        return out
 
 
 def _canonical_batch(df: pl.DataFrame, uri: str, spec: SourceSpec, crosswalks: Crosswalks, columns: dict[str, str], *, missing: list[str], repeats: _Repeats) -> FileResult:
@@ -653,7 +513,7 @@ def parse_event(text: str, *, locator: str) -> tuple[dict | None, tuple[str, str
         >>> fields["item_id"], err
         ('A', None)
     """
-    ev, why = _json_object(text)
+    ev, why = json_object(text)
     if ev is None:
         return None, ("malformed_event", f"{locator}: {why if why != 'not a JSON object' else 'an event must be a JSON object'}")
     missing = [k for k in _EVENT_FIELDS if ev.get(k) in (None, "")]
@@ -698,123 +558,6 @@ EVENT_CHUNK = 100_000
 _FALLBACK_LINES = 32
 
 
-# What str.strip() strips: Python's whitespace (polars' own set lacks \x1c-\x1f).
-_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
-# Bytes read at a time by iter_line_chunks: lines are cut a block at a time, by polars.
-LINE_BLOCK_BYTES = 1 << 23
-
-
-def iter_line_chunks(
-    f, *, chunk: int = EVENT_CHUNK, block_bytes: int = LINE_BLOCK_BYTES,
-    max_line_bytes: int | None = None, overlong: list[tuple[int, int]] | None = None,
-) -> Iterator[tuple[pl.Series, pl.Series]]:
-    """(line numbers, stripped texts) of the non-blank lines of a binary JSON Lines file.
-
-    At most `chunk` lines at a time, each pair two polars Series (Int64, String). A line ends
-    at `\n`; its text is stripped of whitespace (as `str.strip` does); line 1 loses a UTF-8
-    byte order mark; undecodable bytes are replaced, so a line is never lost. The lines are cut
-    a block of bytes at a time, never one Python string per line.
-
-    With `max_line_bytes`, a longer line is left out and its (number, size in bytes) appended
-    to `overlong`; then memory holds at most a block and that many bytes, however long a line.
-
-    Example:
-        >>> import io
-        >>> [(n.to_list(), t.to_list()) for n, t in iter_line_chunks(io.BytesIO(b'\xef\xbb\xbf{"a": 1}\r\n\n {"b": 2}'))]
-        [([1, 3], ['{"a": 1}', '{"b": 2}'])]
-    """
-    lines_of = _LineCutter(max_line_bytes, overlong if overlong is not None else [])
-    numbers: list[pl.Series] = []
-    texts: list[pl.Series] = []
-    held = 0
-    for first, lines in lines_of.blocks(f, block_bytes):
-        keep = lines != ""
-        numbers.append(pl.int_range(first, first + len(lines), dtype=pl.Int64, eager=True).filter(keep))
-        texts.append(lines.filter(keep))
-        held += len(texts[-1])
-        if held >= chunk:
-            n, t = pl.concat(numbers), pl.concat(texts)
-            for at in range(0, held - chunk + 1, chunk):
-                yield n.slice(at, chunk), t.slice(at, chunk)
-            done = held - held % chunk
-            numbers, texts, held = [n.slice(done)], [t.slice(done)], held - done
-    if held:
-        yield pl.concat(numbers), pl.concat(texts)
-
-
-@dataclasses.dataclass
-class _LineCutter:
-    """Cuts a binary file into lines a block at a time, leaving out (and noting) overlong ones."""
-
-    max_line_bytes: int | None
-    overlong: list[tuple[int, int]]
-    line_no: int = 0  # lines handed out or noted so far
-    skipped: int = -1  # bytes of the overlong line being skipped (-1: not inside one)
-
-    def blocks(self, f, block_bytes: int) -> Iterator[tuple[int, pl.Series]]:
-        """(number of the first line, the lines' stripped texts, "" for blank or overlong ones)."""
-        rest = b""
-        while True:
-            block = self._skip(f.read(block_bytes))
-            if block is None:
-                continue
-            if block:
-                data = rest + block
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    rest = data
-                    if self.max_line_bytes is not None and len(rest) > self.max_line_bytes:
-                        self.skipped, rest = len(rest), b""
-                    continue
-                data, rest = data[:cut], data[cut + 1:]
-            elif rest:
-                data, rest = rest, b""
-            else:
-                return
-            yield self.line_no + 1, self._lines(data)
-
-    def _skip(self, block: bytes) -> bytes | None:
-        """The block past the end of the overlong line being skipped (None: all of it skipped)."""
-        if self.skipped < 0:
-            return block
-        nl = block.find(b"\n")
-        if block and nl < 0:
-            self.skipped += len(block)
-            return None
-        self.line_no += 1
-        self.overlong.append((self.line_no, self.skipped + (nl if block else 0)))
-        self.skipped = -1
-        if not block:
-            return b""  # the end of the file ended the line
-        return block[nl + 1:] or None
-
-    def _lines(self, data: bytes) -> pl.Series:
-        lines = pl.Series("t", [data.decode("utf-8", errors="replace")], dtype=pl.String).str.split("\n").explode()
-        if self.max_line_bytes is not None:  # sizes as written (bytes before the \n), not as decoded
-            breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-            size = np.diff(np.concatenate([[-1], breaks, [len(data)]])) - 1
-            long = np.flatnonzero(size > self.max_line_bytes)
-            if len(long):
-                self.overlong.extend((self.line_no + 1 + int(i), int(size[i])) for i in long)
-                lines = lines.scatter(long, pl.Series([""] * len(long), dtype=pl.String))
-        lines = lines.str.strip_chars(_WHITESPACE)
-        if self.line_no == 0 and lines[0].startswith("\ufeff"):
-            lines = lines.scatter(0, lines[0].lstrip("\ufeff"))
-        self.line_no += len(lines)
-        return lines
-
-
-def _joined_lines(texts: pl.Series) -> memoryview:
-    """The texts as one newline-separated UTF-8 buffer, read out of Arrow (no Python string)."""
-    arr = (texts + "\n").to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type != pa.large_string():
-        arr = arr.cast(pa.large_string())
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
-    return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]]
-
-
 def _or_default(value: pl.Expr, default: str) -> pl.Expr:
     """`value or default`, as `parse_event` reads an optional field: null and "" take the default."""
     return pl.when(value.is_null() | (value == "")).then(pl.lit(default)).otherwise(value)
@@ -830,7 +573,7 @@ def decode_event_chunk(texts: list[str] | pl.Series, positions: list[int] | pl.S
     """
     texts = texts if isinstance(texts, pl.Series) else pl.Series(texts, dtype=pl.String)
     try:
-        decoded = pl.read_ndjson(io.BytesIO(_joined_lines(texts)), schema=_EVENT_SCHEMA)
+        decoded = pl.read_ndjson(io.BytesIO(joined_texts(texts)), schema=_EVENT_SCHEMA)
     except pl.exceptions.PolarsError:
         return None
     if decoded.height != len(texts):
@@ -961,7 +704,7 @@ def read_events(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator[
             if pending >= BATCH_ROWS:
                 yield _events_batch(good, uri, spec, crosswalks)
                 good, pending = [], 0
-    bad.extend((n, None, "malformed_event", _too_long(f"line {n}", size)) for n, size in overlong)
+    bad.extend((n, None, "malformed_event", too_long(f"line {n}", size)) for n, size in overlong)
     if bad:
         q = pl.DataFrame(
             {"_file": [uri] * len(bad), "_locator": [f"line {b[0]}" for b in bad], "_raw": [b[1] for b in bad], "_code": [b[2] for b in bad], "_reason": [b[3] for b in bad]},

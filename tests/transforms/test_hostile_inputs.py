@@ -433,7 +433,7 @@ def test_csv_line_numbers_are_the_physical_lines_whatever_the_breaks(tmp_path_fa
     """Good rows keep their line's values and number; rows of the wrong width name their line."""
     import csv as pycsv
 
-    from invrecon.transforms.sources import _read_csv_frame
+    from invrecon.transforms.textfiles import read_csv_frame
 
     header = ["h1", "h2", "h3"]
     text = ",".join(header) + breaks[-1] + "".join(line + brk for line, brk in zip(lines, breaks))
@@ -446,10 +446,11 @@ def test_csv_line_numbers_are_the_physical_lines_whatever_the_breaks(tmp_path_fa
             continue
         fields = next(pycsv.reader([line]))
         (want_good if len(fields) == 3 else want_bad).append((n, *fields) if len(fields) == 3 else n)
-    df, bad = _read_csv_frame(str(path))
-    got_good = [(r[-1], *r[:-1]) for r in df.select(*header, "_line").rows()] if df.height else []
-    assert got_good == want_good
-    assert [n for n, _, _ in bad] == want_bad
+    for block in (None, 1, 5):  # read whole, and in blocks that cut lines and \r\n breaks anywhere
+        df, bad = read_csv_frame(str(path), block_bytes=block)
+        got_good = [(r[-1], *r[:-1]) for r in df.select(*header, "_line").rows()] if df.height else []
+        assert got_good == want_good
+        assert [n for n, _, _ in bad] == want_bad
 
 
 def test_a_header_only_file_lacking_a_mapped_column_is_one_missing_column_record(tmp_path, crosswalks):
