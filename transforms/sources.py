@@ -154,12 +154,15 @@ def _quarantine_frame(table: pa.Table | None) -> pl.DataFrame:
     return df.drop("run_id", "source")
 
 
-def _guarded(spec: SourceSpec, uri: str, locators: list[str] | pl.Series, canonicalize: Callable[[], FileResult]) -> FileResult:
+def _guarded(spec: SourceSpec, uri: str, locators: Callable[[], list[str] | pl.Series] | pl.Series,
+             canonicalize: Callable[[], FileResult]) -> FileResult:
     """`canonicalize()`; should it fail in a way nobody foresaw, one `reader_error` row per
-    record of the batch (`locators`), so the run goes on and conservation still counts records."""
+    record of the batch (`locators`, or a function giving them: made only then), so the run
+    goes on and conservation still counts records."""
     try:
         return canonicalize()
     except Exception as e:  # noqa: BLE001 - a bug must cost its batch, not the file or the run
+        locators = locators() if callable(locators) else locators
         log.warning("%s: %s: %d records quarantined as reader_error", spec.name, uri, len(locators), exc_info=True)
         first = (str(e).strip().splitlines() or [""])[0][:300]
         reason = f"{uri}: {type(e).__name__}: {first} (a reader bug: the batch of {len(locators)} records is quarantined)"
@@ -298,7 +301,7 @@ def read_tabular(uri: str, spec: SourceSpec, crosswalks: Crosswalks) -> Iterator
         if isinstance(df, Unreadable):
             yield from _unreadable(spec, uri, df)
         elif df.height:
-            locators = df.select(pl.format(f"{word} {{}}", "_line")).to_series()
+            locators = lambda: df.select(pl.format(f"{word} {{}}", "_line")).to_series()  # noqa: E731
             yield _guarded(spec, uri, locators, lambda: _canonical_batch(df, uri, spec, crosswalks, columns, missing=missing, repeats=repeats))
     if bad:  # filled as the frames were read
         yield _malformed(spec, uri, sorted(bad, key=lambda b: b[0]))
@@ -801,7 +804,7 @@ def read_edi(uri: str, spec: SourceSpec, crosswalks: Crosswalks, *, acks=None) -
     with f:
         records = parse_edi_stream(f, file=uri, qualifiers=dict(spec.qualifiers) or None, acks=acks)
         while batch := list(itertools.islice(records, EDI_BATCH_RECORDS)):
-            yield _guarded(spec, uri, [_locator(r) for r in batch], lambda: canonical_from_edi(batch, uri, spec, crosswalks))
+            yield _guarded(spec, uri, lambda: [_locator(r) for r in batch], lambda: canonical_from_edi(batch, uri, spec, crosswalks))
 
 
 def _edi_errors(errors: list[dict], uri: str) -> list[pl.DataFrame]:
