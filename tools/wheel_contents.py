@@ -31,7 +31,7 @@ FOLDERS = {
 # `invrecon init`'s starter files.
 TEMPLATE_GLOBS = ("*.j2", "gx/*.j2", "gx/*.css", "init/*.yaml", "init/*/*.yaml", "init/*/*.csv")
 BARE_NAMES = ("pipelines", "transforms", "schemas", "expectations", "fixtures", "tests", "bench")
-ENTRY_POINT = "invrecon = invrecon.pipelines.cli:main"
+ENTRY_POINT = "invrecon = invrecon.pipelines.cli:console"
 
 
 def _norm(name: str) -> str:
