@@ -70,6 +70,7 @@ from invrecon.transforms.stream import (
     MOVEMENTS_TAG,
     QUARANTINE_TAG,
     STREAM_TABLES,
+    CrosswalkFiles,
     RawChunk,
     RawEvent,
     RunningPosition,
@@ -318,13 +319,14 @@ def build(p: beam.Pipeline, job: StreamJob, *, raw=None) -> dict:
     Returns the main PCollections (movements, quarantine, updates, position_changes, alerts).
     """
     raw = read_source(p, job) if raw is None else raw
-    events = raw | "StockEvents" >> StockEvents(job.params, job.spec, job.sku_crosswalk, job.location_crosswalk, bounded=job.bounded)
+    crosswalks = CrosswalkFiles(sku=job.sku_crosswalk, location=job.location_crosswalk)
+    events = raw | "StockEvents" >> StockEvents(params=job.params, spec=job.spec, crosswalks=crosswalks, bounded=job.bounded)
     seed = job.seed
     seeds = p | "ReadSeeds" >> ReadSeeds(files=seed.files if seed else (), as_of_micros=seed.as_of_micros if seed else 0)
     positions = {"seeds": seeds, MOVEMENTS_TAG: events[MOVEMENTS_TAG], AVAILABILITY_TAG: events[AVAILABILITY_TAG]} | "RunningPosition" >> RunningPosition(
-        job.params, job.items, job.sku_crosswalk, job.location_crosswalk, bounded=job.bounded
+        params=job.params, items=job.items, crosswalks=crosswalks, bounded=job.bounded
     )
-    changes = positions["updates"] | "WindowPositionChanges" >> WindowPositionChanges(job.params, early_panes=not job.bounded)
+    changes = positions["updates"] | "WindowPositionChanges" >> WindowPositionChanges(params=job.params, early_panes=not job.bounded)
     prefix = job.params.run_id
     outputs = {
         "movements": events[MOVEMENTS_TAG],

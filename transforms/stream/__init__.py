@@ -45,6 +45,7 @@ from invrecon.transforms.stream.params import (
     MOVEMENTS_TAG,
     QUARANTINE_TAG,
     UPDATES_TAG,
+    CrosswalkFiles,
     StreamParams,
 )
 from invrecon.transforms.stream.position import RunningPosition, seed_element
@@ -64,6 +65,7 @@ __all__ = [
     "STREAM_TABLES",
     "UPDATES_TAG",
     "CanonicalizeEvents",
+    "CrosswalkFiles",
     "DropRepeatedEvents",
     "GateLateEvents",
     "PositionBook",

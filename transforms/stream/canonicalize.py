@@ -26,7 +26,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from invrecon.schemas import MOVEMENT
-from invrecon.transforms.canonical import load_crosswalks, parse_timestamps
+from invrecon.transforms.canonical import parse_timestamps
 from invrecon.transforms.sources import EVENT_CHUNK, LineLocator, SourceSpec, canonical_events_frame, decode_event_texts
 from invrecon.transforms.stream.batches import min_time
 from invrecon.transforms.stream.params import (
@@ -40,6 +40,7 @@ from invrecon.transforms.stream.params import (
     RAW,
     TS,
     WM,
+    CrosswalkFiles,
     StreamParams,
 )
 from invrecon.transforms.stream.quarantine import empty_quarantine, utc_date_expr
@@ -202,18 +203,17 @@ class _BatchPayloadsFn(beam.DoFn):
 class _CanonicalizeFn(beam.DoFn):
     """Canonicalize each RawChunk in one columnar call; movements are stamped at their earliest."""
 
-    def __init__(self, params: StreamParams, spec: SourceSpec, sku_crosswalk: str, location_crosswalk: str):
+    def __init__(self, *, params: StreamParams, spec: SourceSpec, crosswalks: CrosswalkFiles):
         self.params = params
         self.spec = spec
-        self.sku_crosswalk = sku_crosswalk
-        self.location_crosswalk = location_crosswalk
+        self.crosswalk_files = crosswalks
         self.read = Metrics.counter(self.__class__, "events_read")
         self.written = Metrics.counter(self.__class__, "movements_canonicalized")
         self.reported = Metrics.counter(self.__class__, "figures_canonicalized")
         self.rejected = Metrics.counter(self.__class__, "events_quarantined")
 
     def setup(self) -> None:
-        self.crosswalks = load_crosswalks(self.sku_crosswalk, self.location_crosswalk)
+        self.crosswalks = self.crosswalk_files.load()
 
     def process(self, chunk: RawChunk) -> Iterator[Any]:
         movements, figures, quarantine = canonicalize_chunk(chunk, spec=self.spec, crosswalks=self.crosswalks, run_id=self.params.run_id)
@@ -229,7 +229,7 @@ class _CanonicalizeFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, quarantine)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class CanonicalizeEvents(beam.PTransform):
     """RawEvent / RawChunk -> canonical movement tables stamped at occurred_at (+ figures, quarantine).
 
@@ -239,14 +239,13 @@ class CanonicalizeEvents(beam.PTransform):
 
     params: StreamParams
     spec: SourceSpec
-    sku_crosswalk: str
-    location_crosswalk: str
+    crosswalks: CrosswalkFiles
 
     def expand(self, raw):
         canon = (
             raw
             | "BatchPayloads" >> beam.ParDo(_BatchPayloadsFn()).with_output_types(RawChunk)
-            | "CanonicalizeChunks" >> beam.ParDo(_CanonicalizeFn(self.params, self.spec, self.sku_crosswalk, self.location_crosswalk))
+            | "CanonicalizeChunks" >> beam.ParDo(_CanonicalizeFn(params=self.params, spec=self.spec, crosswalks=self.crosswalks))
             .with_output_types(pa.Table, **{QUARANTINE_TAG: pa.Table, AVAILABILITY_TAG: pa.Table})
             .with_outputs(QUARANTINE_TAG, AVAILABILITY_TAG, main=MOVEMENTS_TAG)
         )

@@ -144,7 +144,7 @@ class _RebatchRowsFn(beam.DoFn):
             yield WindowedValue(value, min(t for _, t in items), (win,))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class DropRepeatedEvents(beam.PTransform):
     """De-duplicate movement tables by event_id; repeats leave as `duplicate_event` quarantine.
 

@@ -15,25 +15,31 @@ from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.stream.canonicalize import CanonicalizeEvents
 from invrecon.transforms.stream.dedup import DropRepeatedEvents
 from invrecon.transforms.stream.lateness import GateLateEvents
-from invrecon.transforms.stream.params import AVAILABILITY_TAG, MOVEMENTS_TAG, QUARANTINE_TAG, StreamParams
+from invrecon.transforms.stream.params import AVAILABILITY_TAG, MOVEMENTS_TAG, QUARANTINE_TAG, CrosswalkFiles, StreamParams
 
 __all__ = ["StockEvents"]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class StockEvents(beam.PTransform):
-    """RawEvent / RawChunk -> admitted, de-duplicated movement tables (+ figures, quarantine)."""
+    """RawEvent / RawChunk -> admitted, de-duplicated movement tables (+ figures, quarantine).
+
+    Attributes:
+      params: the stream's settings.
+      spec: the events source (its name and time zone).
+      crosswalks: the crosswalk files the canonicalizer maps ids with.
+      bounded: a replay of files on a batch runner (see the package docstring), not a live stream.
+    """
 
     params: StreamParams
     spec: SourceSpec
-    sku_crosswalk: str
-    location_crosswalk: str
+    crosswalks: CrosswalkFiles
     bounded: bool = False
 
     def expand(self, raw):
-        canon = raw | "Canonicalize" >> CanonicalizeEvents(self.params, self.spec, self.sku_crosswalk, self.location_crosswalk)
-        deduped = canon[MOVEMENTS_TAG] | "Dedup" >> DropRepeatedEvents(self.params, bounded=self.bounded)
-        gated = deduped[MOVEMENTS_TAG] | "GateLateness" >> GateLateEvents(self.params, bounded=self.bounded)
+        canon = raw | "Canonicalize" >> CanonicalizeEvents(params=self.params, spec=self.spec, crosswalks=self.crosswalks)
+        deduped = canon[MOVEMENTS_TAG] | "Dedup" >> DropRepeatedEvents(params=self.params, bounded=self.bounded)
+        gated = deduped[MOVEMENTS_TAG] | "GateLateness" >> GateLateEvents(params=self.params, bounded=self.bounded)
         quarantine = (
             (canon[QUARANTINE_TAG], deduped[QUARANTINE_TAG], gated[QUARANTINE_TAG])
             | "FlattenQuarantine" >> beam.Flatten()

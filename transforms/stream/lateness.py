@@ -111,7 +111,7 @@ class _ClassifyLatenessFn(beam.DoFn):
                                 source=self.params.source, when=pl.col(TS)).to_arrow()
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class GateLateEvents(beam.PTransform):
     """Quarantine events that arrive after their window's allowed lateness (see module doc).
 

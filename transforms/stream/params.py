@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import zoneinfo
 
+from invrecon.transforms.crosswalks import Crosswalks, load_crosswalks
 from invrecon.transforms.reconcile import Tolerance
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "TS",
     "UPDATES_TAG",
     "WM",
+    "CrosswalkFiles",
     "StreamParams",
 ]
 
@@ -54,7 +56,7 @@ KEY = ["sku", "location"]
 NO_TIME = -(2**62)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class StreamParams:
     """The stream's windowing, lateness, de-duplication and alert settings (validated).
 
@@ -116,3 +118,20 @@ class StreamParams:
     @property
     def ttl_seconds(self) -> int:
         return int(round(self.dedup_ttl_hours * 3600))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CrosswalkFiles:
+    """The two crosswalk files (URIs) the stream's steps map ids with; each worker loads them once.
+
+    Attributes:
+      sku: the SKU crosswalk (config `crosswalk.sku`).
+      location: the location crosswalk (config `crosswalk.location`).
+    """
+
+    sku: str
+    location: str
+
+    def load(self) -> Crosswalks:
+        """Read both files (in a DoFn's `setup`: never at graph construction)."""
+        return load_crosswalks(self.sku, self.location)

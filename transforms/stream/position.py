@@ -22,12 +22,22 @@ from apache_beam.transforms.window import GlobalWindows, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
 from invrecon.schemas import ALERTS
-from invrecon.transforms.canonical import load_crosswalks, load_items
+from invrecon.transforms.canonical import load_items
 from invrecon.transforms.coders import TableCoder
 from invrecon.transforms.stream.alerts import availability_alerts, count_alerts
 from invrecon.transforms.stream.batches import ArrowBatch, as_frame, in_arrival_order, split_by_key_bucket
 from invrecon.transforms.stream.kernels import BOOKS_SCHEMA, PENDING_SCHEMA, apply_movements, compact_pending, figures_at_arrival, new_books
-from invrecon.transforms.stream.params import ALERTS_TAG, AVAILABILITY_TAG, KEY, MICROS, MOVEMENTS_TAG, TS, UPDATES_TAG, StreamParams
+from invrecon.transforms.stream.params import (
+    ALERTS_TAG,
+    AVAILABILITY_TAG,
+    KEY,
+    MICROS,
+    MOVEMENTS_TAG,
+    TS,
+    UPDATES_TAG,
+    CrosswalkFiles,
+    StreamParams,
+)
 
 __all__ = ["RunningPosition", "seed_element"]
 
@@ -55,11 +65,10 @@ class _RunningPositionFn(beam.DoFn):
     COMPACT = TimerSpec("compact", beam.TimeDomain.WATERMARK)
     COMPACT_AT = ReadModifyWriteStateSpec("compact_at", PickleCoder())
 
-    def __init__(self, params: StreamParams, items: str, location_crosswalk: str, sku_crosswalk: str, *, bounded: bool = False):
+    def __init__(self, *, params: StreamParams, items: str, crosswalks: CrosswalkFiles, bounded: bool = False):
         self.params = params
         self.items_uri = items
-        self.location_crosswalk = location_crosswalk
-        self.sku_crosswalk = sku_crosswalk
+        self.crosswalks = crosswalks
         self.bounded = bounded
         self.updates = Metrics.counter(self.__class__, "positions_updated")
         self.alerts = Metrics.counter(self.__class__, "alerts_raised")
@@ -67,7 +76,7 @@ class _RunningPositionFn(beam.DoFn):
     def setup(self) -> None:
         items = load_items(self.items_uri)
         self.items = items.select("sku", "abc_class", "category", pl.col("safety_stock").fill_null(0).cast(pl.Int64).alias("_safety"))
-        self.location_types = load_crosswalks(self.sku_crosswalk, self.location_crosswalk).location_types()
+        self.location_types = self.crosswalks.load().location_types()
 
     def _horizon(self) -> int:
         return (self.params.window_seconds + self.params.lateness_seconds) * MICROS
@@ -134,7 +143,7 @@ def _merge_position_inputs(element: tuple[int, Iterable[ArrowBatch]]) -> tuple[i
     return key, merged
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class RunningPosition(beam.PTransform):
     """Movement tables (+ seeds, figures) -> an updates table per batch, plus alerts.
 
@@ -142,12 +151,17 @@ class RunningPosition(beam.PTransform):
     are `seed_element` pairs from the latest published inventory_snapshot, read by the workers
     (`transforms.seeds.ReadSeeds`) and taken as a side input (every worker holds them all: about
     100 bytes a position).
+
+    Attributes:
+      params: the stream's settings (buckets, windows, tolerances of the alerts).
+      items: the item master (ABC class, safety stock of the alerts).
+      crosswalks: the crosswalk files (the location types of the alerts).
+      bounded: a replay of files on a batch runner: each bucket's batches merged, no timers.
     """
 
     params: StreamParams
     items: str
-    sku_crosswalk: str
-    location_crosswalk: str
+    crosswalks: CrosswalkFiles
     bounded: bool = False
 
     def expand(self, inputs):
@@ -162,7 +176,7 @@ class RunningPosition(beam.PTransform):
         if self.bounded:
             keyed = keyed | "GroupPositionBuckets" >> beam.GroupByKey() | "MergePositionBatches" >> beam.Map(_merge_position_inputs).with_output_types(tuple[int, _BothSides])
         out = keyed | "ApplyMovements" >> beam.ParDo(
-            _RunningPositionFn(self.params, self.items, self.location_crosswalk, self.sku_crosswalk, bounded=self.bounded),
+            _RunningPositionFn(params=self.params, items=self.items, crosswalks=self.crosswalks, bounded=self.bounded),
             beam.pvalue.AsDict(inputs["seeds"]),
         ).with_output_types(pa.Table, **{ALERTS_TAG: pa.Table}).with_outputs(ALERTS_TAG, main=UPDATES_TAG)
         return {UPDATES_TAG: out[UPDATES_TAG], ALERTS_TAG: out[ALERTS_TAG]}

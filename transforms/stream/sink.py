@@ -98,7 +98,7 @@ class _WriteBundleFn(beam.DoFn):
         self.parts, self.rows = {}, []
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class WriteParquetFiles(beam.PTransform):
     """Write tables (or dict rows) to `<root>/<table>/<partition>=<value>/<prefix>-<uuid>.parquet`."""
 

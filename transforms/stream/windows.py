@@ -129,7 +129,7 @@ class _FormatChangesFn(beam.DoFn):
         )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class WindowPositionChanges(beam.PTransform):
     """Updates tables -> per (window, bucket) panes of POSITION_CHANGES rows, one table a pane.
 

@@ -18,10 +18,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.utils.timestamp import Timestamp
 
-from invrecon.transforms.canonical import load_crosswalks
 from invrecon.transforms.reconcile import Tolerance
 from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.stream import (
+    CrosswalkFiles,
     RawChunk,
     RawEvent,
     RunningPosition,
@@ -42,7 +42,7 @@ PARAMS = StreamParams(
     tolerances=(Tolerance((("location_type", "store"),), 1, 0.02), Tolerance((), 0, 0)), run_id="t", gate_shards=2,
 )
 SPEC = SourceSpec(name="stock_events", kind="events", system=None, timezone="UTC")
-XW = (str(WORLD / "crosswalk" / "sku.csv"), str(WORLD / "crosswalk" / "location.csv"))
+XW = CrosswalkFiles(sku=str(WORLD / "crosswalk" / "sku.csv"), location=str(WORLD / "crosswalk" / "location.csv"))
 ITEMS = str(WORLD / "master" / "items.csv")
 
 
@@ -81,7 +81,7 @@ def chunk(*texts: str, first: int = 1, clock: list[int] | None = None) -> RawChu
 
 def canonical(*texts: str, first: int = 1, clock: list[int] | None = None) -> tuple[pa.Table, pa.Table, pa.Table]:
     """(movements, availability figures, quarantine) of payloads, by the real canonicalizer."""
-    return canonicalize_chunk(chunk(*texts, first=first, clock=clock), spec=SPEC, crosswalks=load_crosswalks(*XW), run_id="t")
+    return canonicalize_chunk(chunk(*texts, first=first, clock=clock), spec=SPEC, crosswalks=XW.load(), run_id="t")
 
 
 def rows(value) -> list[dict]:
@@ -101,12 +101,12 @@ def run_stream(stream: EventScript, *, seeds=()) -> dict[str, list]:
         _SINKS[n] = []
     with beam.Pipeline(runner="DirectRunner", options=opts) as p:
         raw_events = p | "Events" >> stream
-        events = raw_events | "StockEvents" >> StockEvents(PARAMS, SPEC, *XW)
+        events = raw_events | "StockEvents" >> StockEvents(params=PARAMS, spec=SPEC, crosswalks=XW)
         seed_pc = p | "Seeds" >> beam.Create(list(seeds))
         pos = {"seeds": seed_pc, "movements": events["movements"], "availability": events["availability"]} | "Position" >> RunningPosition(
-            PARAMS, ITEMS, *XW
+            params=PARAMS, items=ITEMS, crosswalks=XW
         )
-        changes = pos["updates"] | "Changes" >> WindowPositionChanges(PARAMS)
+        changes = pos["updates"] | "Changes" >> WindowPositionChanges(params=PARAMS)
         for name, pc in (("movements", events["movements"]), ("quarantine", events["quarantine"]), ("updates", pos["updates"]), ("changes", changes), ("alerts", pos["alerts"])):
             pc | f"Collect{name}" >> beam.Map(collect, name=name)
     return {n: list(_SINKS[n]) for n in names}

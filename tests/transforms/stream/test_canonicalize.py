@@ -38,7 +38,7 @@ def test_canonicalize_events_splits_movements_figures_and_rejects():
     texts = [ev("c1", "sale", "10:00", 2), availability("A1", "10:05", 9), bad, ev("u1", "sale", "10:01", 1, item="999999"),
              ev("c2", "count", "10:10", 30)]
     with BeamTestPipeline(runner="FnApiRunner") as p:
-        out = p | beam.Create([chunk(*texts)]) | "Canonicalize" >> CanonicalizeEvents(PARAMS, SPEC, *XW)
+        out = p | beam.Create([chunk(*texts)]) | "Canonicalize" >> CanonicalizeEvents(params=PARAMS, spec=SPEC, crosswalks=XW)
         movements = out["movements"] | "MovementRows" >> beam.FlatMap(
             lambda t: [(r["event_id"], r["event_type"], r["sku"], r["location"], r["qty"], r["locator"]) for r in rows(t)])
         figures = out["availability"] | "FigureRows" >> beam.FlatMap(

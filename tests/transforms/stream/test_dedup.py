@@ -51,7 +51,7 @@ def test_drop_repeated_events_on_a_replay_keeps_the_first_arrival():
     first, _, _ = canonical(ev("d1", "sale", "10:02", 3), ev("d2", "sale", "10:03", 1))
     again, _, _ = canonical(ev("d1", "sale", "10:02", 3), ev("d3", "return", "10:04", 2), ev("d2", "sale", "10:03", 1), first=3)
     with BeamTestPipeline(runner="FnApiRunner") as p:
-        out = p | beam.Create([first, again]) | "Dedup" >> DropRepeatedEvents(PARAMS, bounded=True)
+        out = p | beam.Create([first, again]) | "Dedup" >> DropRepeatedEvents(params=PARAMS, bounded=True)
         kept = out["movements"] | "KeptRows" >> beam.FlatMap(lambda df: [(r["event_id"], r["locator"]) for r in rows(df)])
         repeats = out["quarantine"] | "RepeatRows" >> beam.FlatMap(
             lambda t: [(r["reason_code"], r["locator"], r["reason"].endswith("was already applied; counted once"), r["raw"][:20]) for r in rows(t)])

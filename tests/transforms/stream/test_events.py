@@ -17,7 +17,7 @@ def test_bounded_replay_equals_the_streaming_graph(tmp_path):
     reset("bounded_movements", "bounded_quarantine")
     with beam.Pipeline(runner="FnApiRunner") as p:
         raw_chunks = p | beam.Create(list(read_event_chunks(f"file://{path}", timezone="UTC")))
-        events = raw_chunks | StockEvents(PARAMS, SPEC, *XW, bounded=True)
+        events = raw_chunks | StockEvents(params=PARAMS, spec=SPEC, crosswalks=XW, bounded=True)
         events["movements"] | "CollectM" >> beam.Map(collect, name="bounded_movements")
         events["quarantine"] | "CollectQ" >> beam.Map(collect, name="bounded_quarantine")
     s = script().add_elements([raw(t, n) for n, t in enumerate(lines, start=1)]).advance_watermark_to_infinity()

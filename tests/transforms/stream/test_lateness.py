@@ -44,7 +44,7 @@ def test_gate_late_events_on_a_replay_judges_by_the_replay_clock():
     texts = [ev("g1", "sale", "10:05", 1), ev("g2", "sale", "10:06", 2), ev("g3", "sale", "10:20", 3)]
     movements, _, _ = canonical(*texts, clock=[us("10:20"), us("10:30"), us("10:30")])  # g2's window closed at 10:25
     with BeamTestPipeline(runner="FnApiRunner") as p:
-        out = p | beam.Create([movements]) | "Gate" >> GateLateEvents(PARAMS, bounded=True)
+        out = p | beam.Create([movements]) | "Gate" >> GateLateEvents(params=PARAMS, bounded=True)
         admitted = out["movements"] | "AdmittedRows" >> beam.FlatMap(lambda t: [(r["event_id"], r["_ts"], "_raw" in r) for r in rows(t)])
         late = out["quarantine"] | "LateRows" >> beam.FlatMap(lambda t: [(r["reason_code"], r["locator"], r["reason"], r["_date"]) for r in rows(t)])
         assert_that(admitted, equal_to([("g1", us("10:05"), False), ("g3", us("10:20"), False)]), label="CheckAdmitted")

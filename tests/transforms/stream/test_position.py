@@ -67,7 +67,7 @@ def test_running_position_on_a_replay_applies_seeds_movements_and_figures():
             "availability": p | "Figures" >> beam.Create([figures]),
             "seeds": p | "Seeds" >> beam.Create(_seeds()),
         }
-        out = inputs | "Position" >> RunningPosition(PARAMS, ITEMS, *XW, bounded=True)
+        out = inputs | "Position" >> RunningPosition(params=PARAMS, items=ITEMS, crosswalks=XW, bounded=True)
         updates = out["updates"] | "UpdateRows" >> beam.FlatMap(
             lambda t: [(r["event_id"], r["on_hand_change"], r["on_hand"], r["reserved"], r["seeded"]) for r in rows(t)])
         alerts = out["alerts"] | "AlertRows" >> beam.FlatMap(lambda t: [(r["rule"], r["subject"], r["threshold"], r["observed"]) for r in rows(t)])

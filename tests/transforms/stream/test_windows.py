@@ -48,7 +48,7 @@ def test_window_position_changes_on_a_replay_sums_each_window_once():
         _updates(("A", "S1", "u2", "10:07", -1, 8)),
     ]
     with BeamTestPipeline(runner="FnApiRunner") as p:
-        changes = p | beam.Create(batches) | "Changes" >> WindowPositionChanges(PARAMS, early_panes=False)
+        changes = p | beam.Create(batches) | "Changes" >> WindowPositionChanges(params=PARAMS, early_panes=False)
         got = changes | "ChangeRows" >> beam.FlatMap(lambda t: [
             (r["window_start"].strftime("%H:%M"), r["window_end"].strftime("%H:%M"), r["sku"], r["location"], r["on_hand_change"],
              r["events"], r["on_hand_after"], r["pane_index"], r["run_id"], r["_date"]) for r in rows(t)])
