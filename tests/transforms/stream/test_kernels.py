@@ -8,7 +8,14 @@ import polars as pl
 import pytest
 
 from invrecon.transforms.stream import PositionBook
-from invrecon.transforms.stream.kernels import BOOKS_SCHEMA, PENDING_SCHEMA, apply_movements, compact_pending, new_books
+from invrecon.transforms.stream.kernels import (
+    BOOKS_SCHEMA,
+    PENDING_SCHEMA,
+    apply_movements,
+    compact_pending,
+    figures_at_arrival,
+    new_books,
+)
 
 
 def _book_trace(events, seed):
@@ -73,3 +80,18 @@ def test_compaction_folds_old_movements_without_moving_the_position():
     folded, left = compact_pending(books, pending, before=500)
     assert left.select("ts", "qty").rows() == [(900, -2)]
     assert folded.select(pl.col("base_oh") + pl.col("after_oh")).item() == 3 == books.select(pl.col("base_oh") + pl.col("after_oh")).item()
+
+
+def test_a_figure_meets_the_position_of_the_movements_that_arrived_before_it():
+    """figures_at_arrival: a figure that arrived before a batch's sale sees the position before
+    the batch (10 on hand, 3 reserved: the seed); one after it sees the sale (8); a key never
+    seeded nor counted has no base."""
+    keys = pl.DataFrame([("A", "D1"), ("B", "D1")], schema=["sku", "location"], orient="row")
+    books = new_books(keys, {("A", "D1"): ("seed", {"on_hand": 10, "reserved": 3, "as_of": 1_000})})
+    _, _, updates = apply_movements(books, pl.DataFrame(schema=PENDING_SCHEMA), _moves([("A", "D1", 2_000, -2, False)], 5))
+    figures = pl.DataFrame({"sku": ["A", "A", "B"], "location": ["D1"] * 3, "qty": [9, 9, 1], "_arrival": [7, 4, 6]})
+    met = figures_at_arrival(books, updates, figures)
+    assert met.select("_arrival", "qty", "on_hand_at", "reserved_at", "had_base").rows() == [
+        (4, 9, 10, 3, True), (6, 1, 0, 0, False), (7, 9, 8, 3, True)]
+    before = figures_at_arrival(books, None, figures)
+    assert before["on_hand_at"].to_list() == [10, 0, 10]

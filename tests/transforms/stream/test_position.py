@@ -26,6 +26,13 @@ def test_out_of_order_events_and_counts():
     assert out["quarantine"] == []
 
 
+def test_seed_element_keys_a_snapshot_row_by_sku_and_location():
+    """A published inventory_snapshot row as RunningPosition's side input: as of the snapshot's cut-off."""
+    row = {"sku": "SKU000003", "location": "S0001", "on_hand": 40, "reserved": None, "run_id": "r"}
+    assert seed_element(row, as_of_micros=5) == (("SKU000003", "S0001"), ("seed", {"on_hand": 40, "reserved": None, "as_of": 5}))
+    assert seed_element({"sku": "A", "location": "S1"}, as_of_micros=0)[1][1]["on_hand"] is None
+
+
 def _seeds():
     seed_at = us("08:59")
     return [

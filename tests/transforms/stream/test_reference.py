@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from invrecon.transforms.stream import PositionBook, RawEvent, parse_raw_event
-from tests.transforms.stream.helpers import at, ev
+from invrecon.transforms.stream.reference import read_event_lines
+from tests.transforms.stream.helpers import at, ev, us
 
 
 def test_parse_quarantines_malformed_with_raw_payload():
@@ -27,3 +30,16 @@ def test_position_book_out_of_order_counts_and_compaction():
     b.compact(before=400)
     assert (b.on_hand, b.reserved, b.pending) == (5, 3, [])
     assert b.apply(ts=500, qty=1, reserved_delta=0, is_count=False) == (1, 0)
+
+
+def test_replay_watermark_follows_published_at(tmp_path):
+    lines = [
+        {**json.loads(ev("a", "sale", "10:00", 1)), "published_at": at("10:00")},
+        {**json.loads(ev("b", "sale", "10:20", 1)), "published_at": at("10:20")},
+        {**json.loads(ev("c", "sale", "09:00", 1)), "published_at": at("11:00")},  # arrives late
+    ]
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    got = list(read_event_lines(f"file://{path}", timezone="UTC"))
+    assert [r.locator for r in got] == ["line 1", "line 2", "line 3"]
+    assert [r.replay_watermark for r in got] == [us("10:00"), us("10:20"), us("11:00")]

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline  # not collected by pytest
 
 from invrecon.schemas import QUARANTINE
-from invrecon.transforms.stream import STREAM_TABLES, WriteParquetFiles, as_position_table
+from invrecon.transforms.stream import STREAM_TABLES, WriteParquetFiles, as_position_row, as_position_table
 from tests.transforms.stream.helpers import availability, canonical
 
 
@@ -45,3 +45,9 @@ def test_availability_figures_are_written_as_positions():
     assert positions.schema.names == STREAM_TABLES["availability"][0].names
     assert positions.select(["system", "sku", "location", "available", "on_hand"]).to_pylist() == [
         {"system": "commerce", "sku": "SKU000003", "location": "DC01", "available": 9, "on_hand": None}]
+
+
+def test_a_figure_as_a_position_row_is_the_row_of_the_position_table():
+    _, figures, _ = canonical(availability("A1", "10:30", 9))
+    (figure,) = figures.to_pylist()
+    assert as_position_row(figure) == as_position_table(figures).to_pylist()[0]
