@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from invrecon.transforms.edi import build_997
-from tests.transforms.edi.helpers import FIXTURES, render, tx
-from tests.transforms.edi.test_generator_feeds import BODY_846
+from tests.transforms.edi.helpers import BODY_846, FIXTURES, render, tx
 
 NOW = dt.datetime(2026, 3, 1, 12, 30)
 

@@ -1,4 +1,7 @@
-"""Property / fuzz tests: nothing but `EdiError` inside, nothing at all out of `parse_edi`."""
+"""Property / fuzz tests of the whole parser: nothing at all raised out of `parse_edi` or `build_997`.
+
+(`read_isa` raising nothing but `EdiError` is fuzzed in test_x12.py.)
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,8 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from invrecon.transforms.edi import EdiError, build_997
-from invrecon.transforms.edi.x12 import read_isa
-from tests.transforms.edi.helpers import FIXTURES, parse, records, render, tx
-from tests.transforms.edi.test_generator_feeds import BODY_846, BODY_856
+from invrecon.transforms.edi import build_997
+from tests.transforms.edi.helpers import BODY_846, BODY_856, FIXTURES, parse, records, render, tx
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -56,16 +57,6 @@ def test_mutated_valid_files_never_raise(data, draw):
             del buf[i:]
     _check(parse(bytes(buf)))
     build_997(bytes(buf), file="f")
-
-
-@SETTINGS
-@given(st.binary(max_size=200))
-def test_read_isa_raises_only_edi_error(tail):
-    text = ("ISA*00*          *00*          *ZZ*A" + tail.decode("latin-1"))
-    try:
-        read_isa(text)
-    except EdiError:
-        pass
 
 
 @SETTINGS
