@@ -366,34 +366,31 @@ class _Walker:
             yield m
 
     def on_une(self, seg: list[list[str]]) -> Iterator[object]:
-        pos = self.pos
-        yield from self.close_msg(f"UNE at segment {pos}")
-        if self.ung is None:
-            yield self.err("missing_header", f"UNE at segment {pos} has no UNG", pos)
-            return
-        n, ref = component(seg, 1), component(seg, 2)
-        if not (n.strip().isdecimal() and int(n) == self.ung_msgs):
-            yield self.err("count_mismatch", f"UNE01 is {n!r} but the group has "
-                           f"{self.ung_msgs} messages", pos)
-        if not same_control(ref, component(self.ung, 5)):
-            yield self.err("control_mismatch", f"UNE02 {ref!r} does not match UNG05 "
-                           f"{component(self.ung, 5)!r}", pos)
+        yield from self.close_msg(f"UNE at segment {self.pos}")
+        yield from self.check_trailer(seg, self.ung, "UNG", count=self.ung_msgs, counted="the group has {n} messages")
         self.ung = None
 
     def on_unz(self, seg: list[list[str]]) -> Iterator[object]:
-        pos = self.pos
-        yield from self.close_group(f"UNZ at segment {pos}")
-        if self.unb is None:
-            yield self.err("missing_header", f"UNZ at segment {pos} has no UNB", pos)
-            return
-        n, ref = component(seg, 1), component(seg, 2)
-        if not (n.strip().isdecimal() and int(n) == self.unb_units):
-            yield self.err("count_mismatch", f"UNZ01 is {n!r} but interchange "
-                           f"{component(self.unb, 5)!r} has {self.unb_units} messages/groups", pos)
-        if not same_control(ref, component(self.unb, 5)):
-            yield self.err("control_mismatch", f"UNZ02 {ref!r} does not match UNB05 "
-                           f"{component(self.unb, 5)!r}", pos)
+        yield from self.close_group(f"UNZ at segment {self.pos}")
+        yield from self.check_trailer(seg, self.unb, "UNB", count=self.unb_units,
+                                      counted="interchange {ref!r} has {n} messages/groups")
         self.unb = None
+
+    def check_trailer(self, seg: list[list[str]], header: list[list[str]] | None, header_tag: str, *, count: int,
+                      counted: str) -> Iterator[Problem]:
+        """A UNE / UNZ against its open UNG / UNB `header`: element 1 the count, element 2 the header's reference (05).
+
+        `counted` says what was counted: a format string of `n` (the count) and `ref` (the header's reference).
+        """
+        tag, pos = seg[0][0], self.pos
+        if header is None:
+            yield self.err("missing_header", f"{tag} at segment {pos} has no {header_tag}", pos)
+            return
+        n, ref, want = component(seg, 1), component(seg, 2), component(header, 5)
+        if not (n.strip().isdecimal() and int(n) == count):
+            yield self.err("count_mismatch", f"{tag}01 is {n!r} but " + counted.format(n=count, ref=want), pos)
+        if not same_control(ref, want):
+            yield self.err("control_mismatch", f"{tag}02 {ref!r} does not match {header_tag}05 {want!r}", pos)
 
 
 def walk(batches: Iterable[object]) -> Iterator[Message | RejectedMessage | Problem]:
