@@ -42,14 +42,24 @@ STOCK_QTY = "145"
 SOLD_QTY = "153"
 
 
-class _Msg:
-    """Records and problems of one message, with the EDIFACT value helpers."""
+# A line read but not yet emitted: its record, its item ids and its index in the message body.
+_Held = tuple[dict, list[dict[str, str | None]], int]
 
-    def __init__(self, msg: Message, ctx: MapContext, kind: str) -> None:
+
+class _Msg:
+    """Records and problems of one message, with the EDIFACT value helpers.
+
+    A mapper reads the body once: `line` turns a QTY into a record (held until the header
+    values it waits for are known), and `done` emits the held lines with them.
+    """
+
+    def __init__(self, msg: Message, ctx: MapContext, kind: str, **fields: object) -> None:
         self.msg = msg
         self.ctx = ctx
         self.base = base_record(kind, file=ctx.file, standard="edifact", set_id=msg.type,
                                 control=msg.control)
+        self.base.update(fields)
+        self.held: list[_Held] = []
         self.records: list[dict] = []
         self.problems: list[Problem] = []
 
@@ -82,6 +92,25 @@ class _Msg:
                          "code", i, 1, unit)
             return None
         return q, unit
+
+    def line(self, seg: list[list[str]], i: int, ids: list[dict[str, str | None]], **fields: object) -> dict | None:
+        """Hold the record of QTY segment `i` (quantity, unit, then `fields`) and return it; None after a problem."""
+        got = self.quantity(seg, i)
+        if got is None:
+            return None
+        rec = self.base.copy()
+        rec.update(segment=self.pos(i), qty=got[0], uom=got[1], **fields)
+        self.held.append((rec, ids, i))
+        return rec
+
+    def done(self, fill: dict[str, str | None] | None = None, **fields: object) -> tuple[list[dict], list[Problem]]:
+        """Emit the held lines with the message's `fields` set, and `fill` where a line has no value of its own."""
+        for rec, ids, i in self.held:
+            rec.update(fields)
+            for name, value in (fill or {}).items():
+                rec[name] = rec[name] or value
+            self.emit(rec, ids, i)
+        return self.records, self.problems
 
     def emit(self, rec: dict, ids: list[dict[str, str | None]], i: int) -> None:
         if not ids:
@@ -118,13 +147,11 @@ def _party(seg: list[list[str]]) -> str | None:
 
 def map_desadv(msg: Message, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
     """DESADV -> in_transit records (see module docstring)."""
-    out = _Msg(msg, ctx, "in_transit")
+    out = _Msg(msg, ctx, "in_transit", qty_type="shipped")
     base = out.base
-    base["qty_type"] = "shipped"
     parties: dict[str, str | None] = {}
     dates: dict[str, str | None] = {}
     ids: list[dict[str, str | None]] = []
-    lines: list[tuple[dict, list[dict[str, str | None]], int]] = []
     in_detail = False
     for i, seg in enumerate(msg.body):
         tag = seg[0][0]
@@ -134,11 +161,7 @@ def map_desadv(msg: Message, ctx: MapContext) -> tuple[list[dict], list[Problem]
         elif tag == "PIA" and in_detail:
             ids = ids + _pia_ids(seg)
         elif tag == "QTY" and _c(seg, 1) == DESPATCHED_QTY:
-            got = out.quantity(seg, i)
-            if got is not None:
-                rec = base.copy()
-                rec.update(segment=out.pos(i), qty=got[0], uom=got[1])
-                lines.append((rec, ids, i))
+            out.line(seg, i, ids)
         elif tag == "BGM":
             base["shipment_id"] = base["reference"] = _c(seg, 2) or None
         elif tag == "DTM" and not in_detail:
@@ -147,25 +170,19 @@ def map_desadv(msg: Message, ctx: MapContext) -> tuple[list[dict], list[Problem]
             parties.setdefault(_c(seg, 1), _party(seg))
         elif tag == "LOC" and not in_detail:
             parties.setdefault("LOC" + _c(seg, 1), _c(seg, 2) or None)
-    shipped = _first(dates, DESPATCH_DTM) or _first(dates, DOCUMENT_DTM)
-    expected = _first(dates, EXPECTED_DTM)
-    frm = _first(parties, FROM_PARTIES)
-    to = _first(parties, TO_PARTIES) or _first(parties, ("LOC11", "LOC7"))
-    for rec, line_ids, i in lines:
-        rec.update(shipped_at=shipped, expected_at=expected, from_location=frm, to_location=to)
-        out.emit(rec, line_ids, i)
-    return out.records, out.problems
+    return out.done(
+        shipped_at=_first(dates, DESPATCH_DTM) or _first(dates, DOCUMENT_DTM), expected_at=_first(dates, EXPECTED_DTM),
+        from_location=_first(parties, FROM_PARTIES), to_location=_first(parties, TO_PARTIES) or _first(parties, ("LOC11", "LOC7")),
+    )
 
 
 def map_invrpt(msg: Message, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
     """INVRPT -> on-hand positions (see module docstring)."""
-    out = _Msg(msg, ctx, "position")
-    base = out.base
+    out = _Msg(msg, ctx, "position", qty_type="on_hand")
     parties: dict[str, str | None] = {}
     dates: dict[str, str | None] = {}
     ids: list[dict[str, str | None]] = []
     location: str | None = None
-    pending: list[tuple[dict, list[dict[str, str | None]], int]] = []
     last: dict | None = None  # the last QTY record, which a LOC right after it locates
     for i, seg in enumerate(msg.body):
         tag = seg[0][0]
@@ -174,44 +191,27 @@ def map_invrpt(msg: Message, ctx: MapContext) -> tuple[list[dict], list[Problem]
         elif tag == "PIA":
             ids = ids + _pia_ids(seg)
         elif tag == "QTY":
-            last = None
-            if _c(seg, 1) != STOCK_QTY:
-                continue
-            got = out.quantity(seg, i)
-            if got is not None:
-                rec = base.copy()
-                rec.update(segment=out.pos(i), qty=got[0], uom=got[1], qty_type="on_hand",
-                           location=location)
-                pending.append((rec, ids, i))
-                last = rec
+            last = out.line(seg, i, ids, location=location) if _c(seg, 1) == STOCK_QTY else None
         elif tag == "LOC":
             if last is not None:
                 last["location"] = _c(seg, 2) or None
             else:
                 location = _c(seg, 2) or None
-        elif tag == "DTM" and not pending:
+        elif tag == "DTM" and not out.held:
             dates.setdefault(_c(seg, 1), out.date(seg, i))
         elif tag == "NAD":
             parties.setdefault(_c(seg, 1), _party(seg))
-    as_of = _first(dates, AS_OF_DTM) or _first(dates, DOCUMENT_DTM)
-    fallback = _first(parties, STOCK_PARTIES)
-    for rec, line_ids, i in pending:
-        rec["as_of"] = as_of
-        rec["location"] = rec["location"] or fallback
-        out.emit(rec, line_ids, i)
-    return out.records, out.problems
+    return out.done({"location": _first(parties, STOCK_PARTIES)}, as_of=_first(dates, AS_OF_DTM) or _first(dates, DOCUMENT_DTM))
 
 
 def map_slsrpt(msg: Message, ctx: MapContext) -> tuple[list[dict], list[Problem]]:
     """SLSRPT -> sale / return movements per store (see module docstring)."""
-    out = _Msg(msg, ctx, "movement")
-    base = out.base
+    out = _Msg(msg, ctx, "movement", qty_type="sold")
     header_dates: dict[str, str | None] = {}
     location: str | None = None
     when: str | None = None
     ids: list[dict[str, str | None]] = []
     seen_loc = False
-    pending: list[tuple[dict, list[dict[str, str | None]], int]] = []
     for i, seg in enumerate(msg.body):
         tag = seg[0][0]
         if tag == "LIN":
@@ -219,15 +219,10 @@ def map_slsrpt(msg: Message, ctx: MapContext) -> tuple[list[dict], list[Problem]
         elif tag == "PIA":
             ids = ids + _pia_ids(seg)
         elif tag == "QTY" and _c(seg, 1) == SOLD_QTY:
-            got = out.quantity(seg, i)
-            if got is None:
-                continue
-            q, unit = got
-            rec = base.copy()
-            rec.update(segment=out.pos(i), qty=abs(q), uom=unit, location=location,
-                       event_type="sale" if q >= 0 else "return", qty_type="sold",
-                       occurred_at=when)
-            pending.append((rec, ids, i))
+            rec = out.line(seg, i, ids, location=location, occurred_at=when)
+            if rec is not None:  # a negative sale is a return of the magnitude
+                q = rec["qty"]
+                rec["qty"], rec["event_type"] = abs(q), "sale" if q >= 0 else "return"
         elif tag == "LOC":
             seen_loc = True
             location, when = _c(seg, 2) or None, None
@@ -237,11 +232,7 @@ def map_slsrpt(msg: Message, ctx: MapContext) -> tuple[list[dict], list[Problem]
                     when = out.date(seg, i)
             else:
                 header_dates.setdefault(_c(seg, 1), out.date(seg, i))
-    fallback = _first(header_dates, SALES_DTM) or _first(header_dates, DOCUMENT_DTM)
-    for rec, line_ids, i in pending:
-        rec["occurred_at"] = rec["occurred_at"] or fallback
-        out.emit(rec, line_ids, i)
-    return out.records, out.problems
+    return out.done({"occurred_at": _first(header_dates, SALES_DTM) or _first(header_dates, DOCUMENT_DTM)})
 
 
 MAPPERS: dict[str, Callable[[Message, MapContext], tuple[list[dict], list[Problem]]]] = {
