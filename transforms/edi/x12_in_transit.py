@@ -31,6 +31,9 @@ __all__ = ["map_180", "map_856"]
 # 856 / 180 ship-from and ship-to entity codes, best first.
 FROM_ENTITIES = ("SF", "SH", "SU", "SE")
 TO_ENTITIES = ("ST", "WH")
+# 180 N1 (and N9 WH) entity codes: where a return comes from and goes to, best first.
+RETURN_FROM = ("SF", "SH", "BY")
+RETURN_TO = ("WH", "ST")
 # 856 DTM qualifiers: shipped, and estimated / scheduled delivery.
 SHIPPED_DTM = "011"
 EXPECTED_DTM = ("017", "067", "002")
@@ -203,31 +206,19 @@ def map_180(tx: Transaction, ctx: MapContext, problems: list[Problem]) -> Iterat
     The RMA number (BGN02) is the shipment id; shipped_at is BGN03/04; the return goes to N1 WH /
     N9 WH / N1 ST and comes from N1 SF / SH / BY.
     """
-    out = Lines(tx, ctx, "in_transit", problems)
+    out = Lines(tx, ctx, "in_transit", problems, event_type="return", qty_type="returned")
     base = out.base
-    base["event_type"] = "return"
-    base["qty_type"] = "returned"
-    parties: dict[str, str | None] = {}
-    pending: list[tuple[dict, int, list[dict[str, str]]]] = []
-    elem = tx.element
-    for i, text in enumerate(tx.body):
-        seg = text.split(elem)
+    for i, seg in out.segments():
         tag = seg[0]
         if tag == "BGN":
             base["shipment_id"] = base["reference"] = _at(seg, 2) or None
             base["shipped_at"] = out.timestamp(_at(seg, 3), _at(seg, 4), "", i, "BGN")
         elif tag == "N1":
-            parties.setdefault(_at(seg, 1), party(seg))
+            out.add_party(seg)
         elif tag == "N9" and _at(seg, 1) == "WH":
-            parties.setdefault("WH", _at(seg, 2) or None)
+            out.parties.setdefault("WH", _at(seg, 2) or None)
         elif tag == "BLI":
-            ids = pairs(seg, 1, 3) + pairs(seg, 8)
             rec = out.line(base, seg, i, 3, 4)
             if rec is not None:
-                pending.append((rec, i, ids))
-    frm = next((parties[e] for e in ("SF", "SH", "BY") if parties.get(e)), None)
-    to = next((parties[e] for e in ("WH", "ST") if parties.get(e)), None)
-    for rec, i, ids in pending:
-        rec["from_location"], rec["to_location"] = frm, to
-        out.emit(rec, i, ids)
-    yield from out.done()
+                out.hold(rec, i, pairs(seg, 1, 3) + pairs(seg, 8))
+    yield from out.done(from_location=out.party(RETURN_FROM), to_location=out.party(RETURN_TO))

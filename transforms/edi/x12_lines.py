@@ -56,17 +56,43 @@ def party(seg: list[str]) -> str | None:
 
 class Lines:
     """One transaction's mapping: its base record, the helpers that read a line, and where
-    problems (and, for mappers that resolve lines at the end, records) go."""
+    problems (and, for mappers that resolve lines at the end, records) go.
+
+    Mappers that resolve lines at the end (the warehouse sets, 180) `hold` each line with its ids
+    and note the N1 parties (`add_party`); `done` emits the held lines with the transaction-level
+    fields the header and the parties gave.
+    """
 
     def __init__(self, tx: Transaction, ctx: MapContext, kind: str,
-                 problems: list[Problem]) -> None:
+                 problems: list[Problem], **fields: object) -> None:
         self.tx = tx
         self.ctx = ctx
         self.base = base_record(kind, file=ctx.file, standard="x12", set_id=tx.set_id,
                                 control=tx.control)
+        self.base.update(fields)
+        self.held: list[tuple[dict, int, list[dict[str, str]]]] = []
+        self.parties: dict[str, str | None] = {}  # N1 entity code -> location (the first per code)
         self.records: list[dict] = []
         self.problems = problems
         self.comp = tx.delimiters.component if tx.delimiters else None
+
+    def segments(self) -> Iterator[tuple[int, list[str]]]:
+        """(index in the body, the split segment) of every body segment."""
+        elem = self.tx.element
+        for i, text in enumerate(self.tx.body):
+            yield i, text.split(elem)
+
+    def add_party(self, seg: list[str]) -> None:
+        """An N1: the first location given for an entity code counts."""
+        self.parties.setdefault(_at(seg, 1), party(seg))
+
+    def party(self, entities: tuple[str, ...]) -> str | None:
+        """The location of the first of `entities` the N1s named."""
+        return first_party(self.parties, entities)
+
+    def hold(self, rec: dict, i: int, ids: list[dict[str, str]]) -> None:
+        """Keep a line's record until `done` (the header's fields may come after it)."""
+        self.held.append((rec, i, ids))
 
     def pos(self, i: int) -> int:
         return self.tx.start + 1 + i
@@ -157,7 +183,10 @@ class Lines:
             self.problems.append(no_records_problem(f"transaction set {tx.set_id!r}", tx.start,
                                                     "ST"))
 
-    def done(self) -> Iterator[dict]:
-        """Hand out the records collected with `emit` (mappers that resolve lines at the end)."""
+    def done(self, **fields: object) -> Iterator[dict]:
+        """Emit the held lines with `fields` set, then hand out the records (mappers that resolve lines at the end)."""
+        for rec, i, ids in self.held:
+            rec.update(fields)
+            self.emit(rec, i, ids)
         yield from self.records
         self.finish(bool(self.records))

@@ -16,7 +16,7 @@ from invrecon.transforms.edi.errors import Problem
 from invrecon.transforms.edi.records import MapContext
 from invrecon.transforms.edi.x12 import element_at as _at
 from invrecon.transforms.edi.x12_envelope import Transaction
-from invrecon.transforms.edi.x12_lines import Lines, case_code, pairs, party
+from invrecon.transforms.edi.x12_lines import Lines, case_code, pairs
 
 __all__ = ["map_940", "map_944", "map_945", "map_947"]
 
@@ -24,6 +24,8 @@ __all__ = ["map_940", "map_944", "map_945", "map_947"]
 DECREASE_REASONS = frozenset(
     {"04", "05", "07", "53", "AI", "AU", "AV", "AW", "AX", "BS", "CD", "AR"}
 )
+# N1 entity codes of the warehouse a document is about, best first.
+WAREHOUSE = ("WH", "SF")
 # 944 W1701 reporting code C = customer return (everything else is a receipt).
 RETURN_REPORTING = "C"
 
@@ -59,15 +61,9 @@ def _warehouse(
     signed: Callable[[list[str], int | float], int | float] | None = None,
 ) -> Iterator[dict]:
     """The shared shape of 940/944/945/947: a header, N1 parties, then line segments."""
-    out = Lines(tx, ctx, "movement", problems)
+    out = Lines(tx, ctx, "movement", problems, event_type=event_type, qty_type=qty_type)
     base = out.base
-    base["event_type"] = event_type
-    base["qty_type"] = qty_type
-    parties: dict[str, str | None] = {}
-    pending: list[tuple[dict, int, list[dict[str, str]]]] = []
-    elem = tx.element
-    for i, text in enumerate(tx.body):
-        seg = text.split(elem)
+    for i, seg in out.segments():
         tag = seg[0]
         if tag == line.tag:
             rec = out.line(base, seg, i, line.qty, line.uom)
@@ -78,24 +74,18 @@ def _warehouse(
             ids = case_code(seg, line.case_code)
             for el in line.pairs:
                 ids += pairs(seg, el, el + 2)
-            pending.append((rec, i, ids))
+            out.hold(rec, i, ids)
         elif tag == "N1":
-            parties.setdefault(_at(seg, 1), party(seg))
+            out.add_party(seg)
         elif tag == header_tag:
             header(out, seg, i)
         elif tag == "G62" and event_type == "shipment" and _at(seg, 1) in ("11", "10"):
             # 945 G62 11 = shipped on this date (G6203/04 the time)
             base["occurred_at"] = out.timestamp(_at(seg, 2), _at(seg, 4), _at(seg, 5), i, "G62")
-    location = next((parties[e] for e in ("WH", "SF") if parties.get(e)), None)
-    other = next((parties[e] for e in counterparty if parties.get(e)), None)
     if base["occurred_at"] is None:
         base["occurred_at"] = out.group_time()
-    for rec, i, ids in pending:
-        rec["location"] = location
-        rec["to_location" if event_type in ("shipment", "reservation") else "from_location"] = other
-        rec["occurred_at"] = base["occurred_at"]
-        out.emit(rec, i, ids)
-    yield from out.done()
+    other = "to_location" if event_type in ("shipment", "reservation") else "from_location"
+    yield from out.done(location=out.party(WAREHOUSE), occurred_at=base["occurred_at"], **{other: out.party(counterparty)})
 
 
 def _w05(out: Lines, seg: list[str], i: int) -> None:

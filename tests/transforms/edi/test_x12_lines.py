@@ -81,3 +81,18 @@ def test_a_transaction_with_nothing_to_say_is_noted_as_no_records():
     out, problems = _lines()
     assert list(out.done()) == []
     assert [(p.code, p.segment, p.tag) for p in problems] == [("no_records", 3, "ST")]
+
+
+def test_held_lines_are_emitted_with_the_fields_known_at_the_end():
+    """hold / add_party / done: the lines wait for the parties and dates the header gives later."""
+    out, problems = _lines("movement")
+    assert [(i, seg[0]) for i, seg in out.segments()][:2] == [(0, "BIA"), (1, "N1")]
+    out.add_party(["N1", "WH", "Main DC", "92", "DC01"])
+    out.add_party(["N1", "WH", "Other", "92", "DC02"])  # the first per entity code counts
+    rec = out.line(out.base, ["W01", "4", "EA"], 3, 1, 2)
+    out.hold(rec, 3, ids("UC", "0360"))
+    out.hold(dict(rec), 3, [])
+    got = list(out.done(location=out.party(("SF", "WH")), occurred_at="2026-11-30T00:00:00"))
+    assert [(r["location"], r["occurred_at"], r["item_id"], r["qty"]) for r in got] == [("DC01", "2026-11-30T00:00:00", "0360", 4)]
+    assert [p.code for p in problems] == ["missing_item_id"]
+    assert Lines(out.tx, out.ctx, "movement", [], qty_type="ordered").base["qty_type"] == "ordered"
