@@ -204,21 +204,17 @@ DEEP = 200_000
 
 
 @pytest.mark.parametrize("deep", ["[" * DEEP + "]" * DEEP, '{"":' * DEEP + "1" + "}" * DEEP])  # both under MAX_LINE_BYTES
-def test_a_json_line_nested_200k_deep_rejects_its_line_only(tmp_path, crosswalks, deep):
-    lines = COMMERCE_JSONL.read_text().splitlines()[:10]
+@pytest.mark.parametrize("read, spec, good_lines, code", [
+    (read_tabular, COMMERCE, lambda: COMMERCE_JSONL.read_text().splitlines(), "malformed_row"),
+    (read_events, EVENTS, good_event_lines, "malformed_event"),
+], ids=["tabular", "events"])
+def test_a_json_line_nested_200k_deep_rejects_its_line_only(tmp_path, crosswalks, deep, read, spec, good_lines, code):
+    lines = good_lines()[:10]
     lines[4] = deep
     path = tmp_path / "a.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    kept, q, read = collect(read_tabular(str(path), COMMERCE, crosswalks))
-    assert read == 10 and kept.height == 9 and codes(q) == {"line 5": "malformed_row"}
-    assert "nested too deeply" in q["reason"][0]
-
-    events = good_event_lines()[:10]
-    events[4] = deep
-    path = tmp_path / "e.jsonl"
-    path.write_text("\n".join(events) + "\n")
-    kept, q, read = collect(read_events(str(path), EVENTS, crosswalks))
-    assert read == 10 and kept.height == 9 and codes(q) == {"line 5": "malformed_event"}
+    kept, q, read_count = collect(read(str(path), spec, crosswalks))
+    assert read_count == 10 and kept.height == 9 and codes(q) == {"line 5": code}
     assert "nested too deeply" in q["reason"][0]
 
 
