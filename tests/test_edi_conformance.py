@@ -13,8 +13,8 @@ from invrecon.fixtures.edi_files import render_x12
 from invrecon.transforms.edi import CODES, RECORD_FIELDS, build_997, parse_edi
 from invrecon.transforms.edi.decode import decode_chunks
 from invrecon.transforms.edi.x12 import read_isa
+from tests.transforms.edi.helpers import SAMPLES, errors, records
 
-SAMPLES = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "edi-samples"
 FILES = sorted(SAMPLES.rglob("*.edi")) if SAMPLES.is_dir() else []
 
 pytestmark = pytest.mark.skipif(not FILES, reason="../shared/edi-samples is not present")
@@ -73,8 +73,7 @@ def _out(path: pathlib.Path) -> list[dict]:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_sample_yields_expected_records_and_precise_errors(path):
     out = _out(path)
-    recs = [r for r in out if r["kind"] != "error"]
-    errs = [r for r in out if r["kind"] == "error"]
+    recs, errs = records(out), errors(out)
     want_codes, want_records = EXPECTED[path.name]
     assert {e["code"] for e in errs} == want_codes
     assert len(recs) == want_records
@@ -123,8 +122,8 @@ def _segments(path: pathlib.Path) -> tuple[list[list[list[str]]], dict]:
 def test_same_856_content_under_different_envelopes_gives_same_records():
     a = SAMPLES / "856" / "nodex12-856-1edisource-tilde-lf.edi"
     b = SAMPLES / "856" / "x12types-856-1edisource-newline-terminator.edi"
-    base = _strip_lineage([r for r in _out(a) if r["kind"] != "error"])
-    assert base and base == _strip_lineage([r for r in _out(b) if r["kind"] != "error"])
+    base = _strip_lineage(records(_out(a)))
+    assert base and base == _strip_lineage(records(_out(b)))
     # two more envelopes of the same content, rendered by the generator's writer
     txs, gs = _segments(a)
     for delims in ({"element": "|", "segment": "\n", "component": "^", "newline": False},
@@ -133,13 +132,13 @@ def test_same_856_content_under_different_envelopes_gives_same_records():
         text = render_x12(txs, sender="A", receiver="B", control=3, date="111206", time="1719",
                           **gs, **delims)
         out = list(parse_edi(text.encode("utf-8"), file="r.edi"))
-        assert [r for r in out if r["kind"] == "error"] == []
+        assert errors(out) == []
         assert _strip_lineage(out) == base, delims
 
 
 def test_control_numbers_compared_numerically():
     out = _out(SAMPLES / "envelope-edge" / "ediengine-multiple-interchanges-and-groups.edi")
-    assert [r for r in out if r["kind"] == "error"] == []
+    assert errors(out) == []
     assert sorted({(r["control"]["interchange"], r["control"]["group"]) for r in out}) == [
         ("000003438", "3313"), ("000003438", "3314"), ("000003439", "3315"),
         ("000003439", "3316")]
