@@ -2,6 +2,7 @@
 
 Every step of the stream (`transforms.stream`) takes one `StreamParams`, validated when it is
 built, and passes movement batches that carry the in-flight columns named here beside MOVEMENT.
+The steps that map ids take the two crosswalk files as one `CrosswalkFiles`. Both are keyword-only.
 """
 
 from __future__ import annotations
