@@ -34,7 +34,9 @@ from invrecon.pipelines.quality_gate import GatePlan
 from invrecon.pipelines.settle import History, SettleRun
 from invrecon.schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE
 from invrecon.transforms.ingest import DedupEvents, ReadSources, StampRunId, WriteAcks, write_table
-from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation, ReconcileParams, Tolerance
+from invrecon.transforms.reconcile.bucket import ReconcileParams
+from invrecon.transforms.reconcile.classify import Tolerance
+from invrecon.transforms.reconcile.composites import OpenInTransit, ReconcileBySkuLocation
 from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.validate import CombineDqResults, ValidateRecords
 
@@ -158,7 +160,7 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
         | "GatherDqResults" >> beam.combiners.ToList()
         | "WriteDqResults" >> beam.Map(_write_lines, f"{job.staging}/_gate/dq_results.jsonl")
     )
-    open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff, spill=f"{spill}/shipments")
+    open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(buckets=job.buckets, cutoff=job.cutoff, spill=f"{spill}/shipments")
     params = ReconcileParams(
         record_system=job.record_system, cutoff=job.cutoff, snapshot_date=job.run_date,
         tolerances=job.tolerances, run_id=job.run_id,
@@ -166,7 +168,9 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     reconciled = {
         "positions": positions.valid, "availability": availability.valid,
         "movements": movements.valid, "open_in_transit": open_transit,
-    } | "Reconcile" >> ReconcileBySkuLocation(job.buckets, params, job.items, job.location_crosswalk, spill=f"{spill}/keys")
+    } | "Reconcile" >> ReconcileBySkuLocation(
+        buckets=job.buckets, params=params, items_uri=job.items, locations_uri=job.location_crosswalk, spill=f"{spill}/keys",
+    )
     written = [
         write_table((positions.valid, availability.valid), "positions", POSITION, job.staging),
         write_table(quarantine, "quarantine", QUARANTINE, job.staging),
