@@ -33,7 +33,10 @@ import pyarrow.parquet as pq
 from invrecon.pipelines.quality_gate import GatePlan
 from invrecon.pipelines.settle import History, SettleRun
 from invrecon.schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE
-from invrecon.transforms.ingest import DedupEvents, ReadSources, StampRunId, WriteAcks, write_table
+from invrecon.transforms.acks import WriteAcks
+from invrecon.transforms.dedup import DedupEvents
+from invrecon.transforms.ingest import ReadSources, StampRunId
+from invrecon.transforms.parquet_folder import write_table
 from invrecon.transforms.reconcile.bucket import ReconcileParams
 from invrecon.transforms.reconcile.classify import Tolerance
 from invrecon.transforms.reconcile.composites import OpenInTransit, ReconcileBySkuLocation
@@ -139,7 +142,7 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     positions = _validated(reads.positions, "Positions", "positions", POSITION, job)
     availability = _validated(reads.availability, "Availability", "positions", POSITION, job)
     spill = f"{job.staging}/_shuffle"  # shuffles go through files: memory bounded by a bucket
-    deduped = reads.movements | "DedupEvents" >> DedupEvents(job.buckets, job.run_id, spill=f"{spill}/events")
+    deduped = reads.movements | "DedupEvents" >> DedupEvents(buckets=job.buckets, run_id=job.run_id, spill=f"{spill}/events")
     movements = _validated(deduped.movements, "Movements", "movements", MOVEMENT, job)
     shipments = _validated(reads["in_transit"], "InTransitLines", "in_transit_lines", IN_TRANSIT, job)
     checked = (positions, availability, movements, shipments)
