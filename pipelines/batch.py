@@ -156,7 +156,7 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     (
         tuple(c.results for c in checked)
         | "FlattenDqPartials" >> beam.Flatten()
-        | "CombineDqResults" >> CombineDqResults({})
+        | "CombineDqResults" >> CombineDqResults(params={})
         | "DqResultsJson" >> beam.Map(lambda r: json.dumps(r, default=str))
         # One small file (a line per source and expectation), written through fsspec: Beam's
         # text sink knows neither `file://` nor `memory://`.
