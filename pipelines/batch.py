@@ -33,8 +33,13 @@ import pyarrow.parquet as pq
 from invrecon.pipelines.quality_gate import GatePlan
 from invrecon.pipelines.settle import History, SettleRun
 from invrecon.schemas import DISCREPANCIES, IN_TRANSIT, INVENTORY_SNAPSHOT, MOVEMENT, POSITION, QUARANTINE
-from invrecon.transforms.ingest import DedupEvents, ReadSources, StampRunId, WriteAcks, write_table
-from invrecon.transforms.reconcile import OpenInTransit, ReconcileBySkuLocation, ReconcileParams, Tolerance
+from invrecon.transforms.acks import WriteAcks
+from invrecon.transforms.dedup import DedupEvents
+from invrecon.transforms.ingest import ReadSources, StampRunId
+from invrecon.transforms.parquet_folder import write_table
+from invrecon.transforms.reconcile.bucket import ReconcileParams
+from invrecon.transforms.reconcile.classify import Tolerance
+from invrecon.transforms.reconcile.composites import OpenInTransit, ReconcileBySkuLocation
 from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.validate import CombineDqResults, ValidateRecords
 
@@ -137,7 +142,7 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     positions = _validated(reads.positions, "Positions", "positions", POSITION, job)
     availability = _validated(reads.availability, "Availability", "positions", POSITION, job)
     spill = f"{job.staging}/_shuffle"  # shuffles go through files: memory bounded by a bucket
-    deduped = reads.movements | "DedupEvents" >> DedupEvents(job.buckets, job.run_id, spill=f"{spill}/events")
+    deduped = reads.movements | "DedupEvents" >> DedupEvents(buckets=job.buckets, run_id=job.run_id, spill=f"{spill}/events")
     movements = _validated(deduped.movements, "Movements", "movements", MOVEMENT, job)
     shipments = _validated(reads["in_transit"], "InTransitLines", "in_transit_lines", IN_TRANSIT, job)
     checked = (positions, availability, movements, shipments)
@@ -151,14 +156,14 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     (
         tuple(c.results for c in checked)
         | "FlattenDqPartials" >> beam.Flatten()
-        | "CombineDqResults" >> CombineDqResults({})
+        | "CombineDqResults" >> CombineDqResults(params={})
         | "DqResultsJson" >> beam.Map(lambda r: json.dumps(r, default=str))
         # One small file (a line per source and expectation), written through fsspec: Beam's
         # text sink knows neither `file://` nor `memory://`.
         | "GatherDqResults" >> beam.combiners.ToList()
         | "WriteDqResults" >> beam.Map(_write_lines, f"{job.staging}/_gate/dq_results.jsonl")
     )
-    open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(job.buckets, job.cutoff, spill=f"{spill}/shipments")
+    open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(buckets=job.buckets, cutoff=job.cutoff, spill=f"{spill}/shipments")
     params = ReconcileParams(
         record_system=job.record_system, cutoff=job.cutoff, snapshot_date=job.run_date,
         tolerances=job.tolerances, run_id=job.run_id,
@@ -166,7 +171,9 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     reconciled = {
         "positions": positions.valid, "availability": availability.valid,
         "movements": movements.valid, "open_in_transit": open_transit,
-    } | "Reconcile" >> ReconcileBySkuLocation(job.buckets, params, job.items, job.location_crosswalk, spill=f"{spill}/keys")
+    } | "Reconcile" >> ReconcileBySkuLocation(
+        buckets=job.buckets, params=params, items_uri=job.items, locations_uri=job.location_crosswalk, spill=f"{spill}/keys",
+    )
     written = [
         write_table((positions.valid, availability.valid), "positions", POSITION, job.staging),
         write_table(quarantine, "quarantine", QUARANTINE, job.staging),

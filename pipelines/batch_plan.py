@@ -24,7 +24,7 @@ from invrecon.pipelines.publish import Layout, latest_commits, live_files, live_
 from invrecon.pipelines.quality_gate import GateHistory, load_history
 from invrecon.pipelines.settle import History
 from invrecon.transforms.canonical import file_sha256, load_items, shared_crosswalks
-from invrecon.transforms.reconcile import Tolerance
+from invrecon.transforms.reconcile.classify import Tolerance
 from invrecon.transforms.sources import SourceSpec
 
 __all__ = ["cutoff_for", "load_checked_config", "missing_messages", "missing_sources", "plan_job", "published_run"]
@@ -101,7 +101,7 @@ def plan_job(cfg: Config, run_date: dt.date, *, output: str, buckets: int = DEFA
         attempt=attempt,
         staging=Layout(output).staging(run_date, attempt),
         sources=tuple((spec, tuple(f["uri"] for f in files)) for spec, files in sources),
-        tolerances=tuple(Tolerance(tuple(sorted(t.match.items())), t.abs, t.pct) for t in cfg.tolerances),
+        tolerances=tuple(Tolerance(match=tuple(sorted(t.match.items())), abs=t.abs, pct=t.pct) for t in cfg.tolerances),
         gate=quality_gate.plan(cfg=cfg, sources=[spec for spec, _ in sources], run_date=run_date, cutoff=cutoff, history=history),
         thresholds=alert_rules.load_thresholds(cfg),
         history=_history_for(output, run_date, history, latest_commits(output)),

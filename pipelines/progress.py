@@ -39,7 +39,7 @@ STEP_GROUPS = (
     ("Reconcile", "reconcile"), ("Write", "write"), ("SplitByEventDate", "write"), ("SettleRun", "settle"),
 )
 _TOTAL_MSECS = "beam:metric:ptransform_execution_time:total_msecs:v1"
-# The graph's Beam counters (transforms.ingest, transforms.reconcile) its stage line reports.
+# The graph's Beam counters (transforms.ingest, .dedup, .reconcile, .parquet_folder) its stage line reports.
 GRAPH_COUNTERS = ("files_read", "records_read", "events_deduplicated", "keys_reconciled", "discrepancies_found", "rows_written")
 # How often the live line is redrawn (seconds): smooth enough for a clock, cheap for the run.
 REFRESH_S = 0.25

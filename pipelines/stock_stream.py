@@ -61,7 +61,7 @@ from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines.config import Config, ConfigError, load_config
 from invrecon.pipelines.publish import Layout, latest_commits, live_files
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
-from invrecon.transforms.reconcile import Tolerance
+from invrecon.transforms.reconcile.classify import Tolerance
 from invrecon.transforms.seeds import ReadSeeds
 from invrecon.transforms.sources import SourceSpec, iter_line_chunks
 from invrecon.transforms.stream import (
@@ -140,7 +140,7 @@ def streaming_params(cfg: Config, *, run_id: str = "") -> StreamParams:
     kw: dict[str, Any] = {k: getattr(section, k) for k in _PARAM_KEYS if getattr(section, k) is not None}
     systems = section.alert_systems if section.alert_systems is not None else ["store", "commerce"]
     # The nightly's tolerance rules (validated by load_config) judge the stream's alerts too.
-    tolerances = tuple(Tolerance(tuple(sorted(t.match.items())), t.abs, t.pct) for t in cfg.tolerances)
+    tolerances = tuple(Tolerance(match=tuple(sorted(t.match.items())), abs=t.abs, pct=t.pct) for t in cfg.tolerances)
     try:
         return StreamParams(
             **kw, record_system=cfg.record_system, timezone=cfg.timezone, alert_systems=tuple(systems),

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from invrecon.fixtures.generator import classify
-from invrecon.transforms.reconcile import discrepancy_class
+from invrecon.transforms.reconcile.classify import discrepancy_class
 
 # record_qty, other_qty, raw_delta, open in-transit, tolerance (on rolled R), tolerance on raw R, class, explained
 CASES = [

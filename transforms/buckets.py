@@ -10,6 +10,14 @@ grouped. A runner that holds a shuffle in memory (the in-process FnApiRunner, th
 then holds file names, and the memory of a batch is bounded by its largest bucket, not by the
 day. The files live under the run's staging folder and go with it.
 
+Two bucket hashes, on purpose: the stream buckets with crc32 (`transforms.stream.batches.
+stable_bucket`) because its buckets key Beam state that outlives a worker and a release, so its
+hash must never change; the batch's buckets live only inside one run's shuffle, so it takes
+polars' vectorized hash, stable within a polars version (every worker of a run has the same one).
+The two never meet: no batch step reads a stream bucket or its state, and the stream never reads
+a batch shuffle or its spill files. Unifying them would tie the stream's state to polars' release
+or put a per-value Python crc32 on the batch's every row.
+
 Example:
     keyed = tables | "KeyBySku" >> beam.FlatMap(split_by_bucket, ["sku"], 32, "positions")
     grouped = keyed | "GroupBySku" >> ShuffleBuckets(spill=f"{staging}/_shuffle/sku")
@@ -148,7 +156,7 @@ class _SpillFn(beam.DoFn):
         self.pending, self.size = {}, 0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class ShuffleBuckets(beam.PTransform):
     """Group (bucket, (tag, IPC bytes)) pairs by bucket, through files under `spill` if given.
 

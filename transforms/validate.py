@@ -101,7 +101,7 @@ class ValidateRecordsFn(beam.DoFn):
         gc.collect(1)  # frames in reference cycles go now, not when the object count says so
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class ValidateRecords(beam.PTransform):
     """Validate batches of one canonical record type; outputs `valid`, `quarantine`, `results`.
 
@@ -131,9 +131,13 @@ def _combine(element: tuple[tuple[str, str, str], Iterable[dict]], params: dict)
     return combine_results(parts, params=params.get(source, {}))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class CombineDqResults(beam.PTransform):
-    """Partial results keyed by (source, suite, expectation) -> one dq_results row (a dict) each."""
+    """Partial results keyed by (source, suite, expectation) -> one dq_results row (a dict) each.
+
+    Example:
+        rows = checked.results | "CombineDqResults" >> CombineDqResults(params={})
+    """
 
     params: dict  # source -> the run's `$PARAMETER` values
 

@@ -16,7 +16,7 @@ import zoneinfo
 
 import polars as pl
 
-from invrecon.transforms.reconcile import tolerance_exprs
+from invrecon.transforms.reconcile.classify import tolerance_exprs
 from invrecon.transforms.stream.params import MICROS, TS, StreamParams
 
 __all__ = ["availability_alerts", "count_alerts"]

@@ -2,7 +2,7 @@
 
 A repeat leaves as a `duplicate_event` quarantine row with its raw payload, so an event counts
 once however often the bus delivers it. (The nightly batch's de-dup, over all of a run's files
-at once, is `transforms.ingest.DedupEvents`.)
+at once, is `transforms.dedup.DedupEvents`.)
 """
 
 from __future__ import annotations

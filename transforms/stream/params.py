@@ -11,7 +11,7 @@ import dataclasses
 import zoneinfo
 
 from invrecon.transforms.crosswalks import Crosswalks, load_crosswalks
-from invrecon.transforms.reconcile import Tolerance
+from invrecon.transforms.reconcile.classify import Tolerance
 
 __all__ = [
     "ALERTS_TAG",

@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.utils.timestamp import Timestamp
 
-from invrecon.transforms.reconcile import Tolerance
+from invrecon.transforms.reconcile.classify import Tolerance
 from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.stream import (
     CrosswalkFiles,
@@ -39,7 +39,7 @@ UTC = dt.UTC
 PARAMS = StreamParams(
     window_minutes=15, allowed_lateness_minutes=10, early_firing_seconds=60, dedup_ttl_hours=2,
     record_system="erp", timezone="UTC", alert_systems=("store", "commerce"),
-    tolerances=(Tolerance((("location_type", "store"),), 1, 0.02), Tolerance((), 0, 0)), run_id="t", gate_shards=2,
+    tolerances=(Tolerance(match=(("location_type", "store"),), abs=1, pct=0.02), Tolerance(match=(), abs=0, pct=0)), run_id="t", gate_shards=2,
 )
 SPEC = SourceSpec(name="stock_events", kind="events", system=None, timezone="UTC")
 XW = CrosswalkFiles(sku=str(WORLD / "crosswalk" / "sku.csv"), location=str(WORLD / "crosswalk" / "location.csv"))

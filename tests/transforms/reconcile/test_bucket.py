@@ -8,44 +8,33 @@ import polars as pl
 import pytest
 
 from invrecon.schemas import IN_TRANSIT, MOVEMENT, POSITION
-from invrecon.transforms.reconcile import ReconcileParams, Tolerance, latest_positions, open_in_transit, reconcile_bucket, roll_to_cutoff
-
-UTC = dt.UTC
-DAY = dt.date(2026, 11, 30)
-T = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=UTC)  # 23:59:59.999 America/Chicago
-EVENING = dt.datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 20:00 local
-AFTER_MIDNIGHT = dt.datetime(2026, 12, 1, 6, 30, tzinfo=UTC)  # 00:30 local next day
-
-STORE_TOL = Tolerance((("location_type", "store"),), 1, 0.02)
-A_TOL = Tolerance((("abc_class", "A"),), 0, 0)
-DEFAULT = Tolerance((), 0, 0)
-
-
-def _frame(rows: list[dict], schema) -> pl.DataFrame:
-    base = {f.name: None for f in schema}
-    return pl.from_arrow(__import__("pyarrow").Table.from_pylist([{**base, **r} for r in rows], schema=schema))
-
-
-def pos(system, sku, location, qty, as_of, *, reserved=None, available=None, unit_cost=None):
-    return {"system": system, "sku": sku, "location": location, "on_hand": qty, "as_of": as_of,
-            "reserved": reserved, "available": available, "unit_cost": unit_cost, "source": system, "file": f"{system}.csv", "locator": "line 2"}
-
-
-def mv(sku, location, event_type, qty, at, *, reserved_delta=0, event_id=None, reference=None):
-    return {"event_id": event_id or f"{event_type}-{at.isoformat()}-{qty}", "system": "store", "event_type": event_type, "sku": sku,
-            "location": location, "qty": qty, "reserved_delta": reserved_delta, "occurred_at": at, "reference": reference, "source": "ev"}
+from invrecon.transforms.reconcile.bucket import ReconcileParams, reconcile_bucket
+from tests.transforms.reconcile.helpers import (
+    A_TOL,
+    AFTER_MIDNIGHT,
+    DAY,
+    DEFAULT,
+    EVENING,
+    STORE_TOL,
+    UTC,
+    T,
+    frame,
+    items_frame,
+    locations_frame,
+    mv,
+    pos,
+    shipment,
+)
 
 
 def run(positions, movements=(), in_transit=(), availability=(), *, items=None, tolerances=(STORE_TOL, DEFAULT), locations=None):
-    items = items if items is not None else pl.DataFrame(
-        {"sku": ["A", "B"], "abc_class": ["B", "A"], "category": ["x", "x"], "unit_cost": [2.0, 10.0], "currency": ["USD", "USD"], "safety_stock": [0, 0]}
-    )
-    locations = locations if locations is not None else pl.DataFrame({"location": ["S1", "DC1"], "location_type": ["store", "dc"]})
-    p = _frame(list(positions), POSITION)
+    items = items if items is not None else items_frame()
+    locations = locations if locations is not None else locations_frame()
+    p = frame(list(positions), POSITION)
     cov = p.filter(pl.col("on_hand").is_not_null()).select("system", "location").unique()
     snap, disc = reconcile_bucket(
-        positions=p, availability=_frame(list(availability), POSITION), movements=_frame(list(movements), MOVEMENT),
-        in_transit=_frame(list(in_transit), IN_TRANSIT), items=items, location_types=locations, coverage=cov,
+        positions=p, availability=frame(list(availability), POSITION), movements=frame(list(movements), MOVEMENT),
+        in_transit=frame(list(in_transit), IN_TRANSIT), items=items, location_types=locations, coverage=cov,
         params=ReconcileParams(record_system="erp", cutoff=T, snapshot_date=DAY, tolerances=tuple(tolerances)),
     )
     return pl.from_arrow(snap), pl.from_arrow(disc)
@@ -54,36 +43,6 @@ def run(positions, movements=(), in_transit=(), availability=(), *, items=None, 
 def only(disc: pl.DataFrame) -> dict:
     assert disc.height == 1, disc
     return disc.row(0, named=True)
-
-
-def test_roll_forward_adds_movements_after_as_of_up_to_cutoff():
-    at = dt.datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-    late = dt.datetime(2026, 12, 1, 6, 10, tzinfo=UTC)  # after the cut-off: not counted
-    early = dt.datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # before the as-of: already in the figure
-    latest = latest_positions(_frame([pos("store", "A", "S1", 40, EVENING)], POSITION))
-    rolled = roll_to_cutoff(latest, _frame([mv("A", "S1", "sale", -3, at), mv("A", "S1", "sale", -1, late), mv("A", "S1", "sale", -5, early)], MOVEMENT), T)
-    assert rolled["qty_t"].to_list() == [37]
-
-
-def test_roll_back_when_as_of_is_after_cutoff_and_ignores_counts():
-    after = dt.datetime(2026, 12, 1, 6, 10, tzinfo=UTC)
-    latest = latest_positions(_frame([pos("erp", "A", "S1", 37, AFTER_MIDNIGHT)], POSITION))
-    moves = _frame([mv("A", "S1", "sale", -1, after), mv("A", "S1", "count", 99, after + dt.timedelta(minutes=1))], MOVEMENT)
-    assert roll_to_cutoff(latest, moves, T)["qty_t"].to_list() == [38]
-
-
-def test_count_resets_forward_roll_and_later_movements_add():
-    c = dt.datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-    latest = latest_positions(_frame([pos("store", "A", "S1", 40, EVENING)], POSITION))
-    moves = _frame([mv("A", "S1", "sale", -2, c - dt.timedelta(minutes=5)), mv("A", "S1", "count", 30, c), mv("A", "S1", "sale", -1, c + dt.timedelta(minutes=5))], MOVEMENT)
-    assert roll_to_cutoff(latest, moves, T)["qty_t"].to_list() == [29]
-
-
-def test_reserved_rolls_with_reservations_and_releases():
-    at = dt.datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
-    latest = latest_positions(_frame([pos("erp", "A", "DC1", 100, EVENING, reserved=5)], POSITION))
-    moves = _frame([mv("A", "DC1", "reservation", 0, at, reserved_delta=3), mv("A", "DC1", "release", 0, at + dt.timedelta(minutes=1), reserved_delta=-1)], MOVEMENT)
-    assert roll_to_cutoff(latest, moves, T)["reserved_t"].to_list() == [7]
 
 
 def _docstring_example(erp_reports: int) -> pl.DataFrame:
@@ -160,7 +119,7 @@ def test_zero_against_missing_is_a_match():
 
 
 def test_in_transit_explains_delta_equal_to_open_shipment():
-    it = {"shipment_id": "ASN1", "sku": "A", "from_location": None, "to_location": "S1", "qty": 6, "shipped_at": EVENING, "source": "edi"}
+    it = shipment("ASN1", "A", None, "S1", 6)
     _, disc = run([pos("erp", "A", "S1", 16, EVENING), pos("store", "A", "S1", 10, EVENING)], in_transit=[it])
     row = only(disc)
     assert (row["class"], row["delta"], row["explained_qty"]) == ("in_transit", -6, 6)
@@ -199,12 +158,6 @@ def test_oversell_risk_where_channel_publishes_above_atp():
     row = only(disc)  # ATP = 12 - 3 - 2 = 7; published 10 -> excess 3
     assert (row["class"], row["other_system"], row["record_qty"], row["other_qty"], row["delta"], row["value_delta"]) == ("oversell_risk", "commerce", 7, 10, 3, 6.0)
     assert snap["atp"].to_list() == [7]
-
-
-def test_open_in_transit_partial_receipt_leaves_remainder():
-    its = _frame([{"shipment_id": "S", "sku": "A", "from_location": "DC1", "to_location": "S1", "qty": 10, "shipped_at": EVENING, "source": "edi"}], IN_TRANSIT)
-    rec = _frame([mv("A", "S1", "receipt", 4, EVENING + dt.timedelta(hours=1), reference="S"), mv("A", "S1", "receipt", 6, T + dt.timedelta(hours=1), reference="S")], MOVEMENT)
-    assert open_in_transit(its, rec, T)["qty"].to_list() == [6]
 
 
 def test_params_reject_naive_cutoff():
