@@ -88,7 +88,7 @@ def _replay(events: str, out: str) -> dict:
 def _kernels(events: str) -> dict:
     """Child: the kernels outside Beam (read + bus clock, decode + canonicalize, per-line parse)."""
     from invrecon.transforms.canonical import load_crosswalks
-    from invrecon.transforms.sources import SourceSpec
+    from invrecon.transforms.readers.common import SourceSpec
     from invrecon.transforms.stream import canonicalize_chunk, parse_raw_event, read_event_chunks, read_event_lines
 
     xw = load_crosswalks(str(WORLD / "crosswalk" / "sku.csv"), str(WORLD / "crosswalk" / "location.csv"))

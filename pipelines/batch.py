@@ -37,10 +37,10 @@ from invrecon.transforms.acks import WriteAcks
 from invrecon.transforms.dedup import DedupEvents
 from invrecon.transforms.ingest import ReadSources, StampRunId
 from invrecon.transforms.parquet_folder import write_table
+from invrecon.transforms.readers.common import SourceSpec
 from invrecon.transforms.reconcile.bucket import ReconcileParams
 from invrecon.transforms.reconcile.classify import Tolerance
 from invrecon.transforms.reconcile.composites import OpenInTransit, ReconcileBySkuLocation
-from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.validate import CombineDqResults, ValidateRecords
 
 __all__ = ["DEFAULT_BUCKETS", "BatchJob", "build"]

@@ -24,8 +24,8 @@ from invrecon.pipelines.publish import Layout, latest_commits, live_files, live_
 from invrecon.pipelines.quality_gate import GateHistory, load_history
 from invrecon.pipelines.settle import History
 from invrecon.transforms.canonical import file_sha256, load_items, shared_crosswalks
+from invrecon.transforms.readers.common import SourceSpec
 from invrecon.transforms.reconcile.classify import Tolerance
-from invrecon.transforms.sources import SourceSpec
 
 __all__ = ["cutoff_for", "load_checked_config", "missing_messages", "missing_sources", "plan_job", "published_run"]
 

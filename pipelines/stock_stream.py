@@ -61,9 +61,9 @@ from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines.config import Config, ConfigError, load_config
 from invrecon.pipelines.publish import Layout, latest_commits, live_files
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
+from invrecon.transforms.readers.common import SourceSpec
 from invrecon.transforms.reconcile.classify import Tolerance
 from invrecon.transforms.seeds import ReadSeeds
-from invrecon.transforms.sources import SourceSpec, iter_line_chunks
 from invrecon.transforms.stream import (
     ALERTS_TAG,
     AVAILABILITY_TAG,
@@ -81,6 +81,7 @@ from invrecon.transforms.stream import (
     as_position_table,
     read_event_chunks,
 )
+from invrecon.transforms.textfiles import iter_line_chunks
 
 __all__ = ["SeedSnapshot", "StreamJob", "build", "latest_snapshot", "local_runner", "main", "plan_job", "streaming_params"]
 

@@ -22,7 +22,10 @@ from invrecon.schemas import QUARANTINE
 from invrecon.transforms.canonical import Crosswalks, shared_crosswalks
 from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
 from invrecon.transforms.edi import AckCollector
-from invrecon.transforms.sources import SourceSpec, read_edi, read_events, read_tabular
+from invrecon.transforms.readers.common import SourceSpec
+from invrecon.transforms.readers.edi import read_edi
+from invrecon.transforms.readers.events import read_events
+from invrecon.transforms.readers.tabular import read_tabular
 
 __all__ = ["OUTPUT_TYPES", "TAGS", "ReadSources", "StampRunId"]
 

@@ -57,6 +57,20 @@ def quarantine_rows(df: pl.DataFrame, code: str, reason: pl.Expr | str) -> pl.Da
     )
 
 
+def quarantine_by_code(df: pl.DataFrame) -> list[pl.DataFrame]:
+    """Quarantine frames of rows that each carry their own reason code and reason (`_code`, `_reason`).
+
+    One frame per code, codes in order of first appearance, rows in their order within a code.
+
+    Example:
+        >>> df = pl.DataFrame({"_file": ["f"] * 3, "_locator": ["line 1", "line 2", "line 3"], "_raw": [None] * 3,
+        ...                    "_code": ["a", "b", "a"], "_reason": ["x", "y", "z"]})
+        >>> [q["locator"].to_list() for q in quarantine_by_code(df)]
+        [['line 1', 'line 3'], ['line 2']]
+    """
+    return [quarantine_rows(g, code, pl.col("_reason")) for (code,), g in df.group_by("_code", maintain_order=True)]
+
+
 def split_rows(df: pl.DataFrame, bad: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(kept, rejected) rows of `df` by a total mask: every row lands on exactly one side.
 

@@ -1,6 +1,6 @@
 """CSV and JSON Lines files as frames of string columns, and text files as chunks of lines.
 
-What the readers of `transforms.sources` (and the stream's replay) see of a text file before
+What the readers of `transforms.readers` (and the stream's replay) see of a text file before
 any canonical field is known:
 
 - `read_csv_frames` / `read_csv_frame`: a CSV's rows as frames of all-string columns with
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 # Rows per frame a CSV is parsed into: big enough that per-batch overhead vanishes, small enough
-# to spread a large extract over workers (`transforms.sources` batches the same way).
+# to spread a large extract over workers (`transforms.readers` batch the same way).
 BATCH_ROWS = 200_000
 # Lines per chunk of `iter_line_chunks` unless the caller says.
 LINE_CHUNK = 100_000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from invrecon.transforms.sources import SourceSpec
+from invrecon.transforms.readers.common import SourceSpec
 from tests.conftest import WORLD
 
 ERP_CSV = WORLD / "inputs/erp/2026-11-30/erp_stock.csv"

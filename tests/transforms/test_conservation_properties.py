@@ -19,7 +19,9 @@ import polars as pl
 import pytest
 
 from invrecon.transforms.canonical import MAX_EACHES, TIMESTAMP_MAX, TIMESTAMP_MIN, load_crosswalks
-from invrecon.transforms.sources import canonical_events_frame, canonical_from_edi, read_events, read_tabular
+from invrecon.transforms.readers.edi import canonical_from_edi
+from invrecon.transforms.readers.events import canonical_events_frame, read_events
+from invrecon.transforms.readers.tabular import read_tabular
 from tests.conftest import WORLD
 from tests.transforms.hostile import COMMERCE, EDI, ERP, EVENTS, collect, erp_lines
 

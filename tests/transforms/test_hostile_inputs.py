@@ -18,7 +18,9 @@ import pytest
 
 from invrecon.transforms.canonical import load_crosswalks
 from invrecon.transforms.edi import parse_edi
-from invrecon.transforms.sources import canonical_from_edi, read_events, read_tabular
+from invrecon.transforms.readers.edi import canonical_from_edi
+from invrecon.transforms.readers.events import read_events
+from invrecon.transforms.readers.tabular import read_tabular
 from tests.conftest import WORLD
 from tests.transforms.hostile import (
     COMMERCE,
@@ -226,7 +228,7 @@ def test_line_chunks_leave_out_overlong_lines_whatever_the_blocks():
     import io
     import random
 
-    from invrecon.transforms.sources import iter_line_chunks
+    from invrecon.transforms.textfiles import iter_line_chunks
 
     rng = random.Random(5)
     pieces = [b'{"a": 1}', b"", b"  ", b"\r", b"\xff\xfe bad", b"\xc3\xa9t\xc3\xa9", b"x" * 11, b" " * 30, b"\xef\xbb\xbf{x}", b"y" * 10, b"z" * 40]
@@ -314,7 +316,8 @@ def _peak_rss_mb(code: str) -> float:
 _READ_ONE = """
 from tests.transforms.hostile import {spec}
 from invrecon.transforms.canonical import load_crosswalks
-from invrecon.transforms.sources import read_tabular, read_events
+from invrecon.transforms.readers.events import read_events
+from invrecon.transforms.readers.tabular import read_tabular
 cw = load_crosswalks("fixtures/world/crosswalk/sku.csv", "fixtures/world/crosswalk/location.csv")
 results = list({reader}({path!r}, {spec}, cw))
 """
@@ -517,13 +520,13 @@ assert time.monotonic() - t < 10
 
 
 def test_read_edi_streams_a_large_file_in_batches_with_the_same_records(tmp_path, crosswalks, monkeypatch):
-    from invrecon.transforms import sources
     from invrecon.transforms.edi import AckCollector
-    from invrecon.transforms.sources import read_edi
+    from invrecon.transforms.readers import edi as edi_reader
+    from invrecon.transforms.readers.edi import read_edi
 
     for path in (EDI_846, EDI_846.with_name("856_asn.edi")):
         want = collect([canonical_from_edi(list(parse_edi(path.read_bytes(), file=str(path))), str(path), EDI, crosswalks)])
-        monkeypatch.setattr(sources, "EDI_BATCH_RECORDS", 7)
+        monkeypatch.setattr(edi_reader, "EDI_BATCH_RECORDS", 7)
         acks = AckCollector()
         results = list(read_edi(str(path), EDI, crosswalks, acks=acks))
         got = collect(results)
@@ -536,7 +539,7 @@ def test_read_edi_streams_a_large_file_in_batches_with_the_same_records(tmp_path
     code = f"""
 from tests.transforms.hostile import EDI
 from invrecon.transforms.canonical import load_crosswalks
-from invrecon.transforms.sources import read_edi
+from invrecon.transforms.readers.edi import read_edi
 cw = load_crosswalks("fixtures/world/crosswalk/sku.csv", "fixtures/world/crosswalk/location.csv")
 n = 0
 for r in read_edi({str(path)!r}, EDI, cw):
@@ -569,12 +572,12 @@ def test_exact_duplicate_erp_rows_are_quarantined_and_rows_that_differ_add_up(tm
 
 
 def test_duplicate_rows_are_found_across_parquet_batches_and_jsonl_key_orders(tmp_path, crosswalks, monkeypatch):
-    from invrecon.transforms import sources
+    from invrecon.transforms.readers import tabular
 
     df = pl.read_parquet(STORE_PARQUET).head(20)
     path = tmp_path / "s.parquet"
     pl.concat([df, df.slice(2, 3)]).write_parquet(path, row_group_size=8)
-    monkeypatch.setattr(sources, "BATCH_ROWS", 8)
+    monkeypatch.setattr(tabular, "BATCH_ROWS", 8)
     kept, q, read = collect(read_tabular(str(path), STORE, crosswalks))
     assert read == 23 and codes(q) == {"row 21": "duplicate_row", "row 22": "duplicate_row", "row 23": "duplicate_row"}
 
@@ -590,27 +593,27 @@ def test_duplicate_rows_are_found_across_parquet_batches_and_jsonl_key_orders(tm
 
 
 def test_an_unforeseen_failure_quarantines_its_batch_record_by_record(tmp_path, crosswalks, monkeypatch):
-    from invrecon.transforms import sources
+    from invrecon.transforms.readers import edi, events, tabular
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("nobody saw this coming")
 
-    monkeypatch.setattr(sources, "_canonical_positions", boom)
+    monkeypatch.setattr(tabular, "canonical_positions", boom)
     kept, q, read = collect(read_tabular(str(ERP_CSV), ERP, crosswalks))
     assert read == 190 and set(q["reason_code"]) == {"reader_error", "malformed_row"}
     assert q.filter(pl.col("reason_code") == "reader_error").height == 189
     assert "ZeroDivisionError: nobody saw this coming" in q.filter(pl.col("reason_code") == "reader_error")["reason"][-1]
-    monkeypatch.setattr(sources, "canonical_events_frame", boom)
+    monkeypatch.setattr(events, "canonical_events_frame", boom)
     kept, q, read = collect(read_events(str(EVENTS_JSONL), EVENTS, crosswalks))
     assert read == 215 and q.filter(pl.col("reason_code") == "reader_error").height == 214  # one line is malformed
-    monkeypatch.setattr(sources, "canonical_from_edi", boom)
-    kept, q, read = collect(sources.read_edi(str(EDI_846), EDI, crosswalks))
+    monkeypatch.setattr(edi, "canonical_from_edi", boom)
+    kept, q, read = collect(edi.read_edi(str(EDI_846), EDI, crosswalks))
     assert read == 39 and q["reason_code"].unique().to_list() == ["reader_error"]
 
 
 def test_the_event_canonicalizer_rejects_a_frame_row_without_a_required_field(crosswalks):
     """The stream and the batch hand it decoded frames; a null there must be missing_field, not a cast error."""
-    from invrecon.transforms.sources import canonical_events_frame
+    from invrecon.transforms.readers.events import canonical_events_frame
 
     ev = json.loads(good_event_lines()[0])
     row = {"event_id": ev["event_id"], "event_type": ev["event_type"], "occurred_at": ev["occurred_at"], "system": ev["system"],

@@ -17,8 +17,9 @@ import pytest
 
 from invrecon.transforms import textfiles
 from invrecon.transforms.canonical import load_crosswalks
-from invrecon.transforms.sources import read_tabular
-from invrecon.transforms.textfiles import Unreadable, read_csv_frames, read_jsonl_frames
+from invrecon.transforms.readers import tabular
+from invrecon.transforms.readers.tabular import read_tabular
+from invrecon.transforms.textfiles import Unreadable, iter_line_chunks, read_csv_frames, read_jsonl_frames
 from invrecon.transforms.textio import LineBlocks, line_bounds, utf8_stream
 from tests.conftest import WORLD
 from tests.transforms.hostile import COMMERCE, COMMERCE_JSONL, ERP, codes, collect, erp_lines
@@ -142,11 +143,9 @@ def test_the_erp_extract_reads_the_same_in_tiny_blocks(tmp_path, crosswalks, mon
     monkeypatch.setattr(textfiles, "MAX_LINE_BYTES", 256)
     want = collect(read_tabular(str(path), ERP, crosswalks))
     assert codes(want[1]) == {"line 4": "unknown_uom", "line 8": "malformed_row", "line 10": "malformed_row", "line 188": "duplicate_row"}
-    from invrecon.transforms import sources
-
     for block, per_frame in ((97, 1000), (4096, 7), (1, 50)):
         monkeypatch.setattr(textfiles, "CSV_BLOCK_BYTES", block)
-        monkeypatch.setattr(sources, "BATCH_ROWS", per_frame)
+        monkeypatch.setattr(tabular, "BATCH_ROWS", per_frame)
         got = collect(read_tabular(str(path), ERP, crosswalks))
         assert got[2] == want[2] == 187
         assert got[0].sort("locator").equals(want[0].sort("locator"))
@@ -190,11 +189,41 @@ def test_the_commerce_feed_reads_the_same_in_tiny_blocks(tmp_path, crosswalks, m
     path.write_text("\n".join(lines) + "\n")
     want = collect(read_tabular(str(path), COMMERCE, crosswalks))
     assert codes(want[1])[f"line {len(lines)}"] == "duplicate_row"
-    from invrecon.transforms import sources
-
     monkeypatch.setattr(textfiles, "LINE_BLOCK_BYTES", 100)
-    monkeypatch.setattr(sources, "BATCH_ROWS", 4)
+    monkeypatch.setattr(tabular, "BATCH_ROWS", 4)
     got = collect(read_tabular(str(path), COMMERCE, crosswalks))
     assert got[2] == want[2] == len(lines)
     assert got[0].sort("locator").equals(want[0].sort("locator")) and got[1].sort("locator").equals(want[1].sort("locator"))
     assert np.array_equal(np.sort(got[1]["raw"].to_numpy()), np.sort(want[1]["raw"].to_numpy()))
+
+
+def _lines_one_by_one(data: bytes) -> list[tuple[int, str]]:
+    """The reference: Python's own line iteration, decoded and stripped line by line."""
+    import io
+
+    out = []
+    for n, line in enumerate(io.BytesIO(data), start=1):
+        text = line.decode("utf-8", errors="replace").strip()
+        if n == 1:
+            text = text.lstrip("\ufeff")
+        if text:
+            out.append((n, text))
+    return out
+
+
+def test_line_chunks_are_the_lines_python_reads_whatever_the_blocks():
+    """BOMs, CRLF, blank and whitespace-only lines, broken UTF-8, no final newline, any block size."""
+    import io
+    import random
+
+    rng = random.Random(3)
+    pieces = [b'{"a": 1}', b"", b"  ", b"\r", b"\x1c", b"\xff\xfe bad", b"\xc3", b"\xc3\xa9t\xc3\xa9", b"\xef\xbb\xbf{x}", b"\t{y}\t",
+              "\u2028z\u3000".encode()]
+    for _ in range(150):
+        data = b"\n".join(rng.choice(pieces) for _ in range(rng.randint(0, 25))) + rng.choice([b"", b"\n"])
+        data = rng.choice([b"", b"\xef\xbb\xbf"]) + data
+        want = _lines_one_by_one(data)
+        for chunk, block in ((1, 1), (3, 7), (100, 2), (100, 1 << 20)):
+            got = list(iter_line_chunks(io.BytesIO(data), chunk=chunk, block_bytes=block))
+            assert [(n, t) for ns, ts in got for n, t in zip(ns.to_list(), ts.to_list())] == want
+            assert all(len(ns) == chunk for ns, _ in got[:-1]) and all(0 < len(ns) <= chunk for ns, _ in got)

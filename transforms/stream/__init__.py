@@ -20,7 +20,7 @@ rows) and `reference` (the per-event path the tests and the bench compare with).
 
 Every rejected payload leaves through the `quarantine` output with its raw text and a reason code
 (`malformed_event`, `missing_field`, `bad_timestamp`, the canonical codes of
-`transforms.sources.canonical_events_frame`, `duplicate_event`, `late_event`), so for any input
+`transforms.readers.events.canonical_events_frame`, `duplicate_event`, `late_event`), so for any input
 read = archived movements + reported figures + quarantined. Lateness has a worked example in
 `transforms.stream.lateness`.
 

@@ -5,7 +5,7 @@
       movements (main), availability figures, quarantine
 
 Ids, locations, units, signs and reason codes mean exactly what they mean in the batch
-(`transforms.sources.decode_event_texts`, `canonical_events_frame`); a payload that does not
+(`transforms.readers.events.decode_event_texts`, `canonical_events_frame`); a payload that does not
 decode or canonicalize leaves through `quarantine` with its raw text and the batch's code.
 """
 
@@ -27,7 +27,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from invrecon.schemas import MOVEMENT
 from invrecon.transforms.canonical import parse_timestamps
-from invrecon.transforms.sources import EVENT_CHUNK, LineLocator, SourceSpec, canonical_events_frame, decode_event_texts
+from invrecon.transforms.readers.common import SourceSpec
+from invrecon.transforms.readers.events import EVENT_CHUNK, LineLocator, canonical_events_frame, decode_event_texts
 from invrecon.transforms.stream.batches import min_time
 from invrecon.transforms.stream.params import (
     ARRIVAL,

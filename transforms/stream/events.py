@@ -11,7 +11,7 @@ import dataclasses
 
 import apache_beam as beam
 
-from invrecon.transforms.sources import SourceSpec
+from invrecon.transforms.readers.common import SourceSpec
 from invrecon.transforms.stream.canonicalize import CanonicalizeEvents
 from invrecon.transforms.stream.dedup import DropRepeatedEvents
 from invrecon.transforms.stream.lateness import GateLateEvents

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from invrecon.transforms.sources import parse_event
+from invrecon.transforms.readers.events import parse_event
 from invrecon.transforms.stream.quarantine import quarantine_row
 from invrecon.transforms.stream.raw import RawEvent, event_time_micros
 from invrecon.transforms.stream.replay import clock_list, read_event_chunks

@@ -15,9 +15,10 @@ import numpy as np
 import polars as pl
 
 from invrecon.transforms.canonical import parse_timestamps
-from invrecon.transforms.sources import EVENT_CHUNK, iter_line_chunks
+from invrecon.transforms.readers.events import EVENT_CHUNK
 from invrecon.transforms.stream.params import NO_TIME
 from invrecon.transforms.stream.raw import RawChunk, event_time_micros
+from invrecon.transforms.textfiles import iter_line_chunks
 
 __all__ = ["bus_clock", "clock_list", "read_event_chunks"]
 

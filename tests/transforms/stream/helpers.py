@@ -18,8 +18,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_stream import TestStream as EventScript
 from apache_beam.utils.timestamp import Timestamp
 
+from invrecon.transforms.readers.common import SourceSpec
 from invrecon.transforms.reconcile.classify import Tolerance
-from invrecon.transforms.sources import SourceSpec
 from invrecon.transforms.stream import (
     CrosswalkFiles,
     RawChunk,
