@@ -1,33 +1,13 @@
-"""A tiny crosswalk for the reader tests: two SKUs (one with a 12-each case GTIN) and a few locations of two systems."""
+"""Fixtures of the reader tests: the tiny crosswalk of `tiny`, loaded once per module."""
 
 from __future__ import annotations
 
 import pytest
 
 from invrecon.transforms.crosswalks import Crosswalks, load_crosswalks
-
-SKU_CSV = """id_type,id_value,sku,units_per_id
-erp_material,M1,SKU1,1
-erp_material,M2,SKU2,1
-gtin,036000291452,SKU1,1
-gtin,10036000291459,SKU1,12
-vendor_part,V-100,SKU1,1
-sku,SKU-2,SKU2,1
-"""
-LOCATION_CSV = """system,source_location,location,location_type
-erp,P1,DC01,dc
-erp,P2,S0001,store
-wms,E1,DC01,dc
-wms,NDC,DC01,dc
-wms,S001,S0001,store
-wms,VP1,V01,vendor
-wms,S009,S0009,store
-"""
+from tests.transforms.readers.tiny import write_crosswalks
 
 
 @pytest.fixture(scope="module")
 def tiny_crosswalks(tmp_path_factory) -> Crosswalks:
-    folder = tmp_path_factory.mktemp("crosswalk")
-    (folder / "sku.csv").write_text(SKU_CSV)
-    (folder / "location.csv").write_text(LOCATION_CSV)
-    return load_crosswalks(str(folder / "sku.csv"), str(folder / "location.csv"))
+    return load_crosswalks(*write_crosswalks(tmp_path_factory.mktemp("crosswalk")))
