@@ -131,77 +131,89 @@ def load_crosswalks(sku_uri: str, location_uri: str) -> Crosswalks:
       CrosswalkError: an id mapped to two SKUs (naming both lines), a bad GTIN, an unknown id
         type, a non-positive units_per_id, or a location code mapped twice.
     """
-    rows = read_csv_rows(sku_uri, ("id_type", "id_value", "sku", "units_per_id"))
+    sku = _load_sku_crosswalk(sku_uri)
+    packs = sku.group_by("sku").agg(pl.col("units_per_id").max().alias("case_pack"))
+    return Crosswalks(sku=sku, packs=packs, location=_load_location_crosswalk(location_uri))
+
+
+def _load_sku_crosswalk(uri: str) -> pl.DataFrame:
+    """id_type, id_value (normalized), sku, units_per_id: one row per distinct id; raises `CrosswalkError`."""
     seen: dict[tuple[str, str], tuple[int, str, int]] = {}
     out = []
-    for line, row in rows:
-        id_type = (row["id_type"] or "").strip()
-        raw_value = (row["id_value"] or "").strip()
-        sku = (row["sku"] or "").strip()
-        if id_type not in ID_TYPES:
-            raise CrosswalkError(
-                f"{sku_uri}: line {line}: field id_type: unknown id type {id_type!r}; "
-                f"expected one of {', '.join(ID_TYPES)}"
-            )
-        if not raw_value or not sku:
-            raise CrosswalkError(f"{sku_uri}: line {line}: id_value and sku must not be empty")
-        value = raw_value
-        if id_type == "gtin":
-            value = gtin14_or_none(raw_value) or ""
-            if not value:
-                raise CrosswalkError(
-                    f"{sku_uri}: line {line}: field id_value: {raw_value!r} is not a valid GTIN "
-                    "(8, 12, 13 or 14 digits with a correct check digit)"
-                )
-        try:
-            units = int(row["units_per_id"] or 1)
-        except ValueError:
-            raise CrosswalkError(
-                f"{sku_uri}: line {line}: field units_per_id: {row['units_per_id']!r} is not a whole number"
-            ) from None
-        if units <= 0:
-            raise CrosswalkError(f"{sku_uri}: line {line}: field units_per_id must be > 0")
+    for line, row in read_csv_rows(uri, ("id_type", "id_value", "sku", "units_per_id")):
+        id_type, raw_value, sku, value, units = _sku_row(uri, line, row)
         key = (id_type, value)
         if key in seen:
             first_line, first_sku, first_units = seen[key]
             if (first_sku, first_units) != (sku, units):
                 raise CrosswalkError(
-                    f"{sku_uri}: {id_type} {raw_value!r} is mapped twice: line {first_line} -> "
+                    f"{uri}: {id_type} {raw_value!r} is mapped twice: line {first_line} -> "
                     f"{first_sku} x{first_units}, line {line} -> {sku} x{units}"
                 )
             continue
         seen[key] = (line, sku, units)
         out.append((id_type, value, sku, units))
-    sku_df = pl.DataFrame(
+    return pl.DataFrame(
         out, schema={"id_type": pl.String, "id_value": pl.String, "sku": pl.String, "units_per_id": pl.Int64},
         orient="row",
     )
-    packs = sku_df.group_by("sku").agg(pl.col("units_per_id").max().alias("case_pack"))
 
-    lrows = read_csv_rows(location_uri, ("system", "source_location", "location", "location_type"))
-    lseen: dict[tuple[str, str], tuple[int, str]] = {}
-    lout = []
-    for line, row in lrows:
+
+def _sku_row(uri: str, line: int, row: dict[str, str]) -> tuple[str, str, str, str, int]:
+    """(id_type, id_value as written, sku, id_value normalized, units_per_id) of one checked row."""
+    id_type = (row["id_type"] or "").strip()
+    raw_value = (row["id_value"] or "").strip()
+    sku = (row["sku"] or "").strip()
+    if id_type not in ID_TYPES:
+        raise CrosswalkError(
+            f"{uri}: line {line}: field id_type: unknown id type {id_type!r}; "
+            f"expected one of {', '.join(ID_TYPES)}"
+        )
+    if not raw_value or not sku:
+        raise CrosswalkError(f"{uri}: line {line}: id_value and sku must not be empty")
+    value = raw_value
+    if id_type == "gtin":
+        value = gtin14_or_none(raw_value) or ""
+        if not value:
+            raise CrosswalkError(
+                f"{uri}: line {line}: field id_value: {raw_value!r} is not a valid GTIN "
+                "(8, 12, 13 or 14 digits with a correct check digit)"
+            )
+    try:
+        units = int(row["units_per_id"] or 1)
+    except ValueError:
+        raise CrosswalkError(
+            f"{uri}: line {line}: field units_per_id: {row['units_per_id']!r} is not a whole number"
+        ) from None
+    if units <= 0:
+        raise CrosswalkError(f"{uri}: line {line}: field units_per_id must be > 0")
+    return id_type, raw_value, sku, value, units
+
+
+def _load_location_crosswalk(uri: str) -> pl.DataFrame:
+    """system, source_location, location, location_type: one row per (system, code); raises `CrosswalkError`."""
+    seen: dict[tuple[str, str], tuple[int, str]] = {}
+    out = []
+    for line, row in read_csv_rows(uri, ("system", "source_location", "location", "location_type")):
         system = (row["system"] or "").strip()
         src = (row["source_location"] or "").strip()
         loc = (row["location"] or "").strip()
         ltype = (row["location_type"] or "").strip()
         if not system or not src or not loc:
             raise CrosswalkError(
-                f"{location_uri}: line {line}: system, source_location and location must not be empty"
+                f"{uri}: line {line}: system, source_location and location must not be empty"
             )
         key = (system, src)
-        if key in lseen and lseen[key][1] != loc:
+        if key in seen and seen[key][1] != loc:
             raise CrosswalkError(
-                f"{location_uri}: {system} location {src!r} is mapped twice: line {lseen[key][0]} -> "
-                f"{lseen[key][1]}, line {line} -> {loc}"
+                f"{uri}: {system} location {src!r} is mapped twice: line {seen[key][0]} -> "
+                f"{seen[key][1]}, line {line} -> {loc}"
             )
-        if key not in lseen:
-            lseen[key] = (line, loc)
-            lout.append((system, src, loc, ltype))
-    loc_df = pl.DataFrame(
-        lout,
+        if key not in seen:
+            seen[key] = (line, loc)
+            out.append((system, src, loc, ltype))
+    return pl.DataFrame(
+        out,
         schema={"system": pl.String, "source_location": pl.String, "location": pl.String, "location_type": pl.String},
         orient="row",
     )
-    return Crosswalks(sku=sku_df, packs=packs, location=loc_df)
