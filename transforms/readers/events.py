@@ -12,7 +12,7 @@ import polars as pl
 from invrecon.schemas import EVENT_TYPES, MOVEMENT
 from invrecon.transforms.canonical import apply_uom, map_locations, map_skus, parse_timestamps
 from invrecon.transforms.crosswalks import Crosswalks
-from invrecon.transforms.quarantine import quarantine_by_code, reject
+from invrecon.transforms.quarantine import quarantine_by_code, reject, split_rows
 from invrecon.transforms.readers.checks import reject_future, reject_negative, reject_quantities, reject_timestamps
 from invrecon.transforms.readers.common import FileResult, SourceSpec, file_rejected, guarded, quarantine_table, to_arrow
 from invrecon.transforms.textfiles import BATCH_ROWS, MAX_LINE_BYTES, iter_line_chunks, joined_texts, json_object, too_long
@@ -150,11 +150,9 @@ def split_missing_fields(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     empty = {c: pl.col(c).is_null() | (pl.col(c) == "") for c in (*_EVENT_FIELDS, "item_id")}
     names = [pl.when(cond).then(pl.lit("item.id" if c == "item_id" else c)) for c, cond in empty.items()]
     df = df.with_columns(pl.concat_list(names).list.drop_nulls().alias("_missing"))
-    ok = df.filter(pl.col("_missing").list.len() == 0).drop("_missing")
-    missing = df.filter(pl.col("_missing").list.len() > 0).with_columns(
-        pl.format("field {} missing or empty", pl.col("_missing").list.join(", ")).alias("_reason")
-    )
-    return ok, missing
+    ok, missing = split_rows(df, pl.col("_missing").list.len() > 0)
+    reason = pl.format("field {} missing or empty", pl.col("_missing").list.join(", ")).alias("_reason")
+    return ok.drop("_missing"), missing.with_columns(reason)
 
 
 @dataclasses.dataclass(frozen=True)
