@@ -52,7 +52,7 @@ def _rows(*columns: str):
 def test_read_sources_tags_every_record_by_its_type_and_counts_each_sources_records(tmp_path):
     sources, sku, location = _world(tmp_path)
     with BeamTestPipeline(runner="FnApiRunner") as p:
-        out = p | "ReadSources" >> ReadSources(sources, sku, location)
+        out = p | "ReadSources" >> ReadSources(sources=sources, sku_crosswalk=sku, location_crosswalk=location)
         assert_that(out.positions | "PositionRows" >> FlatMap(_rows("source", "sku", "location", "on_hand")),
                     equal_to([("erp", "SKU1", "DC01", 10), ("erp", "SKU2", "DC01", 4)]), label="CheckPositions")
         assert_that(out.availability | "AvailabilityRows" >> FlatMap(_rows("source", "sku", "location", "available")),
