@@ -60,6 +60,7 @@ from invrecon.pipelines.batch_plan import cutoff_for
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines.config import Config, ConfigError, load_config
 from invrecon.pipelines.publish import Layout, latest_commits, live_files
+from invrecon.schemas.tables import STREAM_TABLES
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
 from invrecon.transforms.reconcile.classify import Tolerance
 from invrecon.transforms.seeds import ReadSeeds
@@ -69,7 +70,6 @@ from invrecon.transforms.stream import (
     AVAILABILITY_TAG,
     MOVEMENTS_TAG,
     QUARANTINE_TAG,
-    STREAM_TABLES,
     CrosswalkFiles,
     RawChunk,
     RawEvent,
@@ -374,7 +374,7 @@ def replay_counts(job: StreamJob) -> dict[str, int]:
             read += sum(len(numbers) for numbers, _ in iter_line_chunks(f))
     con = duckdb.connect()
     counts = {"read": read}
-    for table in ("movements", "availability", "quarantine", "alerts", "position_changes"):
+    for table in STREAM_TABLES:
         pattern = f"{job.output}/{table}/*/{job.params.run_id}-*.parquet"
         fs, _, _ = fsspec.get_fs_token_paths(pattern)
         counts[table] = con.execute(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchone()[0] if fs.glob(pattern) else 0

@@ -1,7 +1,7 @@
 """The analysts' DuckDB warehouse: views over the published Parquet, never a copy of it.
 
 `<output>/warehouse.duckdb` (or `--warehouse PATH`) holds no data. Each table of the output
-(`pipelines.publish.PARTITION_COLUMN`) is a view that reads the Parquet files the latest commit
+(`schemas.tables.PARTITION_COLUMN`) is a view that reads the Parquet files the latest commit
 of each partition names (`_live`, from `<output>/_commits/`), and the analyst views (VIEWS) are
 built on those (their SQL: `pipelines.warehouse_views`). So:
 

@@ -16,35 +16,15 @@ import uuid
 import pyarrow.parquet as pq
 
 from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
-from invrecon.pipelines.publish import PARTITION_COLUMN, Layout
+from invrecon.pipelines.publish import Layout
 from invrecon.pipelines.warehouse_docs import ENUMS, MONEY, TYPED, comment_ddl
-from invrecon.schemas import (
-    ALERTS,
-    DISCREPANCIES,
-    DQ_METRICS,
-    DQ_RESULTS,
-    IN_TRANSIT,
-    INVENTORY_SNAPSHOT,
-    ITEMS,
-    LOCATIONS,
-    MOVEMENT,
-    POSITION,
-    QUARANTINE,
-    RUNS,
-)
+from invrecon.schemas.tables import PARTITION_COLUMN, TABLES
 
-__all__ = ["AGE_KEY", "PUBLISHED", "SCHEMAS", "VIEWS", "VIEWS_VERSION", "aging_sql", "ddl", "schema_file", "write_schema_files"]
+__all__ = ["AGE_KEY", "SCHEMAS", "VIEWS", "VIEWS_VERSION", "aging_sql", "ddl", "schema_file", "write_schema_files"]
 
-PUBLISHED = PARTITION_COLUMN
-# The schema of each table, for the typed empty view of a table that has no file yet.
-SCHEMAS = {
-    "inventory_snapshot": INVENTORY_SNAPSHOT, "discrepancies": DISCREPANCIES, "in_transit": IN_TRANSIT,
-    "positions": POSITION, "movements": MOVEMENT, "quarantine": QUARANTINE, "dq_results": DQ_RESULTS,
-    "dq_metrics": DQ_METRICS, "alerts": ALERTS, "runs": RUNS, "items": ITEMS, "locations": LOCATIONS,
-}
-# Tables whose view keeps one row per key, the copy of the latest run date: an event a later run
-# applied again (movements); the master data of the latest run that had the SKU / location.
-LATEST_BY = {"movements": "event_id", "items": "sku", "locations": "location"}
+# The schema of each published table (`schemas.tables`), for the typed empty view of a table
+# that has no file yet.
+SCHEMAS = {name: TABLES[name].schema for name in PARTITION_COLUMN}
 # Bump when the SQL below changes shape, so existing warehouses are rebuilt.
 VIEWS_VERSION = 4
 # Each table's view also reads an empty Parquet file with the table's schema
@@ -232,7 +212,7 @@ def write_schema_files(output: str) -> None:
 def _table_view(name: str, root: str) -> str:
     """The view of a published table: its committed rows, typed for the analyst (`TYPED`)."""
     schema = SCHEMAS[name]
-    col = PUBLISHED[name]
+    col = PARTITION_COLUMN[name]
     extra = "" if col in schema.names else f", l.owner AS {col}"
     if name == "movements":
         extra = ", l.owner AS run_date"
@@ -242,8 +222,10 @@ def _table_view(name: str, root: str) -> str:
         SELECT t.* EXCLUDE (filename){f" REPLACE ({typed})" if typed else ""}{extra}
         FROM read_parquet({files}, filename = true, hive_partitioning = false, union_by_name = true, allow_empty = true) t
         JOIN _live l ON l."table" = '{name}' AND l.file = regexp_extract(t.filename, '([^/]+/[^/]+/[^/]+)$', 1)"""
-    if name in LATEST_BY:
-        sql += f"\n        QUALIFY row_number() OVER (PARTITION BY t.{LATEST_BY[name]} ORDER BY l.owner DESC) = 1"
+    # One row per key, the latest run date's copy (`Table.latest_by`): an event a later run applied
+    # again (movements); the master data of the latest run that had the SKU / location.
+    if TABLES[name].latest_by:
+        sql += f"\n        QUALIFY row_number() OVER (PARTITION BY t.{TABLES[name].latest_by} ORDER BY l.owner DESC) = 1"
     return f"CREATE OR REPLACE VIEW {name} AS {sql}"
 
 
@@ -257,7 +239,7 @@ def ddl(output: str) -> list[str]:
         k AS (SELECT "table", partition, owner, max(seq) AS seq FROM c GROUP BY ALL)
         SELECT c."table", c.partition, c.owner, c.file FROM c SEMI JOIN k USING ("table", partition, owner, seq)
         WHERE c.file IS NOT NULL"""]
-    ddl += [_table_view(name, root) for name in PUBLISHED]
+    ddl += [_table_view(name, root) for name in PARTITION_COLUMN]
     ddl += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
     ddl.append("CREATE TABLE _invrecon_meta (key VARCHAR, value VARCHAR)")
     return ddl + comment_ddl()
