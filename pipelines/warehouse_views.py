@@ -20,7 +20,7 @@ from invrecon.pipelines.publish import Layout
 from invrecon.pipelines.warehouse_docs import ENUMS, MONEY, TYPED, comment_ddl
 from invrecon.schemas.tables import PARTITION_COLUMN, TABLES
 
-__all__ = ["AGE_KEY", "SCHEMAS", "VIEWS", "VIEWS_VERSION", "aging_sql", "ddl", "schema_file", "write_schema_files"]
+__all__ = ["AGE_KEY", "AT_STAKE", "SCHEMAS", "VALUE_SUMS", "VIEWS", "VIEWS_VERSION", "aging_sql", "ddl", "schema_file", "write_schema_files"]
 
 # The schema of each published table (`schemas.tables`), for the typed empty view of a table
 # that has no file yet.
@@ -41,6 +41,20 @@ SCHEMA_DIR = "_schemas"
 _UNEXPLAINED = ", ".join(f"'{c}'" for c in UNEXPLAINED)
 _EXPLAINED = ", ".join(f"'{c}'" for c in EXPLAINED)
 _NOT_AGED = ", ".join(f"'{c}'" for c in NOT_AGED)
+
+# Value at stake: every discrepancy but oversell_risk, which is a channel's exposure, not a book
+# difference. The `value_variance` view, the report (`pipelines.report.data`) and the run's figures
+# (`pipelines.settle`) filter with AT_STAKE and add up with VALUE_SUMS (name -> aggregate over
+# discrepancy rows), so gross, net, unexplained and explained mean one thing in all three.
+AT_STAKE = "class <> 'oversell_risk'"
+VALUE_SUMS = {
+    "gross_value": "coalesce(sum(abs(value_delta)), 0)",  # Σ|value|: a surplus never nets a shortage
+    "net_value": "coalesce(sum(value_delta), 0)",
+    "unexplained_gross_value": f"coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_UNEXPLAINED})), 0)",
+    "unexplained_net_value": f"coalesce(sum(value_delta) FILTER (WHERE class IN ({_UNEXPLAINED})), 0)",
+    "explained_gross_value": f"coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_EXPLAINED})), 0)",
+}
+_VALUE_COLUMNS = ",\n               ".join(f"CAST({sql} AS {MONEY}) AS {name}" for name, sql in VALUE_SUMS.items())
 
 VIEWS = {
     # Rows, units and value per location and class; gross never nets a plus against a minus.
@@ -86,12 +100,8 @@ VIEWS = {
     # the unexplained part; oversell_risk is exposure, not a book difference, so it is left out.
     "value_variance": f"""
         SELECT snapshot_date, location, location_type, currency, count(*) AS rows,
-               CAST(coalesce(sum(abs(value_delta)), 0) AS {MONEY}) AS gross_value,
-               CAST(coalesce(sum(value_delta), 0) AS {MONEY}) AS net_value,
-               CAST(coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_UNEXPLAINED})), 0) AS {MONEY}) AS unexplained_gross_value,
-               CAST(coalesce(sum(value_delta) FILTER (WHERE class IN ({_UNEXPLAINED})), 0) AS {MONEY}) AS unexplained_net_value,
-               CAST(coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_EXPLAINED})), 0) AS {MONEY}) AS explained_gross_value
-        FROM discrepancies WHERE class <> 'oversell_risk' GROUP BY ALL""",
+               {_VALUE_COLUMNS}
+        FROM discrepancies WHERE {AT_STAKE} GROUP BY ALL""",
     "oversell_risk": """
         SELECT snapshot_date, sku, location, location_type, other_system AS channel, record_qty AS atp,
                other_qty AS published, delta AS excess_units, value_delta AS excess_value, unit_cost, currency,
