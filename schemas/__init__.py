@@ -26,6 +26,7 @@ __all__ = [
     "POSITION_CHANGES",
     "QUARANTINE",
     "RUNS",
+    "SEVERITIES",
 ]
 
 TS = pa.timestamp("us", tz="UTC")
@@ -119,6 +120,10 @@ DISCREPANCY_CLASSES = (
     "qty_mismatch",
     "oversell_risk",
 )
+
+# An alert's severity, in increasing order: the config's `severity:` values and the warehouse's
+# ENUM severity_level.
+SEVERITIES = ("info", "warning", "critical")
 
 DATE = pa.date32()
 
