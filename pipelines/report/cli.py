@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return opts
     args, run_date, formats = opts
     try:
-        cfg = load_config(args.config)
-        alerts.load_thresholds(cfg)
+        cfg = load_config(args.config)  # the alert thresholds too (schemas.config.Alerts)
     except ConfigError as e:
         print(f"invrecon report: config error: {e}", file=sys.stderr)
         return 2
