@@ -191,9 +191,12 @@ def _conservation(counts: list[tuple[str, str, int]], sources: list[str]) -> lis
 UNREADABLE = ("quarantined:unreadable_file", "quarantined:reader_error", "quarantined:not_edi")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class SettleRun(beam.PTransform):
-    """Run `SettleRunFn` once, after the PCollections of staged file names in `written`."""
+    """Run `SettleRunFn` once, after the PCollections of staged file names in `written`.
+
+    Configured by keyword only: `SettleRun(staging=..., run_id=..., run_date=..., ...)`.
+    """
 
     staging: str
     run_id: str
