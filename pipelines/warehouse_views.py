@@ -1,9 +1,10 @@
-"""The warehouse's SQL: one view per published table, the analyst views (VIEWS) and the aging rule.
+"""The warehouse's SQL: one view per published table, the analyst views (VIEWS), value at stake, aging.
 
 Every table's view reads the Parquet files the latest commit names (`_live`) plus an empty file
 of its schema (`<output>/_schemas/`); `ddl(output)` is every statement `pipelines.warehouse`
-runs to (re)build the views. The report and the run's aging (`pipelines.settle`) read the same
-SQL, so the three agree on what "unexplained" and "age" mean.
+runs to (re)build the views. The report and the run's aging and figures (`pipelines.settle`)
+read the same SQL (`AT_STAKE`, `VALUE_SUMS`, `aging_sql`), so the three agree on what value at
+stake, "unexplained" and "age" mean.
 """
 
 from __future__ import annotations
