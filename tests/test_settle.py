@@ -9,7 +9,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline  # not collected by pytest
 
 from invrecon.pipelines.alerts import Thresholds
 from invrecon.pipelines.settle import History, SettleRun
@@ -35,7 +35,7 @@ def test_settle_ages_and_sums_the_value_at_stake_without_oversell_risk(tmp_path)
     staging = tmp_path / "staging"
     _stage(staging, [_row("A", "qty_mismatch", -150.25), _row("B", "timing", 40.0), _row("C", "oversell_risk", 999.0)])
     counts = [("read", "erp", 3), ("written", "erp", 2), ("quarantined:bad_quantity", "erp", 1)]
-    with TestPipeline(runner="FnApiRunner") as p:
+    with BeamTestPipeline(runner="FnApiRunner") as p:
         staged = p | "Staged" >> beam.Create([str(staging / "discrepancies_unaged" / "part-0.parquet")])
         _ = p | "Counts" >> beam.Create(counts) | "SettleRun" >> SettleRun(
             staging=str(staging), run_id="r1", run_date=DAY, cutoff=CUTOFF, thresholds=Thresholds(),
