@@ -108,8 +108,9 @@ def _publish_only(days: int, folder, repeat: int = 3) -> dict:
     two movements partitions), `repeat` series: the median of each date over the series, without a
     batch (and the machine's other work) around each 20 ms figure."""
     from invrecon.pipelines import publish
+    from invrecon.schemas.tables import PARTITION_COLUMN
 
-    tables = tuple(publish.PARTITION_COLUMN)
+    tables = tuple(PARTITION_COLUMN)
     first = dt.date.fromisoformat(RUN_DATE) - dt.timedelta(days=days - 1)
     series = []
     for r in range(repeat):

@@ -37,7 +37,7 @@ import datetime as dt
 import json
 import math
 import os
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import duckdb
@@ -45,8 +45,9 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from invrecon.pipelines.config import ConfigError
+from invrecon.pipelines.config import validate
 from invrecon.schemas import ALERTS
+from invrecon.schemas.config import Alerts, AlertsDoc
 
 __all__ = [
     "EXPLAINED",
@@ -58,6 +59,7 @@ __all__ = [
     "evaluate",
     "load_thresholds",
     "parse_thresholds",
+    "thresholds_of",
     "read_jsonl",
     "report_dir",
     "write_jsonl",
@@ -71,7 +73,6 @@ EXPLAINED = ("timing", "in_transit")
 # Classes that are not worth aging: they close themselves (timing) or are accepted (tolerance).
 NOT_AGED = ("timing", "within_tolerance")
 
-SEVERITIES = ("info", "warning", "critical")
 # rule -> default severity. Money that nobody can explain is what finance signs off on.
 RULES = {
     "unexplained_value_per_location": "critical",
@@ -111,38 +112,25 @@ class Thresholds:
         return any(getattr(self, r) is not None for r in RULES)
 
 
-def _number(value: Any, where: str, uri: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{uri}: `{where}` must be a number >= 0, got {value!r}")
-    return float(value)
+def thresholds_of(section: Alerts | None) -> Thresholds:
+    """The thresholds of a validated `alerts:` section (`schemas.config.Alerts`; None: no rules).
 
-
-def _rule(name: str, value: Any, uri: str) -> Rule:
-    where = f"alerts.{name}"
-    if not isinstance(value, Mapping):
-        return Rule(max=_number(value, where, uri), severity=RULES[name])
-    allowed = {"max", "severity"} | ({"by_system"} if name == "source_lag_hours" else set())
-    for key in value:
-        if key not in allowed:
-            raise ConfigError(f"{uri}: `{where}.{key}` is not a setting of this rule; expected one of {', '.join(sorted(allowed))}")
-    severity = value.get("severity", RULES[name])
-    if severity not in SEVERITIES:
-        raise ConfigError(f"{uri}: `{where}.severity` is {severity!r}; expected one of {', '.join(SEVERITIES)}")
-    by_system = value.get("by_system") or {}
-    if not isinstance(by_system, Mapping):
-        raise ConfigError(f"{uri}: `{where}.by_system` must be a mapping of system -> hours")
-    pairs = tuple(sorted((str(k), _number(v, f"{where}.by_system.{k}", uri)) for k, v in by_system.items()))
-    if "max" in value:
-        maximum = _number(value["max"], f"{where}.max", uri)
-    elif pairs:
-        maximum = math.nan  # only the listed systems are checked
-    else:
-        raise ConfigError(f"{uri}: missing required key `{where}.max`")
-    return Rule(max=maximum, severity=str(severity), by_system=pairs)
+    A rule given as a number is its `max`; a rule without `severity` takes the rule's default
+    (RULES); `source_lag_hours` given only `by_system` checks only the systems it lists.
+    """
+    if section is None:
+        return Thresholds()
+    rules = {}
+    for name, default in RULES.items():
+        rule = getattr(section, name)
+        if rule is not None:
+            by_system = tuple(sorted((system, float(hours)) for system, hours in getattr(rule, "by_system", {}).items()))
+            rules[name] = Rule(max=math.nan if rule.max is None else float(rule.max), severity=rule.severity or default, by_system=by_system)
+    return Thresholds(**rules)
 
 
 def parse_thresholds(section: Any, *, uri: str = "config") -> Thresholds:
-    """Validate an `alerts:` section (None or absent: no rules).
+    """Validate an `alerts:` section (None or absent: no rules) as the config's schema does.
 
     Args:
       section: the YAML value of `alerts`.
@@ -150,29 +138,18 @@ def parse_thresholds(section: Any, *, uri: str = "config") -> Thresholds:
 
     Raises:
       ConfigError: naming the key path, e.g. "`alerts.source_lag_hours.by_system.store` must be a
-        number >= 0, got 'x'".
+        number, got 'x'".
 
     Example:
       >>> parse_thresholds({"oversell_units_per_sku": 5}).oversell_units_per_sku
       Rule(max=5.0, severity='warning', by_system=())
     """
-    if section is None:
-        return Thresholds()
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"{uri}: `alerts` must be a mapping of rule -> threshold")
-    rules = {}
-    for name, value in section.items():
-        if name not in RULES:
-            raise ConfigError(f"{uri}: `alerts.{name}` is not an alert rule; expected one of {', '.join(RULES)}")
-        if value is None:
-            raise ConfigError(f"{uri}: `alerts.{name}` needs a threshold")
-        rules[name] = _rule(name, value, uri)
-    return Thresholds(**rules)
+    return thresholds_of(validate(AlertsDoc, {"alerts": section}, uri).alerts)
 
 
 def load_thresholds(cfg) -> Thresholds:
-    """The thresholds of a loaded `pipelines.config.Config` (its optional `alerts:` section)."""
-    return parse_thresholds(cfg.raw.get("alerts"), uri=cfg.uri)
+    """The thresholds of a loaded `pipelines.config.Config` (its optional, validated `alerts:` section)."""
+    return thresholds_of(cfg.alerts)
 
 
 def _fired(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[tuple]:

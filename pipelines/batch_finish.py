@@ -25,10 +25,10 @@ from invrecon.pipelines.publish import PLAN_FILE, Layout, crashpoint, publish
 from invrecon.pipelines.quality_gate import load_history
 from invrecon.pipelines.run_summary import RunResult
 from invrecon.pipelines.warehouse import WarehouseLocked, ensure_warehouse
-from invrecon.pipelines.warehouse_views import PUBLISHED
 from invrecon.schemas import DQ_METRICS, DQ_RESULTS, RUNS
+from invrecon.schemas.tables import GATE_TABLES, PARTITION_COLUMN
 
-__all__ = ["GATE_TABLES", "finish_run", "refresh_warehouse", "run_data_docs", "runs_row"]
+__all__ = ["finish_run", "refresh_warehouse", "run_data_docs", "runs_row"]
 
 log = logging.getLogger("invrecon.batch")
 
@@ -76,7 +76,7 @@ def finish_run(job: BatchJob, cfg: Config, *, inputs: list[dict], started: dt.da
     if not failures:  # the items / locations this run used, for the analysts' joins
         for name, table in dimension_tables(cfg).items():
             _stage_small(job.staging, name, table)
-    tables = GATE_TABLES if failures else tuple(PUBLISHED)
+    tables = GATE_TABLES if failures else tuple(PARTITION_COLUMN)
     progress.end(records_written=sum(c["written"] for c in counts), records_quarantined=sum(c["quarantined"] for c in counts),
                  expectations=len(dq_rows), failed=len(failures))
     progress.begin("publish")
@@ -156,10 +156,6 @@ def refresh_warehouse(warehouse_db: str | None, output: str, *, wait_s: float, r
                 "once the lock is released")
     progress.end()
     return None
-
-
-# Published when the gate fails: what went wrong and why, never the figures it stopped.
-GATE_TABLES = ("quarantine", "dq_results", "dq_metrics", "runs")
 
 
 def _stage_small(staging: str, table: str, data: pa.Table) -> None:

@@ -140,8 +140,8 @@ def missing_messages(cfg: Config, names: list[str], run_date: dt.date, *, prog: 
 
 
 def load_checked_config(uri: str) -> Config:
-    """The config with its mappings, both crosswalks, the items master and the alert thresholds
-    checked, before anything runs (`invrecon check` does the same).
+    """The config with its mappings and alert thresholds (`load_config`), both crosswalks and the
+    items master checked, before anything runs (`invrecon check` does the same).
 
     Raises:
       ConfigError, CrosswalkError: naming the file and the key path or line (exit 2).
@@ -149,5 +149,4 @@ def load_checked_config(uri: str) -> Config:
     cfg = load_config(uri)
     shared_crosswalks(cfg.sku_crosswalk, cfg.location_crosswalk)  # fail fast, exit 2 (and loaded once in-process)
     load_items(cfg.items)
-    alert_rules.load_thresholds(cfg)
     return cfg

@@ -23,6 +23,7 @@ from invrecon.pipelines.batch import DEFAULT_BUCKETS, BatchJob, build
 from invrecon.pipelines.batch_finish import finish_run, refresh_warehouse
 from invrecon.pipelines.batch_plan import load_checked_config, missing_messages, missing_sources, plan_job, published_run
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
+from invrecon.pipelines.cli import BEAM_EPILOG, HelpFormatter, fail
 from invrecon.pipelines.config import Config, ConfigError
 from invrecon.pipelines.progress import Progress
 from invrecon.pipelines.publish import recover
@@ -32,6 +33,8 @@ from invrecon.transforms.canonical import CrosswalkError
 from invrecon.transforms.quality import SuiteError
 
 __all__ = ["main"]
+
+PROG = "invrecon batch"  # how its one-line errors start
 
 
 def _runner(name: str | None):
@@ -44,8 +47,6 @@ def _runner(name: str | None):
 
 
 def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    from invrecon.pipelines.cli import BEAM_EPILOG, HelpFormatter
-
     parser = argparse.ArgumentParser(prog="invrecon batch", description="Run the nightly reconciliation for a run date.",
                                      formatter_class=HelpFormatter, epilog=BEAM_EPILOG)
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
@@ -201,16 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return 2
     if args.force and args.run_date is not None:
-        print("invrecon batch: --force goes with --from/--to (--run-date always runs)", file=sys.stderr)
-        return 2
+        return fail(PROG, "--force goes with --from/--to (--run-date always runs)")
     if args.warehouse_wait < 0:
-        print(f"invrecon batch: --warehouse-wait must be >= 0, got {args.warehouse_wait:g}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"--warehouse-wait must be >= 0, got {args.warehouse_wait:g}")
     try:
         cfg = load_checked_config(args.config)
     except (ConfigError, CrosswalkError) as e:
-        print(f"invrecon batch: config error: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"config error: {e}")
     output = (args.output or cfg.output).rstrip("/")
     if args.run_date is not None:
         return _run_date(cfg, args, beam_args, dates[0], output, skip_published=False)[0]

@@ -21,14 +21,14 @@ import argparse
 import datetime as dt
 import sys
 
+from invrecon.pipelines.cli import HelpFormatter, fail
+
 __all__ = ["main"]
 
 PROG = "invrecon check"
 
 
 def _parser() -> argparse.ArgumentParser:
-    from invrecon.pipelines.cli import HelpFormatter
-
     parser = argparse.ArgumentParser(
         prog=PROG, description="Validate a config, its mappings and crosswalks, and find each source's files for a run date; runs nothing.",
         formatter_class=HelpFormatter,
@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_date = dt.date.fromisoformat(args.run_date)
     except ValueError:
-        print(f"{PROG}: --run-date {args.run_date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
-        return 2
+        return fail(PROG, f"--run-date {args.run_date!r} is not a date (YYYY-MM-DD)")
     from invrecon.pipelines import batch_plan
     from invrecon.pipelines.config import ConfigError
     from invrecon.transforms.canonical import CrosswalkError
@@ -66,17 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = batch_plan.load_checked_config(args.config)
     except (ConfigError, CrosswalkError) as e:
-        print(f"{PROG}: config error: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"config error: {e}")
     output = (args.output or cfg.output).rstrip("/")
     try:
         job, inputs = batch_plan.plan_job(cfg, run_date, output=output)
     except SuiteError as e:
-        print(f"{PROG}: expectation suite error: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"expectation suite error: {e}")
     except ValueError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, e)
     print("\n".join(_source_lines(job, cfg, run_date)), flush=True)
     missing = batch_plan.missing_sources(job, args.allow_missing)
     if missing:

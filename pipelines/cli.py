@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 
-__all__ = ["BEAM_EPILOG", "COMMANDS", "HelpFormatter", "main", "version"]
+__all__ = ["BEAM_EPILOG", "COMMANDS", "HelpFormatter", "fail", "main", "version"]
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
@@ -56,6 +56,16 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if default is None or default is False or default == "" or default is argparse.SUPPRESS:
             return action.help or ""
         return super()._get_help_string(action) or ""
+
+
+def fail(prog: str, message: object, code: int = 2) -> int:
+    """Print the one-line error `<prog>: <message>` on stderr and return the exit code `code`.
+
+    How every command ends when it cannot go on: `return fail("invrecon sql", f"cannot open {path}")`
+    (2: usage or config, the default; 1 unexpected or locked; 4 inputs missing).
+    """
+    print(f"{prog}: {message}", file=sys.stderr)
+    return code
 
 
 def version() -> str:

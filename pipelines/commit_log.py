@@ -24,27 +24,11 @@ import pyarrow.parquet as pq
 from invrecon.pipelines.crashpoints import crashpoint
 
 __all__ = [
-    "CHECKPOINTS", "COMMITS", "KEEP_CHECKPOINTS", "PARTITION_COLUMN", "Layout", "latest_commits", "live_files", "live_urls",
+    "CHECKPOINTS", "COMMITS", "KEEP_CHECKPOINTS", "Layout", "latest_commits", "live_files", "live_urls",
     "read_commits", "read_live_table", "remove_unfinished_commits", "rows_of", "write_commit",
 ]
 
 log = logging.getLogger("invrecon.publish")
-
-# Partition column of each published table (hive-style folder `<col>=<date>`).
-PARTITION_COLUMN = {
-    "inventory_snapshot": "snapshot_date",
-    "discrepancies": "snapshot_date",
-    "in_transit": "snapshot_date",
-    "positions": "snapshot_date",
-    "movements": "event_date",
-    "quarantine": "run_date",
-    "dq_results": "run_date",
-    "dq_metrics": "run_date",
-    "alerts": "snapshot_date",
-    "runs": "run_date",
-    "items": "run_date",
-    "locations": "run_date",
-}
 
 # One row per file a commit names; `file` null means "(table, partition, owner) has no file now".
 COMMITS = pa.schema(

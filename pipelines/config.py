@@ -23,6 +23,7 @@ from invrecon.schemas.config import (
     POSITION_FIELDS,
     SOURCE_KINDS,
     TABULAR_FORMATS,
+    Alerts,
     ConfigDoc,
     MappingDoc,
     Quality,
@@ -44,8 +45,11 @@ __all__ = [
     "Streaming",
     "ToleranceRule",
     "load_config",
+    "read_yaml",
     "resolve",
+    "validate",
 ]
+
 
 class ConfigError(ValueError):
     """A config, mapping or crosswalk problem; the message names the file and key path."""
@@ -71,7 +75,7 @@ def _unfilled(doc: Any, path: str = "") -> list[str]:
 
 
 def _refuse_unfilled(doc: Any, uri: str, *, note: str = "") -> None:
-    keys = _unfilled(doc)
+    keys = [k for k in _unfilled(doc) if k]  # a document that is one string is not a mapping: validation says so
     if keys:
         raise ConfigError(
             f"{uri}: not filled in yet: {', '.join(f'`{k}`' for k in keys)}{note} "
@@ -123,6 +127,7 @@ class Config:
     raw: dict[str, Any]
     quality: Quality = Quality()
     streaming: Streaming = Streaming()  # validated; pipelines.stock_stream.streaming_params reads it
+    alerts: Alerts = Alerts()  # validated; pipelines.alerts.load_thresholds reads it
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -142,7 +147,13 @@ def resolve(base_uri: str, path: str) -> str:
     return posixpath.normpath(posixpath.join(base, path))
 
 
-def _read_yaml(uri: str, what: str) -> tuple[Any, bytes]:
+def read_yaml(uri: str, what: str) -> tuple[Any, bytes]:
+    """The parsed YAML document at `uri` and its bytes; ConfigError naming the file when it cannot be.
+
+    Args:
+      uri: the file (an fsspec URL).
+      what: what it is, for the message ("config", "column mapping").
+    """
     try:
         with fsspec.open(uri, "rb") as f:
             data = f.read()
@@ -159,25 +170,26 @@ def _read_yaml(uri: str, what: str) -> tuple[Any, bytes]:
         raise ConfigError(f"{uri}:{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
 
 
-def _validate(model, doc: Any, uri: str, *, note: str = "") -> Any:
-    """`doc` as a `model` instance, else ConfigError with every problem, one a line."""
+def validate(model, doc: Any, uri: str, *, note: str = "", context: dict | None = None) -> Any:
+    """`doc` as a `model` instance (of `schemas.config`), else ConfigError with every problem, one a line.
+
+    Args:
+      model: the pydantic model of the document.
+      doc: the parsed YAML.
+      uri: the file, which starts every line of the error.
+      note: said after each problem, e.g. which source's mapping it is.
+      context: the validation context (a column mapping's `kind`).
+    """
     try:
-        return model.model_validate(doc)
+        return model.model_validate(doc, context=context)
     except ValidationError as e:
         raise ConfigError("\n".join(f"{uri}: {m}{note}" for m in error_messages(e))) from None
 
 
 def _load_mapping(uri: str, kind: str, *, note: str = "") -> Mapping_:
-    doc, _ = _read_yaml(uri, "column mapping")
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{uri}: a column mapping must be a mapping with `columns`{note}")
+    doc, _ = read_yaml(uri, "column mapping")
     _refuse_unfilled(doc, uri, note=note)
-    mapping = _validate(MappingDoc, doc, uri, note=note)
-    targets = set(mapping.columns.values())
-    qty_field = "available" if kind == "availability" else "on_hand"
-    for needed in ("sku", "location", qty_field):
-        if needed not in targets:
-            raise ConfigError(f"{uri}: `columns` must map a source column to `{needed}`{note}")
+    mapping = validate(MappingDoc, doc, uri, note=note, context={"kind": kind})
     return Mapping_(
         columns=dict(mapping.columns),
         sku_id_type=mapping.id_types.sku,
@@ -211,11 +223,9 @@ def load_config(uri: str) -> Config:
       ConfigError: naming the file and the key path of each problem found, e.g.
         "cfg.yaml: `tolerance` is not a config key; did you mean `tolerances`?".
     """
-    doc, data = _read_yaml(uri, "config")
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{uri}: the config must be a YAML mapping")
+    doc, data = read_yaml(uri, "config")
     _refuse_unfilled(doc, uri)
-    cfg = _validate(ConfigDoc, doc, uri)
+    cfg = validate(ConfigDoc, doc, uri)
     tolerances = cfg.tolerances or []
     rules = tuple(
         ToleranceRule({k: v for k, v in t.match.model_dump().items() if v is not None}, t.abs, t.pct) for t in tolerances
@@ -234,4 +244,5 @@ def load_config(uri: str) -> Config:
         raw=doc,
         quality=cfg.quality or Quality(),
         streaming=cfg.streaming or Streaming(),
+        alerts=cfg.alerts or Alerts(),
     )

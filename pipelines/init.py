@@ -27,7 +27,11 @@ import sys
 
 import fsspec
 
+from invrecon.pipelines.cli import HelpFormatter, fail
+
 __all__ = ["TEMPLATES", "main", "write_starter"]
+
+PROG = "invrecon init"  # how its one-line errors start
 
 # The starter files, relative to DIR (and to pipelines/templates/init/ in the package).
 TEMPLATES = (
@@ -68,8 +72,6 @@ def write_starter(folder: str, *, force: bool = False) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: 0 written, 2 a file exists (without --force) or DIR cannot be written."""
-    from invrecon.pipelines.cli import HelpFormatter
-
     parser = argparse.ArgumentParser(
         prog="invrecon init", description="Write a commented starter config, column mappings and crosswalk templates into DIR.",
         formatter_class=HelpFormatter,
@@ -82,11 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         written = write_starter(args.dir, force=args.force)
     except FileExistsError as e:
-        print(f"invrecon init: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, e)
     except OSError as e:
-        print(f"invrecon init: cannot write into {args.dir}: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"cannot write into {args.dir}: {e}")
     config = f"{args.dir.rstrip('/')}/config.yaml"
     print(f"wrote {len(written)} starter files into {args.dir}: {', '.join(TEMPLATES)}")
     print(f"next: replace every FILL_IN in {config} and in the mappings it names, put your items and ids in the crosswalks "

@@ -46,32 +46,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _qualifiers(config: str | None) -> dict[str, str] | None:
-    """Qualifier overrides from the first `kind: edi` source that has `qualifiers`."""
+    """Qualifier overrides from the first `kind: edi` source that has `qualifiers`.
+
+    The config is read and checked as the batch reads it (`pipelines.config.read_yaml`, the
+    `schemas.config.EdiQualifiersDoc` model), but only the keys this command uses.
+    """
     if not config:
         return None
-    try:
-        import yaml
+    from invrecon.pipelines.config import ConfigError, read_yaml, validate
+    from invrecon.schemas.config import EdiQualifiersDoc
 
-        with open(config, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh) or {}
-    except OSError as exc:
-        raise _UsageError(f"cannot read config {config}: {exc.strerror or exc}") from None
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise _UsageError(f"config {config} is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise _UsageError(f"config {config}: top level must be a mapping")
-    sources = doc.get("sources") or []
-    if not isinstance(sources, list):
-        raise _UsageError(f"config {config}: `sources` must be a list")
-    for i, src in enumerate(sources):
-        if isinstance(src, dict) and src.get("kind") == "edi" and "qualifiers" in src:
-            q = src["qualifiers"]
-            if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                  for k, v in q.items()):
-                raise _UsageError(f"config {config}: `sources[{i}].qualifiers` must map "
-                                  "qualifier strings to id types")
-            return dict(q)
-    return None
+    try:
+        doc, _ = read_yaml(config, "config")
+        return validate(EdiQualifiersDoc, {} if doc is None else doc, config).first_qualifiers()
+    except ConfigError as exc:
+        raise _UsageError(f"config error: {exc}") from None
 
 
 def _expand(paths: list[str]) -> Iterator[tuple[str, pathlib.Path | None]]:

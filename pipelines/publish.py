@@ -61,7 +61,6 @@ import pyarrow as pa
 
 from invrecon.pipelines.commit_log import (
     COMMITS,
-    PARTITION_COLUMN,
     Layout,
     latest_commits,
     live_files,
@@ -73,12 +72,12 @@ from invrecon.pipelines.commit_log import (
     write_commit,
 )
 from invrecon.pipelines.crashpoints import CRASH_POINTS, crashpoint
+from invrecon.schemas.tables import PARTITION_COLUMN
 
 # The commit log's and crash points' names stay importable from here (`publish.read_commits`).
 __all__ = [
     "COMMITS",
     "CRASH_POINTS",
-    "PARTITION_COLUMN",
     "PLAN_FILE",
     "Layout",
     "crashpoint",

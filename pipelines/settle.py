@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from invrecon.pipelines import alerts
 from invrecon.pipelines.warehouse import register_output
-from invrecon.pipelines.warehouse_views import AGE_KEY, aging_sql
+from invrecon.pipelines.warehouse_views import AGE_KEY, AT_STAKE, VALUE_SUMS, aging_sql
 from invrecon.schemas import ALERTS, DISCREPANCIES
 
 __all__ = ["History", "SettleRun", "duckdb_connection", "parquet_relation"]
@@ -90,7 +90,7 @@ class SettleRunFn(beam.DoFn):
         fired = self._alerts(con, reaged)
         staged = parquet_relation(f"{self.staging}/discrepancies/*.parquet")
         classes = dict(con.execute(f"SELECT class, count(*) FROM {staged} GROUP BY 1 ORDER BY 1").fetchall())
-        gross, net = con.execute(f"SELECT coalesce(sum(abs(value_delta)), 0), coalesce(sum(value_delta), 0) FROM {staged} WHERE class <> 'oversell_risk'").fetchall()[0]
+        gross, net = con.execute(f"SELECT {VALUE_SUMS['gross_value']}, {VALUE_SUMS['net_value']} FROM {staged} WHERE {AT_STAKE}").fetchall()[0]
         summary = {
             "counts": conserved, "classes": classes, "value_at_stake": float(gross), "net_value": float(net),
             "alerts": fired, "reaged": [d.isoformat() for d in reaged],
@@ -191,9 +191,12 @@ def _conservation(counts: list[tuple[str, str, int]], sources: list[str]) -> lis
 UNREADABLE = ("quarantined:unreadable_file", "quarantined:reader_error", "quarantined:not_edi")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class SettleRun(beam.PTransform):
-    """Run `SettleRunFn` once, after the PCollections of staged file names in `written`."""
+    """Run `SettleRunFn` once, after the PCollections of staged file names in `written`.
+
+    Configured by keyword only: `SettleRun(staging=..., run_id=..., run_date=..., ...)`.
+    """
 
     staging: str
     run_id: str

@@ -22,7 +22,11 @@ import sys
 
 import duckdb
 
+from invrecon.pipelines.cli import HelpFormatter, fail
+
 __all__ = ["main"]
+
+PROG = "invrecon sql"  # how its one-line errors start
 
 
 def _one_line(e: Exception) -> str:
@@ -47,8 +51,6 @@ def _config_warehouse(config: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from invrecon.pipelines.cli import HelpFormatter
-
     parser = argparse.ArgumentParser(prog="invrecon sql", description="Run one read-only SQL query on the warehouse.",
                                      formatter_class=HelpFormatter)
     where = parser.add_mutually_exclusive_group(required=True)
@@ -64,31 +66,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.output:
         if not args.warehouse:
-            print("invrecon sql: --output needs --warehouse (the local file to hold the views)", file=sys.stderr)
-            return 2
+            return fail(PROG, "--output needs --warehouse (the local file to hold the views)")
         from invrecon.pipelines.publish import latest_commits
         from invrecon.pipelines.warehouse import ensure_warehouse
 
         output = args.output.rstrip("/")
         try:
             if not latest_commits(output).num_rows:
-                print(f"invrecon sql: {output}: nothing published there (no _commits/)", file=sys.stderr)
-                return 2
+                return fail(PROG, f"{output}: nothing published there (no _commits/)")
             ensure_warehouse(path, output)
         except (OSError, ImportError, ValueError, duckdb.Error) as e:  # ImportError / ValueError: no fsspec backend for it
-            print(f"invrecon sql: {output}: {type(e).__name__}: {e}", file=sys.stderr)
-            return 2
+            return fail(PROG, f"{output}: {type(e).__name__}: {e}")
     if not os.path.exists(path):
         hint = f"run `invrecon batch --config {args.config} --run-date YYYY-MM-DD` first" if args.config else "run `invrecon batch` first, or pass --output URL"
-        print(f"invrecon sql: no warehouse at {path} ({hint})", file=sys.stderr)
-        return 2
+        return fail(PROG, f"no warehouse at {path} ({hint})")
     from invrecon.pipelines.warehouse import connect
 
     try:
         con = connect(path)  # read-only; reads an output in object storage through its fsspec backend
     except duckdb.Error as e:  # held read-write by another process, or not a DuckDB file
-        print(f"invrecon sql: cannot open {path}: {_one_line(e)}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"cannot open {path}: {_one_line(e)}")
     try:
         rel = con.sql(args.query)
         if rel is None:
@@ -104,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rel.show(max_rows=args.max_rows, max_width=200)
     except duckdb.Error as e:
-        print(f"invrecon sql: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"{type(e).__name__}: {e}")
     finally:
         con.close()
     return 0

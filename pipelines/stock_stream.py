@@ -58,8 +58,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from invrecon.pipelines.batch_plan import cutoff_for
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
+from invrecon.pipelines.cli import BEAM_EPILOG, HelpFormatter, fail
 from invrecon.pipelines.config import Config, ConfigError, load_config
 from invrecon.pipelines.publish import Layout, latest_commits, live_files
+from invrecon.schemas.tables import STREAM_TABLES
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
 from invrecon.transforms.readers.common import SourceSpec
 from invrecon.transforms.reconcile.classify import Tolerance
@@ -69,7 +71,6 @@ from invrecon.transforms.stream import (
     AVAILABILITY_TAG,
     MOVEMENTS_TAG,
     QUARANTINE_TAG,
-    STREAM_TABLES,
     CrosswalkFiles,
     RawChunk,
     RawEvent,
@@ -84,6 +85,8 @@ from invrecon.transforms.stream import (
 from invrecon.transforms.textfiles import iter_line_chunks
 
 __all__ = ["SeedSnapshot", "StreamJob", "build", "latest_snapshot", "local_runner", "main", "plan_job", "streaming_params"]
+
+PROG = "invrecon stream"  # how its one-line errors start
 
 log = logging.getLogger("invrecon.stream")
 
@@ -375,7 +378,7 @@ def replay_counts(job: StreamJob) -> dict[str, int]:
             read += sum(len(numbers) for numbers, _ in iter_line_chunks(f))
     con = duckdb.connect()
     counts = {"read": read}
-    for table in ("movements", "availability", "quarantine", "alerts", "position_changes"):
+    for table in STREAM_TABLES:
         pattern = f"{job.output}/{table}/*/{job.params.run_id}-*.parquet"
         fs, _, _ = fsspec.get_fs_token_paths(pattern)
         counts[table] = con.execute(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchone()[0] if fs.glob(pattern) else 0
@@ -384,8 +387,6 @@ def replay_counts(job: StreamJob) -> dict[str, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from invrecon.pipelines.cli import BEAM_EPILOG, HelpFormatter
-
     parser = argparse.ArgumentParser(prog="invrecon stream", description="Run the streaming stock-event pipeline.",
                                      formatter_class=HelpFormatter, epilog=BEAM_EPILOG)
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
@@ -423,14 +424,11 @@ def main(argv: list[str] | None = None) -> int:
         output = (args.output or cfg.output).rstrip("/")
         job = plan_job(cfg, events=events, output=output, expansion_service=args.expansion_service, seed=not args.no_seed)
     except (ConfigError, CrosswalkError) as e:
-        print(f"invrecon stream: config error: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"config error: {e}")
     except UsageError as e:
-        print(f"invrecon stream: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, e)
     except RuntimeError as e:
-        print(f"invrecon stream: {e}", file=sys.stderr)
-        return 1
+        return fail(PROG, e, 1)
     options = PipelineOptions(beam_args)
     runner = options.view_as(StandardOptions).runner
     if not job.bounded:
@@ -448,8 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             build(p, job)
     except Exception as e:  # noqa: BLE001 - construction problems of remote sources are usage errors
         if not job.bounded and ("expansion" in str(e).lower() or "java" in str(e).lower()):
-            print(f"invrecon stream: --expansion_service {job.expansion_service}: {e}", file=sys.stderr)
-            return 2
+            return fail(PROG, f"--expansion_service {job.expansion_service}: {e}")
         raise
     if not job.bounded:
         return 0

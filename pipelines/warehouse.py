@@ -1,7 +1,7 @@
 """The analysts' DuckDB warehouse: views over the published Parquet, never a copy of it.
 
 `<output>/warehouse.duckdb` (or `--warehouse PATH`) holds no data. Each table of the output
-(`pipelines.publish.PARTITION_COLUMN`) is a view that reads the Parquet files the latest commit
+(`schemas.tables.PARTITION_COLUMN`) is a view that reads the Parquet files the latest commit
 of each partition names (`_live`, from `<output>/_commits/`), and the analyst views (VIEWS) are
 built on those (their SQL: `pipelines.warehouse_views`). So:
 
@@ -39,11 +39,14 @@ import uuid
 import duckdb
 import fsspec
 
+from invrecon.pipelines.cli import HelpFormatter, fail
 from invrecon.pipelines.publish import crashpoint, latest_commits
 from invrecon.pipelines.warehouse_views import VIEWS_VERSION, write_schema_files
 from invrecon.pipelines.warehouse_views import ddl as views_ddl
 
 __all__ = ["DEFAULT_WAIT_S", "WarehouseLocked", "connect", "default_warehouse", "ensure_warehouse", "main", "register_output"]
+
+PROG = "invrecon warehouse"  # how its one-line errors start
 
 log = logging.getLogger("invrecon.warehouse")
 
@@ -233,9 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     was locked) or one kept elsewhere. Exit 0 done or already current, 1 still locked, 2 usage.
     """
     import argparse
-    import sys
-
-    from invrecon.pipelines.cli import HelpFormatter
 
     parser = argparse.ArgumentParser(prog="invrecon warehouse", description="Create or refresh the DuckDB warehouse views of an output folder.",
                                      formatter_class=HelpFormatter)
@@ -253,20 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             output = load_config(args.config).output
         except ConfigError as e:
-            print(f"invrecon warehouse: config error: {e}", file=sys.stderr)
-            return 2
+            return fail(PROG, f"config error: {e}")
     output = output.rstrip("/")
     db = args.warehouse or default_warehouse(output)
     if db is None:
-        print(f"invrecon warehouse: {output} is not a local folder: name the local DuckDB file with --warehouse PATH", file=sys.stderr)
-        return 2
+        return fail(PROG, f"{output} is not a local folder: name the local DuckDB file with --warehouse PATH")
     if not latest_commits(output).num_rows:
-        print(f"invrecon warehouse: nothing is published in {output} (run `invrecon batch` first)", file=sys.stderr)
-        return 2
+        return fail(PROG, f"nothing is published in {output} (run `invrecon batch` first)")
     try:
         written = ensure_warehouse(db, output, wait_s=args.warehouse_wait)
     except WarehouseLocked as e:
-        print(f"invrecon warehouse: {e} (--warehouse-wait); nothing was written", file=sys.stderr)
-        return 1
+        return fail(PROG, f"{e} (--warehouse-wait); nothing was written", 1)
     print(f"warehouse {db}: {'views written' if written else 'already current'}")
     return 0

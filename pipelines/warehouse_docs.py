@@ -1,7 +1,8 @@
 """What the analysts' warehouse means: one registry of its relations and columns, units and signs.
 
 `RELATIONS` describes every table and view of `warehouse.duckdb` and every column of each, with
-its unit and sign convention. It is the one source of
+its unit and sign convention (what a row of a published table is, it takes from the table
+registry, `schemas.tables`). It is the one source of
 - the `COMMENT ON` statements the warehouse is built with (`comment_ddl`, run by
   `pipelines.warehouse` on every (re)build), which any SQL client shows
   (`SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'discrepancies'`);
@@ -21,8 +22,9 @@ import argparse
 import dataclasses
 import sys
 
-from invrecon.pipelines.alerts import EXPLAINED, SEVERITIES, UNEXPLAINED
-from invrecon.schemas import DISCREPANCY_CLASSES
+from invrecon.pipelines.alerts import EXPLAINED, UNEXPLAINED
+from invrecon.schemas import DISCREPANCY_CLASSES, SEVERITIES
+from invrecon.schemas.tables import TABLES
 
 __all__ = ["ENUMS", "EXAMPLES", "MONEY", "RELATIONS", "TYPED", "Relation", "column_doc", "comment_ddl", "render_markdown"]
 
@@ -94,8 +96,13 @@ SHARED: dict[str, tuple[str, str]] = {
     "unit_cost": (MONEY_EACH, "Cost of one each: the items master's, else the record system's."),
 }
 
+def _table(name: str, columns: dict[str, tuple[str, str] | None]) -> Relation:
+    """A published table's relation: what one row is comes from the table registry (`schemas.tables`)."""
+    return Relation("published", TABLES[name].doc, columns)
+
+
 _PUBLISHED: dict[str, Relation] = {
-    "inventory_snapshot": Relation("published", "One row per snapshot_date, sku, location that any positions system reports: the book's position rolled to the cut-off and every system's figure.", {
+    "inventory_snapshot": _table("inventory_snapshot", {
         "snapshot_date": None, "sku": None, "location": None, "location_type": None,
         "on_hand": (EACHES, "On hand in the record system (the book), rolled to the cut-off; null when the book has no record of the key."),
         "reserved": (EACHES, "Reserved in the book, rolled to the cut-off."),
@@ -105,7 +112,7 @@ _PUBLISHED: dict[str, Relation] = {
         "status": ("", "matched (every system agrees), discrepant (a discrepancies row exists), record_only (only the book reports it), not_in_record (the book has no record)."),
         "run_id": None,
     }),
-    "discrepancies": Relation("published", "One row per snapshot_date, sku, location, other_system, class: a system that differs from the book (the record system) at the cut-off, or a channel that publishes more than ATP (oversell_risk). Matches are not written.", {
+    "discrepancies": _table("discrepancies", {
         "snapshot_date": None, "sku": None, "location": None, "location_type": None,
         "record_system": ("", "The system of record (finance's book): the config's `record_system`."),
         "other_system": None, "class": None,
@@ -122,7 +129,7 @@ _PUBLISHED: dict[str, Relation] = {
         "other_lineage": ("", "Where the other system's figure came from: file and line, or EDI segment and control numbers."),
         "run_id": None,
     }),
-    "in_transit": Relation("published", "One row per snapshot_date, shipment_id, sku: a shipment open at the cut-off (shipped, no matching receipt yet), what in_transit discrepancies are matched against.", {
+    "in_transit": _table("in_transit", {
         "shipment_id": ("", "The shipment (ASN 856 / DESADV / 943 id)."), "sku": None,
         "from_location": ("", "Canonical location it left (null: outside the network)."),
         "to_location": ("", "Canonical location it goes to (null: outside the network)."),
@@ -130,7 +137,7 @@ _PUBLISHED: dict[str, Relation] = {
         "shipped_at": (UTC, "When it was shipped."), "expected_at": (UTC, "When it is expected (null: not said)."),
         "source": None, "file": None, "locator": None, "snapshot_date": None,
     }),
-    "positions": Relation("published", "One row per position record a source delivered for the run date, canonicalized (crosswalked sku and location, eaches) and as reported: not rolled to the cut-off.", {
+    "positions": _table("positions", {
         "system": ("", "The system that reported it (config `sources[].system`)."), "sku": None, "location": None,
         "as_of": (UTC, "When the system's figure was true."),
         "on_hand": (EACHES, "On hand as reported (null for availability feeds)."),
@@ -141,7 +148,7 @@ _PUBLISHED: dict[str, Relation] = {
         "unit_cost": ("money per each", "Cost per each as the source sent it (null: not sent), in the item's currency (the items master's)."),
         "source": None, "file": None, "locator": None, "snapshot_date": None,
     }),
-    "movements": Relation("published", "One row per event_id: canonical, de-duplicated stock movements (events, EDI 944/947), partitioned by event date; a later run date's copy of an event replaces an earlier one.", {
+    "movements": _table("movements", {
         "event_id": ("", "The event's id (a repeat is quarantined as duplicate_event)."),
         "system": ("", "The system that emitted it (lineage; positions of every system roll with it)."),
         "event_type": ("", "receipt, shipment, sale, return, transfer_out, transfer_in, adjustment, count, reservation or release."),
@@ -154,14 +161,14 @@ _PUBLISHED: dict[str, Relation] = {
         "source": None, "file": None, "locator": None,
         "run_date": ("date", "The latest run date that applied the event."),
     }),
-    "quarantine": Relation("published", "One row per rejected input record (or unreadable file): nothing is dropped silently; per source, read = written + quarantined (see runs.counts).", {
+    "quarantine": _table("quarantine", {
         "run_id": None, "source": None, "file": None, "locator": None,
         "reason_code": ("", "Why, as a code: e.g. unmapped_sku, unmapped_location, bad_quantity, bad_check_digit, duplicate_row, duplicate_event, future_event, malformed_row."),
         "reason": ("", "Why, in words: the field and the value at fault."),
         "raw": ("", "The record as read."),
         "run_date": None,
     }),
-    "dq_results": Relation("published", "One row per run, source and expectation: the data-quality checks of a run (Great Expectations suites, source volume and metric history).", {
+    "dq_results": _table("dq_results", {
         "run_id": None, "run_date": None, "source": None,
         "suite": ("", "The expectation suite."), "expectation": ("", "The expectation (its GX type)."),
         "column": ("", "The column checked (null: a table-level check)."),
@@ -170,11 +177,11 @@ _PUBLISHED: dict[str, Relation] = {
         "severity": ("", "ENUM severity_level: critical fails the run's gate (exit 3) unless only row-level; warning is recorded and the run goes on."),
         "details": ("", "JSON with the check's parameters and observed values."),
     }),
-    "dq_metrics": Relation("published", "One row per run, source and metric: the figures the quality gate compares with the source's history (rows_read, rows_written, rows_quarantined, quarantined:<reason_code>).", {
+    "dq_metrics": _table("dq_metrics", {
         "run_id": None, "run_date": None, "source": None,
         "metric": ("", "The metric's name."), "value": (ROWS, "Its value (a row count)."),
     }),
-    "alerts": Relation("published", "One row per snapshot_date, rule, subject: a configured alert threshold (config `alerts:`) that was crossed.", {
+    "alerts": _table("alerts", {
         "snapshot_date": None,
         "rule": ("", "unexplained_value_per_location, oversell_units_per_sku, discrepancy_age_days or source_lag_hours."),
         "subject": ("", "What crossed it: a location; a sku; sku/location/other_system/class; source/location."),
@@ -183,7 +190,7 @@ _PUBLISHED: dict[str, Relation] = {
         "severity": ("", "ENUM severity_level (info < warning < critical), from the config or the rule's default."),
         "message": ("", "The alert in words."), "run_id": None,
     }),
-    "runs": Relation("published", "One row per run date: its latest run, the inputs it read and the conservation counts per source.", {
+    "runs": _table("runs", {
         "run_id": None, "run_date": None,
         "config_sha256": ("", "SHA-256 of the config file."),
         "inputs": ("", "Every input file: source, uri, size (bytes), sha256."),
@@ -192,7 +199,7 @@ _PUBLISHED: dict[str, Relation] = {
         "started": (UTC, "When the run started."), "finished": (UTC, "When it finished."),
         "runner": ("", "The Beam runner."), "message": ("", "Why it failed (null when it succeeded)."),
     }),
-    "items": Relation("published", "One row per SKU of the items master or the SKU crosswalk, as the latest run date that had it published it (`run_date`): join discrepancies, snapshots and movements on sku for description, category and ABC class.", {
+    "items": _table("items", {
         "sku": None,
         "description": ("", "The items master's description (null: not in the master)."),
         "category": ("", "The items master's category."),
@@ -204,7 +211,7 @@ _PUBLISHED: dict[str, Relation] = {
         "ids": ("", "The crosswalk ids that map to it: id_type, id_value (GTINs as GTIN-14), units_per_id (eaches per id, e.g. a case GTIN)."),
         "run_date": ("date", "The run date this row's version comes from (the latest that had the SKU)."),
     }),
-    "locations": Relation("published", "One row per location of the location crosswalk, as the latest run date that had it published it: join on location for its type and source codes.", {
+    "locations": _table("locations", {
         "location": None,
         "location_type": ("", "Its type (the first crosswalk row's), as on the facts."),
         "codes": ("", "Each system's code for it: system, source_location."),

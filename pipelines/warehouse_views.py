@@ -1,9 +1,10 @@
-"""The warehouse's SQL: one view per published table, the analyst views (VIEWS) and the aging rule.
+"""The warehouse's SQL: one view per published table, the analyst views (VIEWS), value at stake, aging.
 
 Every table's view reads the Parquet files the latest commit names (`_live`) plus an empty file
 of its schema (`<output>/_schemas/`); `ddl(output)` is every statement `pipelines.warehouse`
-runs to (re)build the views. The report and the run's aging (`pipelines.settle`) read the same
-SQL, so the three agree on what "unexplained" and "age" mean.
+runs to (re)build the views. The report and the run's aging and figures (`pipelines.settle`)
+read the same SQL (`AT_STAKE`, `VALUE_SUMS`, `aging_sql`), so the three agree on what value at
+stake, "unexplained" and "age" mean.
 """
 
 from __future__ import annotations
@@ -16,35 +17,15 @@ import uuid
 import pyarrow.parquet as pq
 
 from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
-from invrecon.pipelines.publish import PARTITION_COLUMN, Layout
+from invrecon.pipelines.publish import Layout
 from invrecon.pipelines.warehouse_docs import ENUMS, MONEY, TYPED, comment_ddl
-from invrecon.schemas import (
-    ALERTS,
-    DISCREPANCIES,
-    DQ_METRICS,
-    DQ_RESULTS,
-    IN_TRANSIT,
-    INVENTORY_SNAPSHOT,
-    ITEMS,
-    LOCATIONS,
-    MOVEMENT,
-    POSITION,
-    QUARANTINE,
-    RUNS,
-)
+from invrecon.schemas.tables import PARTITION_COLUMN, TABLES
 
-__all__ = ["AGE_KEY", "PUBLISHED", "SCHEMAS", "VIEWS", "VIEWS_VERSION", "aging_sql", "ddl", "schema_file", "write_schema_files"]
+__all__ = ["AGE_KEY", "AT_STAKE", "SCHEMAS", "VALUE_SUMS", "VIEWS", "VIEWS_VERSION", "aging_sql", "ddl", "schema_file", "write_schema_files"]
 
-PUBLISHED = PARTITION_COLUMN
-# The schema of each table, for the typed empty view of a table that has no file yet.
-SCHEMAS = {
-    "inventory_snapshot": INVENTORY_SNAPSHOT, "discrepancies": DISCREPANCIES, "in_transit": IN_TRANSIT,
-    "positions": POSITION, "movements": MOVEMENT, "quarantine": QUARANTINE, "dq_results": DQ_RESULTS,
-    "dq_metrics": DQ_METRICS, "alerts": ALERTS, "runs": RUNS, "items": ITEMS, "locations": LOCATIONS,
-}
-# Tables whose view keeps one row per key, the copy of the latest run date: an event a later run
-# applied again (movements); the master data of the latest run that had the SKU / location.
-LATEST_BY = {"movements": "event_id", "items": "sku", "locations": "location"}
+# The schema of each published table (`schemas.tables`), for the typed empty view of a table
+# that has no file yet.
+SCHEMAS = {name: TABLES[name].schema for name in PARTITION_COLUMN}
 # Bump when the SQL below changes shape, so existing warehouses are rebuilt.
 VIEWS_VERSION = 4
 # Each table's view also reads an empty Parquet file with the table's schema
@@ -61,6 +42,20 @@ SCHEMA_DIR = "_schemas"
 _UNEXPLAINED = ", ".join(f"'{c}'" for c in UNEXPLAINED)
 _EXPLAINED = ", ".join(f"'{c}'" for c in EXPLAINED)
 _NOT_AGED = ", ".join(f"'{c}'" for c in NOT_AGED)
+
+# Value at stake: every discrepancy but oversell_risk, which is a channel's exposure, not a book
+# difference. The `value_variance` view, the report (`pipelines.report.data`) and the run's figures
+# (`pipelines.settle`) filter with AT_STAKE and add up with VALUE_SUMS (name -> aggregate over
+# discrepancy rows), so gross, net, unexplained and explained mean one thing in all three.
+AT_STAKE = "class <> 'oversell_risk'"
+VALUE_SUMS = {
+    "gross_value": "coalesce(sum(abs(value_delta)), 0)",  # Σ|value|: a surplus never nets a shortage
+    "net_value": "coalesce(sum(value_delta), 0)",
+    "unexplained_gross_value": f"coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_UNEXPLAINED})), 0)",
+    "unexplained_net_value": f"coalesce(sum(value_delta) FILTER (WHERE class IN ({_UNEXPLAINED})), 0)",
+    "explained_gross_value": f"coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_EXPLAINED})), 0)",
+}
+_VALUE_COLUMNS = ",\n               ".join(f"CAST({sql} AS {MONEY}) AS {name}" for name, sql in VALUE_SUMS.items())
 
 VIEWS = {
     # Rows, units and value per location and class; gross never nets a plus against a minus.
@@ -106,12 +101,8 @@ VIEWS = {
     # the unexplained part; oversell_risk is exposure, not a book difference, so it is left out.
     "value_variance": f"""
         SELECT snapshot_date, location, location_type, currency, count(*) AS rows,
-               CAST(coalesce(sum(abs(value_delta)), 0) AS {MONEY}) AS gross_value,
-               CAST(coalesce(sum(value_delta), 0) AS {MONEY}) AS net_value,
-               CAST(coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_UNEXPLAINED})), 0) AS {MONEY}) AS unexplained_gross_value,
-               CAST(coalesce(sum(value_delta) FILTER (WHERE class IN ({_UNEXPLAINED})), 0) AS {MONEY}) AS unexplained_net_value,
-               CAST(coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_EXPLAINED})), 0) AS {MONEY}) AS explained_gross_value
-        FROM discrepancies WHERE class <> 'oversell_risk' GROUP BY ALL""",
+               {_VALUE_COLUMNS}
+        FROM discrepancies WHERE {AT_STAKE} GROUP BY ALL""",
     "oversell_risk": """
         SELECT snapshot_date, sku, location, location_type, other_system AS channel, record_qty AS atp,
                other_qty AS published, delta AS excess_units, value_delta AS excess_value, unit_cost, currency,
@@ -232,7 +223,7 @@ def write_schema_files(output: str) -> None:
 def _table_view(name: str, root: str) -> str:
     """The view of a published table: its committed rows, typed for the analyst (`TYPED`)."""
     schema = SCHEMAS[name]
-    col = PUBLISHED[name]
+    col = PARTITION_COLUMN[name]
     extra = "" if col in schema.names else f", l.owner AS {col}"
     if name == "movements":
         extra = ", l.owner AS run_date"
@@ -242,8 +233,10 @@ def _table_view(name: str, root: str) -> str:
         SELECT t.* EXCLUDE (filename){f" REPLACE ({typed})" if typed else ""}{extra}
         FROM read_parquet({files}, filename = true, hive_partitioning = false, union_by_name = true, allow_empty = true) t
         JOIN _live l ON l."table" = '{name}' AND l.file = regexp_extract(t.filename, '([^/]+/[^/]+/[^/]+)$', 1)"""
-    if name in LATEST_BY:
-        sql += f"\n        QUALIFY row_number() OVER (PARTITION BY t.{LATEST_BY[name]} ORDER BY l.owner DESC) = 1"
+    # One row per key, the latest run date's copy (`Table.latest_by`): an event a later run applied
+    # again (movements); the master data of the latest run that had the SKU / location.
+    if TABLES[name].latest_by:
+        sql += f"\n        QUALIFY row_number() OVER (PARTITION BY t.{TABLES[name].latest_by} ORDER BY l.owner DESC) = 1"
     return f"CREATE OR REPLACE VIEW {name} AS {sql}"
 
 
@@ -257,7 +250,7 @@ def ddl(output: str) -> list[str]:
         k AS (SELECT "table", partition, owner, max(seq) AS seq FROM c GROUP BY ALL)
         SELECT c."table", c.partition, c.owner, c.file FROM c SEMI JOIN k USING ("table", partition, owner, seq)
         WHERE c.file IS NOT NULL"""]
-    ddl += [_table_view(name, root) for name in PUBLISHED]
+    ddl += [_table_view(name, root) for name in PARTITION_COLUMN]
     ddl += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in VIEWS.items()]
     ddl.append("CREATE TABLE _invrecon_meta (key VARCHAR, value VARCHAR)")
     return ddl + comment_ddl()

@@ -26,7 +26,7 @@ __all__ = [
     "POSITION_CHANGES",
     "QUARANTINE",
     "RUNS",
-    "TABLES",
+    "SEVERITIES",
 ]
 
 TS = pa.timestamp("us", tz="UTC")
@@ -120,6 +120,10 @@ DISCREPANCY_CLASSES = (
     "qty_mismatch",
     "oversell_risk",
 )
+
+# An alert's severity, in increasing order: the config's `severity:` values and the warehouse's
+# ENUM severity_level.
+SEVERITIES = ("info", "warning", "critical")
 
 DATE = pa.date32()
 
@@ -256,19 +260,6 @@ RUNS = pa.schema(
         pa.field("message", pa.string()),
     ]
 )
-
-# Output tables: name -> (schema, partition column or None).
-TABLES: dict[str, tuple[pa.Schema, str | None]] = {
-    "inventory_snapshot": (INVENTORY_SNAPSHOT, "snapshot_date"),
-    "discrepancies": (DISCREPANCIES, "snapshot_date"),
-    "movements": (MOVEMENT, "event_date"),
-    "in_transit": (IN_TRANSIT, "snapshot_date"),
-    "quarantine": (QUARANTINE, "run_date"),
-    "dq_results": (DQ_RESULTS, "run_date"),
-    "alerts": (ALERTS, "snapshot_date"),
-    "runs": (RUNS, "run_date"),
-}
-
 
 # Per-source data-quality metrics of every run (rows read, written, quarantined, per reason code),
 # the history that `pipelines.quality_gate` compares each run with.

@@ -1,8 +1,10 @@
 """The config schema (DESIGN.md §4): the YAML config and its column mappings, as pydantic models.
 
 `pipelines.config.load_config` validates a parsed YAML document against `ConfigDoc` (and each
-column mapping file against `MappingDoc`) and turns the `error_messages` of a failure into one
-`ConfigError`, one problem a line.
+column mapping file against `MappingDoc`, given the kind of source that reads it as validation
+context) and turns the `error_messages` of a failure into one `ConfigError`, one problem a line.
+`AlertsDoc` is the `alerts:` section alone (`pipelines.alerts.parse_thresholds`), `EdiQualifiersDoc`
+the part of a config `invrecon parse-edi --config` reads.
 Every model refuses keys it does not define, naming the closest valid one:
 
     >>> schema_errors(ConfigDoc, {"timezone": "UTC", "record_system": "erp", "items": "i.csv",
@@ -23,15 +25,20 @@ import zoneinfo
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
+
+from invrecon.schemas import SEVERITIES
 
 __all__ = [
     "POSITION_FIELDS",
     "SOURCE_KINDS",
     "TABULAR_FORMATS",
+    "QTY_FIELD",
     "Alerts",
+    "AlertsDoc",
     "ConfigDoc",
+    "EdiQualifiersDoc",
     "MappingDoc",
     "Quality",
     "SourceDoc",
@@ -46,7 +53,8 @@ SOURCE_KINDS = ("positions", "availability", "edi", "events")
 TABULAR_FORMATS = ("csv", "parquet", "jsonl")
 # Canonical fields a column mapping may target.
 POSITION_FIELDS = ("sku", "location", "on_hand", "reserved", "available", "uom_source", "unit_cost", "as_of")
-SEVERITIES = ("info", "warning", "critical")
+# The quantity a column mapping must map beside sku and location, by the kind of source reading it.
+QTY_FIELD = {"positions": "on_hand", "availability": "available"}
 # One custom error type carries every invrecon-worded message; `{path}` is filled in by _message.
 _ERROR = "invrecon"
 
@@ -94,11 +102,15 @@ class _Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     NOUN: ClassVar[str] = "setting"
+    # A whole document's message when it is not a mapping (None: a section's, "must be a mapping").
+    NOT_A_MAPPING: ClassVar[str | None] = None
 
     @model_validator(mode="before")
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
+            if cls.NOT_A_MAPPING:
+                raise _fail(cls.NOT_A_MAPPING)
             return data
         valid = [f.alias or name for name, f in cls.model_fields.items()]
         unknown = [str(k) for k in data if k not in valid]
@@ -230,6 +242,7 @@ class ConfigDoc(_Section):
     """The whole config file (DESIGN.md §4)."""
 
     NOUN: ClassVar[str] = "config key"
+    NOT_A_MAPPING: ClassVar[str | None] = "the config must be a YAML mapping"
     timezone: Annotated[str, AfterValidator(_timezone)]
     record_system: str
     crosswalks: Crosswalks
@@ -270,11 +283,62 @@ def _column_keys(value: Any) -> Any:
 
 
 class MappingDoc(_Section):
-    """A column mapping file: source column -> canonical field, and the crosswalk id types."""
+    """A column mapping file: source column -> canonical field, and the crosswalk id types.
+
+    Validated with `context={"kind": kind}` (positions or availability), it must also map a
+    column to each field a source of that kind needs: sku, location and `QTY_FIELD[kind]`.
+    """
 
     NOUN: ClassVar[str] = "mapping key"
+    NOT_A_MAPPING: ClassVar[str | None] = "a column mapping must be a mapping with `columns`"
     columns: Annotated[dict[str, Annotated[str, _one_of(POSITION_FIELDS)]], BeforeValidator(_column_keys)]
     id_types: MappingId = MappingId()
+
+    @model_validator(mode="after")
+    def _maps_what_the_kind_needs(self, info: ValidationInfo) -> MappingDoc:
+        kind = (info.context or {}).get("kind")
+        if kind is None:
+            return self
+        targets = set(self.columns.values())
+        for needed in ("sku", "location", QTY_FIELD[kind]):
+            if needed not in targets:
+                raise _fail(f"`columns` must map a source column to `{needed}`")
+        return self
+
+
+class AlertsDoc(_Section):
+    """A config's `alerts:` section alone, validated as in the whole config (key paths `alerts.<rule>`)."""
+
+    NOUN: ClassVar[str] = "config key"
+    alerts: Alerts | None = None
+
+
+class EdiQualifierSource(BaseModel):
+    """A source as `invrecon parse-edi --config` reads it: its kind and qualifiers, the rest unchecked."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    kind: str | None = None
+    qualifiers: dict[str, str] | None = None  # EDI qualifier -> id type, as in `SourceDoc`
+
+
+class EdiQualifiersDoc(BaseModel):
+    """The part of a config `invrecon parse-edi --config` reads: the EDI sources' qualifier overrides.
+
+    Only these keys are checked, so a config the batch would refuse elsewhere still serves:
+
+        >>> EdiQualifiersDoc.model_validate({"sources": [{"kind": "edi", "qualifiers": {"UC": "gtin"}}]}).first_qualifiers()
+        {'UC': 'gtin'}
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    sources: list[EdiQualifierSource] | None = None
+
+    def first_qualifiers(self) -> dict[str, str] | None:
+        """The overrides of the first `kind: edi` source that has `qualifiers` (None: no such source)."""
+        for source in self.sources or ():
+            if source.kind == "edi" and source.qualifiers is not None:
+                return dict(source.qualifiers)
+        return None
 
 
 # ----------------------------------------------------------------------------- error messages
@@ -305,7 +369,7 @@ def _message(err: dict) -> list[str]:
     if kind == "missing":
         return [f"missing required key `{path}`"]
     if kind in _TYPES:
-        return [f"`{path}` must be {_TYPES[kind]}{got}"]
+        return [f"`{path}` must be {_TYPES[kind]}{got}" if path else f"the file must be {_TYPES[kind]}{got}"]
     if kind in _BOUNDS:
         name, op = _BOUNDS[kind]
         return [f"`{path}` must be a number {op} {ctx[name]:g}{got}"]

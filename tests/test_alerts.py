@@ -61,7 +61,8 @@ def test_thresholds_accept_numbers_and_mappings():
     [
         ([1, 2], "`alerts` must be a mapping"),
         ({"unexplained_value": 5}, "`alerts.unexplained_value` is not an alert rule"),
-        ({"oversell_units_per_sku": -1}, "`alerts.oversell_units_per_sku` must be a number >= 0"),
+        # The config schema's wording (`schemas.config.Alerts`): a rule given as a number is its `max`.
+        ({"oversell_units_per_sku": -1}, "`alerts.oversell_units_per_sku.max` must be a number >= 0, got -1"),
         ({"oversell_units_per_sku": True}, "`alerts.oversell_units_per_sku` must be a number"),
         ({"oversell_units_per_sku": None}, "`alerts.oversell_units_per_sku` needs a threshold"),
         ({"discrepancy_age_days": {"max": "3"}}, "`alerts.discrepancy_age_days.max` must be a number"),
@@ -79,8 +80,10 @@ def test_bad_thresholds_name_the_key_path(section, where):
 
 
 def test_committed_world_config_has_thresholds():
-    t = alerts.load_thresholds(load_config(str(WORLD / "config.yaml")))
+    cfg = load_config(str(WORLD / "config.yaml"))
+    t = alerts.load_thresholds(cfg)
     assert t.unexplained_value_per_location.max == 5000 and t.source_lag_hours.max_for("commerce") == 2
+    assert t == parse_thresholds(cfg.raw["alerts"], uri=cfg.uri)  # one validation: the config schema's
 
 
 # ----------------------------------------------------------------------------- crossing

@@ -129,3 +129,68 @@ def test_batch_exits_2_on_an_unknown_key_before_any_work(world_copy, tmp_path, c
     err = capsys.readouterr().err
     assert "config error" in err and str(cfg) in err and "`tolerance` is not a config key; did you mean `tolerances`?" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "text", "message"),
+    [
+        (0, "columns: {MATNR: sku, WERKS: location}\nid_types: {sku: erp_material, location: erp}\n", "`columns` must map a source column to `on_hand`"),
+        (0, "columns: {WERKS: location, LABST: on_hand}\n", "`columns` must map a source column to `sku`"),
+        (0, "- MATNR\n- WERKS\n", "a column mapping must be a mapping with `columns`"),
+    ],
+)
+def test_a_column_mapping_maps_what_its_kind_of_source_needs(world_copy, source, text, message):
+    """The kind of the source that reads a mapping is its validation context (`MappingDoc`)."""
+    cfg = load_config(str(world_copy / "config.yaml"))
+    mapping = pathlib.Path(cfg.sources[source].mapping.uri)
+    mapping.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(str(world_copy / "config.yaml"))
+    assert str(e.value) == f"{mapping}: {message} (the mapping of `sources[{source}]`, {cfg.sources[source].name})"
+
+
+def test_an_availability_mapping_maps_available_not_on_hand():
+    from invrecon.schemas.config import MappingDoc, schema_errors
+
+    doc = {"columns": {"item": "sku", "node": "location", "qty": "available"}}
+    assert MappingDoc.model_validate(doc, context={"kind": "availability"}).columns["qty"] == "available"
+    with pytest.raises(ValueError, match="`columns` must map a source column to `on_hand`"):
+        MappingDoc.model_validate(doc, context={"kind": "positions"})
+    assert schema_errors(MappingDoc, doc) == []  # without a kind, only the file's own shape is checked
+
+
+def test_a_config_that_is_not_a_mapping_says_so(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("- sources\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(cfg))
+    assert str(e.value) == f"{cfg}: the config must be a YAML mapping"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sources: {not: a list}\n", "`sources` must be a list, got {'not': 'a list'}"),
+        ("sources:\n  - {kind: edi, qualifiers: {UC: 5}}\n", "`sources[0].qualifiers.UC` must be a string, got 5"),
+        ("- 1\n", "the file must be a mapping, got [1]"),
+        ("sources: [\n", "line 2, column 1: invalid YAML"),
+    ],
+)
+def test_parse_edi_reads_its_config_through_the_schema(tmp_path, capsys, text, message):
+    """`invrecon parse-edi --config` checks the keys it reads as the batch does: one line naming the file."""
+    from invrecon.pipelines import parse_edi
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text)
+    assert parse_edi.main([str(WORLD / "config.yaml"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"invrecon parse-edi: config error: {cfg}:") and message in err and len(err.splitlines()) == 1
+
+
+def test_the_schemas_doc_examples():
+    import doctest
+
+    from invrecon.pipelines import alerts
+    from invrecon.schemas import config
+
+    assert doctest.testmod(config).failed == 0 and doctest.testmod(alerts).failed == 0

@@ -47,10 +47,11 @@ import pyarrow.dataset as ds
 import pytest
 
 from invrecon.pipelines import publish
+from invrecon.schemas.tables import PARTITION_COLUMN
 from tests.conftest import RUN_DATE, WORLD, run_cli
 
 D = RUN_DATE
-TABLES = publish.PARTITION_COLUMN
+TABLES = PARTITION_COLUMN
 # Wall-clock columns of `runs`: a re-run of the same inputs differs only in these.
 VOLATILE = ("started", "finished")
 # The commit point: a kill before it must leave the old run, at or after it the new one.

@@ -254,6 +254,20 @@ def test_csv_has_a_utf8_bom(injected):
     assert injected["csv_bytes"].count(b"\xef\xbb\xbf") == 1
 
 
+def test_report_totals_are_the_value_variance_views(committed_run):
+    """The report's value at stake per currency is the warehouse's `value_variance` view, summed
+    over locations: one SQL (`warehouse_views.VALUE_SUMS`) for both, so they cannot drift."""
+    con = warehouse(committed_run)
+    data = report.gather(con, dt.date.fromisoformat(RUN_DATE))
+    names = ("rows", "gross_value", "net_value", "unexplained_gross_value", "unexplained_net_value")
+    view = con.execute(f"""
+        SELECT currency, sum(rows)::BIGINT, {", ".join(f"round(sum({n}), 2)::DOUBLE" for n in names[1:])}
+        FROM value_variance WHERE snapshot_date = DATE '{RUN_DATE}' GROUP BY currency""").fetchall()
+    want = {r[0]: dict(zip(names, r[1:])) for r in view}
+    assert want and {t["currency"]: {n: t[n] for n in names} for t in data.totals} == want
+    assert sum(t["rows"] for t in data.totals) == _sql_totals(con)["rows"]
+
+
 def test_by_location_sheet_equals_value_variance(injected):
     header, *rows = injected["xlsx"]["By location"]["rows"]
     got = {r[0]: (r[header.index("Gross value")], r[header.index("Net value")], r[header.index("Unexplained gross value")]) for r in rows}

@@ -15,6 +15,7 @@ import pytest
 
 from invrecon.pipelines import publish
 from invrecon.pipelines.warehouse import WarehouseLocked, ensure_warehouse
+from invrecon.schemas.tables import PARTITION_COLUMN
 from tests.conftest import RUN_DATE, WORLD, run_cli
 
 # The analyst: opens the file read-write, says so, holds it for argv[2] seconds.
@@ -88,7 +89,7 @@ def test_batch_on_a_locked_warehouse_exits_1_with_one_line_and_leaves_a_valid_pu
         assert max(commits.column("seq").to_pylist()) == max(commits_before) + 1
         assert not list((published / "_staging").glob("*"))
         live = {f for files in publish.live_files(commits).values() for f in files}
-        on_disk = {str(p.relative_to(published)) for t in publish.PARTITION_COLUMN for p in (published / t).glob("*/*")}
+        on_disk = {str(p.relative_to(published)) for t in PARTITION_COLUMN for p in (published / t).glob("*/*")}
         assert on_disk == live
     r = run_cli("warehouse", "--output", published)
     assert r.returncode == 0, r.stderr

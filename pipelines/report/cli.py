@@ -13,6 +13,7 @@ import polars as pl
 import pyarrow as pa
 
 from invrecon.pipelines import alerts, data_docs
+from invrecon.pipelines.cli import HelpFormatter, fail
 from invrecon.pipelines.config import ConfigError, load_config
 from invrecon.pipelines.report.common import FORMATS
 from invrecon.pipelines.report.csvfile import CSV_ENCODING, write_csv
@@ -22,6 +23,8 @@ from invrecon.pipelines.report.workbook import write_xlsx
 from invrecon.schemas import ALERTS
 
 __all__ = ["config_folder", "main"]
+
+PROG = "invrecon report"  # how its one-line errors start
 
 
 def _replace(path: str, write) -> None:
@@ -35,8 +38,6 @@ def _replace(path: str, write) -> None:
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
-    from invrecon.pipelines.cli import HelpFormatter
-
     parser = argparse.ArgumentParser(prog="invrecon report", description="Write the finance discrepancy report for a run date.",
                                      formatter_class=HelpFormatter)
     parser.add_argument("--config", required=True, help="config YAML (fsspec URL)")
@@ -96,12 +97,10 @@ def _options(argv: list[str]) -> tuple[argparse.Namespace, dt.date, list[str]] |
     try:
         run_date = dt.date.fromisoformat(args.run_date)
     except ValueError:
-        print(f"invrecon report: --run-date {args.run_date!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
-        return 2
+        return fail(PROG, f"--run-date {args.run_date!r} is not a date (YYYY-MM-DD)")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     if not formats or any(f not in FORMATS for f in formats):
-        print(f"invrecon report: --format {args.format!r}: expected a comma-separated subset of {','.join(FORMATS)}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"--format {args.format!r}: expected a comma-separated subset of {','.join(FORMATS)}")
     return args, run_date, formats
 
 
@@ -112,27 +111,22 @@ def main(argv: list[str] | None = None) -> int:
         return opts
     args, run_date, formats = opts
     try:
-        cfg = load_config(args.config)
-        alerts.load_thresholds(cfg)
+        cfg = load_config(args.config)  # the alert thresholds too (schemas.config.Alerts)
     except ConfigError as e:
-        print(f"invrecon report: config error: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"config error: {e}")
     try:
         items = read_items(cfg.items)
     except (OSError, pl.exceptions.PolarsError) as e:
-        print(f"invrecon report: items master {cfg.items}: {e}", file=sys.stderr)
-        return 2
+        return fail(PROG, f"items master {cfg.items}: {e}")
     output = (args.output or cfg.output).rstrip("/")
     db_path = f"{output}/warehouse.duckdb"
     if not os.path.exists(db_path):
-        print(f"invrecon report: {db_path}: no warehouse; run `invrecon batch --run-date {run_date}` first", file=sys.stderr)
-        return 4
+        return fail(PROG, f"{db_path}: no warehouse; run `invrecon batch --run-date {run_date}` first", 4)
     con = duckdb.connect(db_path, read_only=True)
     try:
         data = gather(con, run_date, items=items, timezone=cfg.timezone)
     except NoRunError:
-        print(f"invrecon report: {db_path}: no run for {run_date}; run `invrecon batch --run-date {run_date}` first", file=sys.stderr)
-        return 4
+        return fail(PROG, f"{db_path}: no run for {run_date}; run `invrecon batch --run-date {run_date}` first", 4)
     finally:
         con.close()
     relativize(data, config_folder(args.config))

@@ -1,5 +1,8 @@
 """The report's figures: SQL over the warehouse views (pipelines.warehouse_views.VIEWS), nothing else.
 
+Value at stake is the `value_variance` view's: the same filter (`AT_STAKE`) and sums
+(`VALUE_SUMS`), rounded to cents, so the report's totals cannot drift from the view's.
+
 Every query works whether the warehouse stores money as DOUBLE or DECIMAL and class as VARCHAR or
 ENUM: DECIMAL results are turned into floats once, at the edge (`_rows`), so the renderings
 format plain numbers.
@@ -18,13 +21,12 @@ import duckdb
 import fsspec
 import polars as pl
 
-from invrecon.pipelines import alerts
 from invrecon.pipelines.report.common import TOP_N, TREND_RUNS
+from invrecon.pipelines.warehouse_views import AT_STAKE, VALUE_SUMS
 from invrecon.schemas import ALERTS
 
 __all__ = ["NoRunError", "ReportData", "gather", "read_items", "relative_lineage", "relativize"]
 
-_UNEXPLAINED = ", ".join(f"'{c}'" for c in alerts.UNEXPLAINED)
 # The identity of a discrepancy across run dates: the aging key (pipelines.warehouse_views.AGE_KEY).
 _KEY = ("sku", "location", "other_system", "class")
 
@@ -107,17 +109,12 @@ _DETAIL_SQL = f"""
     FROM discrepancies d LEFT JOIN report_items i USING (sku)
     WHERE d.snapshot_date = $day"""
 _ORDER = "abs(d.value_delta) DESC NULLS LAST, abs(d.delta) DESC, d.sku, d.location, d.other_system, CAST(d.class AS VARCHAR)"
-_TOP = "d.class <> 'oversell_risk' AND d.delta <> 0"
+_TOP = f"{AT_STAKE} AND d.delta <> 0"
 
 
-def _value_sql(where: str = "") -> str:
-    """Aggregates of value at stake over `discrepancies d` (oversell risk is exposure, left out)."""
-    return f"""
-        count(*) AS rows,
-        round(coalesce(sum(abs(value_delta)), 0), 2) AS gross_value,
-        round(coalesce(sum(value_delta), 0), 2) AS net_value,
-        round(coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_UNEXPLAINED})), 0), 2) AS unexplained_gross_value,
-        round(coalesce(sum(value_delta) FILTER (WHERE class IN ({_UNEXPLAINED})), 0), 2) AS unexplained_net_value{where}"""
+def _value_sql(*names: str) -> str:
+    """SQL: the value-at-stake sums `names` of the value_variance view (`VALUE_SUMS`), in cents."""
+    return ", ".join(f"round({VALUE_SUMS[name]}, 2) AS {name}" for name in names)
 
 
 def gather(con: duckdb.DuckDBPyConnection, run_date: dt.date, *, items: pl.DataFrame | None = None, timezone: str = "UTC", top_n: int = TOP_N) -> ReportData:
@@ -145,8 +142,10 @@ def gather(con: duckdb.DuckDBPyConnection, run_date: dt.date, *, items: pl.DataF
         run_date=run_date, run=runs[0], timezone=timezone, previous_run_date=previous, top_n=top_n,
         record_system=con.execute("SELECT any_value(record_system) FROM discrepancies WHERE snapshot_date = ?", d).fetchall()[0][0] or "",
         totals=_rows(con, f"""
-            SELECT currency, {_value_sql()}, CAST(coalesce(sum(abs(delta)), 0) AS BIGINT) AS abs_units
-            FROM discrepancies WHERE snapshot_date = ? AND class <> 'oversell_risk'
+            SELECT currency, count(*) AS rows,
+                   {_value_sql("gross_value", "net_value", "unexplained_gross_value", "unexplained_net_value")},
+                   CAST(coalesce(sum(abs(delta)), 0) AS BIGINT) AS abs_units
+            FROM discrepancies WHERE snapshot_date = ? AND {AT_STAKE}
             GROUP BY currency ORDER BY gross_value DESC, currency NULLS LAST""", d),
         **_by_location(con, run_date), **_detail(con, run_date, previous, top_n), **_aging(con, run_date),
         **_trends(con, run_date), **_quality(con, run_date),
@@ -208,8 +207,8 @@ def _aging(con: duckdb.DuckDBPyConnection, run_date: dt.date) -> dict:
         FROM discrepancy_aging a LEFT JOIN report_items i USING (sku)
         WHERE a.snapshot_date = ? ORDER BY a.age_days DESC, abs(a.value_delta) DESC NULLS LAST, a.sku, a.location, a.other_system""", d)
     return {
-        "aging": _rows(con, """
-            SELECT age_bucket, age_bucket_order, count(*) AS rows, round(coalesce(sum(abs(value_delta)), 0), 2) AS gross_value
+        "aging": _rows(con, f"""
+            SELECT age_bucket, age_bucket_order, count(*) AS rows, {_value_sql("gross_value")}
             FROM discrepancy_aging WHERE snapshot_date = ? GROUP BY ALL ORDER BY age_bucket_order""", d),
         "oldest": detail[:10],
         "aging_detail": detail,
@@ -236,12 +235,10 @@ def _trends(con: duckdb.DuckDBPyConnection, run_date: dt.date) -> dict:
         flagged AS (
             SELECT d.snapshot_date, d.currency, d.class, d.value_delta, {_carried('d', 't.previous')} AS carried
             FROM discrepancies d JOIN shown t ON t.run_date = d.snapshot_date
-            WHERE d.class <> 'oversell_risk')
+            WHERE {AT_STAKE})
         SELECT t.run_date, f.currency,
                count(f.snapshot_date) AS rows,
-               round(coalesce(sum(abs(f.value_delta)), 0), 2) AS gross_value,
-               round(coalesce(sum(f.value_delta), 0), 2) AS net_value,
-               round(coalesce(sum(abs(f.value_delta)) FILTER (WHERE f.class IN ({_UNEXPLAINED})), 0), 2) AS unexplained_gross_value,
+               {_value_sql("gross_value", "net_value", "unexplained_gross_value")},
                count(f.snapshot_date) FILTER (WHERE NOT f.carried) AS new_rows,
                count(f.snapshot_date) FILTER (WHERE f.carried) AS carried_rows,
                round(coalesce(sum(abs(f.value_delta)) FILTER (WHERE NOT f.carried), 0), 2) AS new_gross_value,
@@ -261,13 +258,13 @@ def _changes(con: duckdb.DuckDBPyConnection, run_date: dt.date, previous: dt.dat
         return []
     params = {"day": run_date, "previous": previous}
     now = _rows(con, f"""
-        SELECT currency, carried, count(*) AS rows, round(coalesce(sum(abs(value_delta)), 0), 2) AS gross_value
+        SELECT currency, carried, count(*) AS rows, {_value_sql("gross_value")}
         FROM (SELECT currency, value_delta, {_carried('d', '$previous')} AS carried
-              FROM discrepancies d WHERE snapshot_date = $day AND class <> 'oversell_risk')
+              FROM discrepancies d WHERE snapshot_date = $day AND {AT_STAKE})
         GROUP BY ALL""", params)
     gone = _rows(con, f"""
-        SELECT currency, count(*) AS rows, round(coalesce(sum(abs(value_delta)), 0), 2) AS gross_value
-        FROM discrepancies d WHERE snapshot_date = $previous AND class <> 'oversell_risk'
+        SELECT currency, count(*) AS rows, {_value_sql("gross_value")}
+        FROM discrepancies d WHERE snapshot_date = $previous AND {AT_STAKE}
           AND NOT {_carried('d', '$day')} GROUP BY ALL""", params)
     out: dict[str | None, dict] = {}
     zero = {"new_rows": 0, "new_gross_value": 0.0, "carried_rows": 0, "carried_gross_value": 0.0, "resolved_rows": 0, "resolved_gross_value": 0.0}

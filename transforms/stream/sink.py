@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from invrecon.schemas import ALERTS, MOVEMENT, POSITION, POSITION_CHANGES, QUARANTINE
+from invrecon.schemas.tables import STREAM_TABLES  # the stream's tables: name -> (schema, partition column)
 
 __all__ = ["STREAM_TABLES", "WriteParquetFiles", "as_position_row", "as_position_table"]
 
@@ -130,12 +130,3 @@ def as_position_table(table: pa.Table) -> pa.Table:
         pl.lit(None, dtype=pl.Int64).alias("units_per_uom"), pl.lit(None, dtype=pl.Float64).alias("unit_cost"), "source", "file", "locator",
     ).to_arrow()
 
-
-# Output tables of the stream: name -> (schema, partition column).
-STREAM_TABLES = {
-    "movements": (MOVEMENT, "event_date"),
-    "quarantine": (QUARANTINE, "event_date"),
-    "alerts": (ALERTS, "snapshot_date"),
-    "position_changes": (POSITION_CHANGES, "window_date"),
-    "availability": (POSITION, "event_date"),
-}
