@@ -286,7 +286,7 @@ class MappingDoc(_Section):
     """A column mapping file: source column -> canonical field, and the crosswalk id types.
 
     Validated with `context={"kind": kind}` (positions or availability), it must also map a
-    column to each field a source of that kind needs: sku, location and `QTY_FIELD[kind]`.
+    column to each field a source of that kind needs: sku, location, `QTY_FIELD[kind]` and as_of.
     """
 
     NOUN: ClassVar[str] = "mapping key"
@@ -300,7 +300,7 @@ class MappingDoc(_Section):
         if kind is None:
             return self
         targets = set(self.columns.values())
-        for needed in ("sku", "location", QTY_FIELD[kind]):
+        for needed in ("sku", "location", QTY_FIELD[kind], "as_of"):
             if needed not in targets:
                 raise _fail(f"`columns` must map a source column to `{needed}`")
         return self

@@ -136,6 +136,8 @@ def test_batch_exits_2_on_an_unknown_key_before_any_work(world_copy, tmp_path, c
     [
         (0, "columns: {MATNR: sku, WERKS: location}\nid_types: {sku: erp_material, location: erp}\n", "`columns` must map a source column to `on_hand`"),
         (0, "columns: {WERKS: location, LABST: on_hand}\n", "`columns` must map a source column to `sku`"),
+        # Without as_of a figure has no time to roll from: refused here, not a reader_error per row.
+        (0, "columns: {MATNR: sku, WERKS: location, LABST: on_hand}\n", "`columns` must map a source column to `as_of`"),
         (0, "- MATNR\n- WERKS\n", "a column mapping must be a mapping with `columns`"),
     ],
 )
@@ -152,7 +154,7 @@ def test_a_column_mapping_maps_what_its_kind_of_source_needs(world_copy, source,
 def test_an_availability_mapping_maps_available_not_on_hand():
     from invrecon.schemas.config import MappingDoc, schema_errors
 
-    doc = {"columns": {"item": "sku", "node": "location", "qty": "available"}}
+    doc = {"columns": {"item": "sku", "node": "location", "qty": "available", "ts": "as_of"}}
     assert MappingDoc.model_validate(doc, context={"kind": "availability"}).columns["qty"] == "available"
     with pytest.raises(ValueError, match="`columns` must map a source column to `on_hand`"):
         MappingDoc.model_validate(doc, context={"kind": "positions"})
