@@ -46,14 +46,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from invrecon.pipelines.config import validate
+from invrecon.pipelines.discrepancy_sql import NOT_AGED_IN, UNEXPLAINED_IN
 from invrecon.schemas import ALERTS
 from invrecon.schemas.config import Alerts, AlertsDoc
 
 __all__ = [
-    "EXPLAINED",
-    "NOT_AGED",
     "RULES",
-    "UNEXPLAINED",
     "Rule",
     "Thresholds",
     "evaluate",
@@ -64,14 +62,6 @@ __all__ = [
     "report_dir",
     "write_jsonl",
 ]
-
-# Classes whose difference nothing explains: not the roll to the cut-off (timing), not goods on
-# the road (in_transit), not the tolerance (within_tolerance). Finance's "unexplained value".
-UNEXPLAINED = ("missing_in_other", "missing_in_record", "qty_mismatch")
-# Classes whose difference the pipeline explains.
-EXPLAINED = ("timing", "in_transit")
-# Classes that are not worth aging: they close themselves (timing) or are accepted (tolerance).
-NOT_AGED = ("timing", "within_tolerance")
 
 # rule -> default severity. Money that nobody can explain is what finance signs off on.
 RULES = {
@@ -213,11 +203,10 @@ Fired = Iterator[tuple[str, float, float | None, str]]
 
 
 def _unexplained_value(con: duckdb.DuckDBPyConnection, d: str, rule: Rule) -> Fired:
-    unexplained = ", ".join(f"'{c}'" for c in UNEXPLAINED)
     sql = f"""
         WITH v AS (
             SELECT location, currency, round(sum(abs(value_delta)), 2) AS observed, count(*) AS n
-            FROM {d} WHERE class IN ({unexplained}) AND value_delta IS NOT NULL GROUP BY ALL)
+            FROM {d} WHERE class IN ({UNEXPLAINED_IN}) AND value_delta IS NOT NULL GROUP BY ALL)
         SELECT location, currency, observed, n, count(*) OVER (PARTITION BY location) AS currencies
         FROM v WHERE observed > ? ORDER BY location, currency"""
     for location, currency, observed, n, currencies in _fired(con, sql, [rule.max]):
@@ -237,10 +226,9 @@ def _oversell_units(con: duckdb.DuckDBPyConnection, d: str, rule: Rule) -> Fired
 
 
 def _discrepancy_age(con: duckdb.DuckDBPyConnection, d: str, rule: Rule) -> Fired:
-    not_aged = ", ".join(f"'{c}'" for c in NOT_AGED)
     sql = f"""
         SELECT sku, location, other_system, class, age_days, first_seen, value_delta
-        FROM {d} WHERE class NOT IN ({not_aged}) AND age_days > ?
+        FROM {d} WHERE class NOT IN ({NOT_AGED_IN}) AND age_days > ?
         ORDER BY sku, location, other_system, class"""
     for sku, location, other, klass, age, first_seen, value in _fired(con, sql, [rule.max]):
         worth = f", {value:,.2f} at stake" if value is not None else ""

@@ -136,58 +136,29 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
     (`_summary.json`, from `SettleRun`) and the EDI 997s (`acks/`).
     """
     reads = p | "ReadSources" >> ReadSources(
-        tuple((spec, tuple(files)) for spec, files in job.sources), job.sku_crosswalk, job.location_crosswalk,
+        sources=tuple((spec, tuple(files)) for spec, files in job.sources),
+        sku_crosswalk=job.sku_crosswalk, location_crosswalk=job.location_crosswalk,
     )
-
-    positions = _validated(reads.positions, "Positions", "positions", POSITION, job)
-    availability = _validated(reads.availability, "Availability", "positions", POSITION, job)
     spill = f"{job.staging}/_shuffle"  # shuffles go through files: memory bounded by a bucket
     deduped = reads.movements | "DedupEvents" >> DedupEvents(buckets=job.buckets, run_id=job.run_id, spill=f"{spill}/events")
-    movements = _validated(deduped.movements, "Movements", "movements", MOVEMENT, job)
-    shipments = _validated(reads["in_transit"], "InTransitLines", "in_transit_lines", IN_TRANSIT, job)
-    checked = (positions, availability, movements, shipments)
+    checked = {
+        "Positions": _validated(reads.positions, "Positions", "positions", POSITION, job),
+        "Availability": _validated(reads.availability, "Availability", "positions", POSITION, job),
+        "Movements": _validated(deduped.movements, "Movements", "movements", MOVEMENT, job),
+        "InTransitLines": _validated(reads["in_transit"], "InTransitLines", "in_transit_lines", IN_TRANSIT, job),
+    }
     # No big table goes through a multi-input Flatten: the in-process runner materializes one
     # whole in memory. Each input is written, spilled and counted on its own; only file names
     # and counts are flattened.
     quarantine = (
         reads.quarantine | "StampRunId" >> beam.ParDo(StampRunId(job.run_id)).with_output_types(pa.Table),
-        deduped.quarantine, *(c.quarantine for c in checked),
+        deduped.quarantine, *(c.quarantine for c in checked.values()),
     )
-    (
-        tuple(c.results for c in checked)
-        | "FlattenDqPartials" >> beam.Flatten()
-        | "CombineDqResults" >> CombineDqResults(params={})
-        | "DqResultsJson" >> beam.Map(lambda r: json.dumps(r, default=str))
-        # One small file (a line per source and expectation), written through fsspec: Beam's
-        # text sink knows neither `file://` nor `memory://`.
-        | "GatherDqResults" >> beam.combiners.ToList()
-        | "WriteDqResults" >> beam.Map(_write_lines, f"{job.staging}/_gate/dq_results.jsonl")
-    )
-    open_transit = (shipments.valid, movements.valid) | "OpenInTransit" >> OpenInTransit(buckets=job.buckets, cutoff=job.cutoff, spill=f"{spill}/shipments")
-    params = ReconcileParams(
-        record_system=job.record_system, cutoff=job.cutoff, snapshot_date=job.run_date,
-        tolerances=job.tolerances, run_id=job.run_id,
-    )
-    reconciled = {
-        "positions": positions.valid, "availability": availability.valid,
-        "movements": movements.valid, "open_in_transit": open_transit,
-    } | "Reconcile" >> ReconcileBySkuLocation(
-        buckets=job.buckets, params=params, items_uri=job.items, locations_uri=job.location_crosswalk, spill=f"{spill}/keys",
-    )
-    written = [
-        write_table((positions.valid, availability.valid), "positions", POSITION, job.staging),
-        write_table(quarantine, "quarantine", QUARANTINE, job.staging),
-        write_table(reconciled.snapshot, "inventory_snapshot", INVENTORY_SNAPSHOT, job.staging),
-        write_table(reconciled.discrepancies, "discrepancies_unaged", DISCREPANCIES, job.staging),
-        write_table(open_transit, "in_transit", IN_TRANSIT, job.staging),
-        movements.valid
-        | "SplitByEventDate" >> beam.FlatMap(_split_by_event_date).with_output_types(tuple[str, pa.Table])
-        | "WriteMovements" >> beam.ParDo(WriteEventDateFilesFn(f"{job.staging}/movements")),
-    ]
-    kept = {"Positions": positions.valid, "Availability": availability.valid, "Movements": movements.valid, "InTransitLines": shipments.valid}
+    _write_dq_results(tuple(c.results for c in checked.values()), job)
+    written = _reconcile_and_write(checked, quarantine, job, spill=spill)
     counts = (
         reads.counts | "ReadCounts" >> beam.Map(lambda kv: ("read", kv[0], kv[1])),
-        *(pcoll | f"WrittenCounts{label}" >> beam.FlatMap(_source_counts, "written") for label, pcoll in kept.items()),
+        *(c.valid | f"WrittenCounts{label}" >> beam.FlatMap(_source_counts, "written") for label, c in checked.items()),
         *(pcoll | f"QuarantinedCounts{k}" >> beam.FlatMap(_source_counts, "quarantined") for k, pcoll in enumerate(quarantine)),
     ) | "FlattenAllCounts" >> beam.Flatten()
     reads.acks | "WriteAcks" >> beam.ParDo(WriteAcks(f"{job.staging}/acks"))
@@ -196,3 +167,43 @@ def build(p: beam.Pipeline, job: BatchJob) -> None:
         sources=tuple((spec.name, spec.system, spec.kind) for spec, _ in job.sources), history=job.history,
         written=tuple(written),
     )
+
+
+def _write_dq_results(partials: tuple, job: BatchJob) -> None:
+    """The validation partials combined per (source, expectation) into `_gate/dq_results.jsonl`."""
+    (
+        partials
+        | "FlattenDqPartials" >> beam.Flatten()
+        | "CombineDqResults" >> CombineDqResults(params={})
+        | "DqResultsJson" >> beam.Map(lambda r: json.dumps(r, default=str))
+        # One small file (a line per source and expectation), written through fsspec: Beam's
+        # text sink knows neither `file://` nor `memory://`.
+        | "GatherDqResults" >> beam.combiners.ToList()
+        | "WriteDqResults" >> beam.Map(_write_lines, f"{job.staging}/_gate/dq_results.jsonl")
+    )
+
+
+def _reconcile_and_write(checked: dict, quarantine: tuple, job: BatchJob, *, spill: str) -> list:
+    """Open in-transit, reconcile every (sku, location), stage the tables; their file-name PCollections."""
+    positions, availability = checked["Positions"].valid, checked["Availability"].valid
+    movements, shipments = checked["Movements"].valid, checked["InTransitLines"].valid
+    open_transit = (shipments, movements) | "OpenInTransit" >> OpenInTransit(buckets=job.buckets, cutoff=job.cutoff, spill=f"{spill}/shipments")
+    params = ReconcileParams(
+        record_system=job.record_system, cutoff=job.cutoff, snapshot_date=job.run_date,
+        tolerances=job.tolerances, run_id=job.run_id,
+    )
+    reconciled = {
+        "positions": positions, "availability": availability, "movements": movements, "open_in_transit": open_transit,
+    } | "Reconcile" >> ReconcileBySkuLocation(
+        buckets=job.buckets, params=params, items_uri=job.items, locations_uri=job.location_crosswalk, spill=f"{spill}/keys",
+    )
+    return [
+        write_table((positions, availability), "positions", POSITION, job.staging),
+        write_table(quarantine, "quarantine", QUARANTINE, job.staging),
+        write_table(reconciled.snapshot, "inventory_snapshot", INVENTORY_SNAPSHOT, job.staging),
+        write_table(reconciled.discrepancies, "discrepancies_unaged", DISCREPANCIES, job.staging),
+        write_table(open_transit, "in_transit", IN_TRANSIT, job.staging),
+        movements
+        | "SplitByEventDate" >> beam.FlatMap(_split_by_event_date).with_output_types(tuple[str, pa.Table])
+        | "WriteMovements" >> beam.ParDo(WriteEventDateFilesFn(f"{job.staging}/movements")),
+    ]

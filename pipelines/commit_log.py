@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from invrecon.pipelines.crashpoints import crashpoint
+from invrecon.schemas import COMMITS
 
 __all__ = [
     "CHECKPOINTS", "COMMITS", "KEEP_CHECKPOINTS", "Layout", "latest_commits", "live_files", "live_urls",
@@ -29,20 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("invrecon.publish")
-
-# One row per file a commit names; `file` null means "(table, partition, owner) has no file now".
-COMMITS = pa.schema(
-    [
-        pa.field("seq", pa.int64()),
-        pa.field("committed_at", pa.timestamp("us", tz="UTC")),
-        pa.field("run_id", pa.string()),
-        pa.field("attempt", pa.string()),
-        pa.field("table", pa.string()),
-        pa.field("partition", pa.string()),
-        pa.field("owner", pa.date32()),
-        pa.field("file", pa.string()),  # relative to the output folder
-    ]
-)
 
 _COMMIT_NAME = re.compile(r"^(\d{12})\.parquet$")
 _COMMIT_TMP = re.compile(r"^\.\d{12}\.[0-9a-f]+\.tmp$")

@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from invrecon.pipelines import alerts
+from invrecon.pipelines.discrepancy_sql import AGE_KEY, AT_STAKE, VALUE_SUMS, aging_sql
 from invrecon.pipelines.warehouse import register_output
-from invrecon.pipelines.warehouse_views import AGE_KEY, AT_STAKE, VALUE_SUMS, aging_sql
 from invrecon.schemas import ALERTS, DISCREPANCIES
 
 __all__ = ["History", "SettleRun", "duckdb_connection", "parquet_relation"]
@@ -205,7 +205,7 @@ class SettleRun(beam.PTransform):
     thresholds: object
     sources: tuple  # (name, system, kind) of every configured source
     history: History
-    written: tuple = ()  # PCollections of staged file names: settle runs after they are complete
+    written: tuple  # PCollections of staged file names: settle runs after they are complete
 
     def expand(self, counts):
         written = self.written

@@ -22,8 +22,7 @@ import argparse
 import dataclasses
 import sys
 
-from invrecon.pipelines.alerts import EXPLAINED, UNEXPLAINED
-from invrecon.schemas import DISCREPANCY_CLASSES, SEVERITIES
+from invrecon.schemas import DISCREPANCY_CLASSES, EXPLAINED, SEVERITIES, UNEXPLAINED
 from invrecon.schemas.tables import TABLES
 
 __all__ = ["ENUMS", "EXAMPLES", "MONEY", "RELATIONS", "TYPED", "Relation", "column_doc", "comment_ddl", "render_markdown"]

@@ -1,10 +1,9 @@
-"""The warehouse's SQL: one view per published table, the analyst views (VIEWS), value at stake, aging.
+"""The warehouse's SQL: one view per published table and the analyst views (VIEWS).
 
 Every table's view reads the Parquet files the latest commit names (`_live`) plus an empty file
 of its schema (`<output>/_schemas/`); `ddl(output)` is every statement `pipelines.warehouse`
-runs to (re)build the views. The report and the run's aging and figures (`pipelines.settle`)
-read the same SQL (`AT_STAKE`, `VALUE_SUMS`, `aging_sql`), so the three agree on what value at
-stake, "unexplained" and "age" mean.
+runs to (re)build the views. Value at stake and aging are `pipelines.discrepancy_sql`, which the
+report, the alerts and the run's figures (`pipelines.settle`) read too.
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ import uuid
 
 import pyarrow.parquet as pq
 
-from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
+from invrecon.pipelines.discrepancy_sql import AT_STAKE, NOT_AGED_IN, UNEXPLAINED_IN, VALUE_SUMS
 from invrecon.pipelines.publish import Layout
 from invrecon.pipelines.warehouse_docs import ENUMS, MONEY, TYPED, comment_ddl
 from invrecon.schemas.tables import PARTITION_COLUMN, TABLES
 
-__all__ = ["AGE_KEY", "AT_STAKE", "SCHEMAS", "VALUE_SUMS", "VIEWS", "VIEWS_VERSION", "aging_sql", "ddl", "schema_file", "write_schema_files"]
+__all__ = ["SCHEMAS", "VIEWS", "VIEWS_VERSION", "ddl", "schema_file", "write_schema_files"]
 
 # The schema of each published table (`schemas.tables`), for the typed empty view of a table
 # that has no file yet.
@@ -35,26 +34,10 @@ VIEWS_VERSION = 4
 # swap the warehouse would show that table empty beside the rest of the same run.
 SCHEMA_DIR = "_schemas"
 
-# Analyst views, (re)created on every load. Class groups come from pipelines.alerts so the views,
-# the alerts and the report agree on what "unexplained" means. Money stays exact: the table views
+# Analyst views, (re)created on every load. What value at stake, "unexplained" and "age" mean is
+# `pipelines.discrepancy_sql`, so the views, the alerts, the report and the run's figures agree. Money stays exact: the table views
 # give DECIMAL(18,4) rows, and every total is cast back to it from DuckDB's DECIMAL(38,4) sums.
 # Each view and column is described in pipelines.warehouse_docs (its comments, docs/warehouse.md).
-_UNEXPLAINED = ", ".join(f"'{c}'" for c in UNEXPLAINED)
-_EXPLAINED = ", ".join(f"'{c}'" for c in EXPLAINED)
-_NOT_AGED = ", ".join(f"'{c}'" for c in NOT_AGED)
-
-# Value at stake: every discrepancy but oversell_risk, which is a channel's exposure, not a book
-# difference. The `value_variance` view, the report (`pipelines.report.data`) and the run's figures
-# (`pipelines.settle`) filter with AT_STAKE and add up with VALUE_SUMS (name -> aggregate over
-# discrepancy rows), so gross, net, unexplained and explained mean one thing in all three.
-AT_STAKE = "class <> 'oversell_risk'"
-VALUE_SUMS = {
-    "gross_value": "coalesce(sum(abs(value_delta)), 0)",  # Σ|value|: a surplus never nets a shortage
-    "net_value": "coalesce(sum(value_delta), 0)",
-    "unexplained_gross_value": f"coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_UNEXPLAINED})), 0)",
-    "unexplained_net_value": f"coalesce(sum(value_delta) FILTER (WHERE class IN ({_UNEXPLAINED})), 0)",
-    "explained_gross_value": f"coalesce(sum(abs(value_delta)) FILTER (WHERE class IN ({_EXPLAINED})), 0)",
-}
 _VALUE_COLUMNS = ",\n               ".join(f"CAST({sql} AS {MONEY}) AS {name}" for name, sql in VALUE_SUMS.items())
 
 VIEWS = {
@@ -72,8 +55,8 @@ VIEWS = {
         WITH off AS (
             SELECT snapshot_date, sku, location,
                    bool_or(class <> 'in_transit' AND delta <> 0) AS off_strict,
-                   bool_or(class IN ({_UNEXPLAINED})) AS off_tolerance
-            FROM discrepancies WHERE class <> 'oversell_risk' GROUP BY ALL)
+                   bool_or(class IN ({UNEXPLAINED_IN})) AS off_tolerance
+            FROM discrepancies WHERE {AT_STAKE} GROUP BY ALL)
         SELECT s.snapshot_date, s.location, s.location_type,
                count(*) AS keys,
                count(*) FILTER (WHERE NOT coalesce(o.off_strict, false)) AS exact_keys,
@@ -120,7 +103,7 @@ VIEWS = {
                CASE WHEN age_days = 0 THEN 0 WHEN age_days <= 2 THEN 1 WHEN age_days <= 6 THEN 2
                     WHEN age_days <= 13 THEN 3 WHEN age_days <= 29 THEN 4 ELSE 5 END AS age_bucket_order,
                delta, value_delta, currency
-        FROM discrepancies WHERE class NOT IN ({_NOT_AGED})""",
+        FROM discrepancies WHERE class NOT IN ({NOT_AGED_IN})""",
     # Data-quality trend per run date and source: conservation counts from `runs` beside the
     # expectation results of `dq_results`.
     "dq_trend": """
@@ -146,44 +129,6 @@ VIEWS = {
     "quarantine_summary": """
         SELECT run_date, source, reason_code, count(*) AS rows FROM quarantine GROUP BY ALL""",
 }
-
-
-AGE_KEY = ("sku", "location", "other_system", "class")
-
-
-def aging_sql(open_rows: str, run_dates: str) -> str:
-    """SQL giving first_seen / age_days of every row of `open_rows` (DESIGN.md §6.7).
-
-    The rule: the run dates are the dates in `run_dates` (succeeded runs). A (sku, location,
-    other_system, class) is aged over the *consecutive run dates* on which it was open: its streak
-    breaks on a run date where it was not open, never on a calendar day without a run (no run is
-    no evidence that it closed). first_seen = the first run date of the streak; age_days =
-    calendar days from first_seen to the row's date.
-
-    Worked example, run dates 11-25, 11-26, 11-28, 11-29 (no run on 11-27), one key open on
-    11-25, 11-26, 11-28 and 11-29: first_seen 11-25 on every date, age_days 0, 1, 3, 4. Backfill
-    11-27 without that key: the streak breaks there, so 11-28 becomes first_seen 11-28, age 0 and
-    11-29 age 1.
-
-    Args:
-      open_rows: a relation with snapshot_date and the AGE_KEY columns.
-      run_dates: a relation with a `run_date` column.
-    """
-    key = ", ".join(AGE_KEY)
-    return f"""
-        WITH dates AS (
-            SELECT run_date, row_number() OVER (ORDER BY run_date) AS r
-            FROM (SELECT DISTINCT run_date FROM {run_dates})),
-        k AS (
-            SELECT DISTINCT o.snapshot_date, {", ".join("o." + c for c in AGE_KEY)}, d.r
-            FROM {open_rows} o JOIN dates d ON d.run_date = o.snapshot_date),
-        isl AS (
-            SELECT *, r - row_number() OVER (PARTITION BY {key} ORDER BY r) AS island FROM k),
-        f AS (
-            SELECT snapshot_date, {key}, min(snapshot_date) OVER (PARTITION BY {key}, island) AS first_seen FROM isl)
-        SELECT snapshot_date, {key}, first_seen,
-               CAST(date_diff('day', first_seen, snapshot_date) AS INTEGER) AS age_days
-        FROM f"""
 
 
 def _duck_root(output: str) -> str:

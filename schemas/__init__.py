@@ -14,7 +14,11 @@ __all__ = [
     "DQ_METRICS",
     "ALERTS",
     "DISCREPANCIES",
+    "COMMITS",
     "DISCREPANCY_CLASSES",
+    "EXPLAINED",
+    "NOT_AGED",
+    "UNEXPLAINED",
     "DQ_RESULTS",
     "EVENT_TYPES",
     "INVENTORY_SNAPSHOT",
@@ -120,6 +124,13 @@ DISCREPANCY_CLASSES = (
     "qty_mismatch",
     "oversell_risk",
 )
+# Classes whose difference nothing explains: not the roll to the cut-off (timing), not goods on
+# the road (in_transit), not the tolerance (within_tolerance). Finance's "unexplained value".
+UNEXPLAINED = ("missing_in_other", "missing_in_record", "qty_mismatch")
+# Classes whose difference the pipeline explains.
+EXPLAINED = ("timing", "in_transit")
+# Classes that are not worth aging: they close themselves (timing) or are accepted (tolerance).
+NOT_AGED = ("timing", "within_tolerance")
 
 # An alert's severity, in increasing order: the config's `severity:` values and the warehouse's
 # ENUM severity_level.
@@ -218,6 +229,20 @@ POSITION_CHANGES = pa.schema(
         pa.field("pane_timing", pa.string(), nullable=False),  # EARLY | ON_TIME | LATE | UNKNOWN
         pa.field("pane_index", pa.int64(), nullable=False),
         pa.field("run_id", pa.string()),
+    ]
+)
+
+# The commit log (`<output>/_commits/`, `pipelines.commit_log`): one row per file a commit names; `file` null means "(table, partition, owner) has no file now".
+COMMITS = pa.schema(
+    [
+        pa.field("seq", pa.int64()),
+        pa.field("committed_at", pa.timestamp("us", tz="UTC")),
+        pa.field("run_id", pa.string()),
+        pa.field("attempt", pa.string()),
+        pa.field("table", pa.string()),
+        pa.field("partition", pa.string()),
+        pa.field("owner", pa.date32()),
+        pa.field("file", pa.string()),  # relative to the output folder
     ]
 )
 

@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from invrecon.pipelines import alerts
-from invrecon.pipelines.warehouse_views import AGE_KEY, VIEWS, aging_sql
+from invrecon.pipelines.discrepancy_sql import AGE_KEY, aging_sql
+from invrecon.pipelines.warehouse_views import VIEWS
+from invrecon.schemas import EXPLAINED, NOT_AGED, UNEXPLAINED
 from tests.conftest import ROOT, make_world, run_batch, warehouse
 
 D1, D2, D3 = dt.date(2026, 11, 28), dt.date(2026, 11, 29), dt.date(2026, 11, 30)
@@ -233,7 +235,7 @@ def test_inventory_record_accuracy_strict_and_within_tolerance(committed_run):
     snap = _df(con, "SELECT sku, location FROM inventory_snapshot")
     disc = _df(con, "SELECT sku, location, class, delta FROM discrepancies WHERE class <> 'oversell_risk'")
     strict_off = set(disc.filter((pl.col("class") != "in_transit") & (pl.col("delta") != 0)).select("sku", "location").iter_rows())
-    tol_off = set(disc.filter(pl.col("class").is_in(list(alerts.UNEXPLAINED))).select("sku", "location").iter_rows())
+    tol_off = set(disc.filter(pl.col("class").is_in(list(UNEXPLAINED))).select("sku", "location").iter_rows())
     want = {}
     for sku, loc in snap.iter_rows():
         k, e, t = want.get(loc, (0, 0, 0))
@@ -266,8 +268,8 @@ def test_value_variance_gross_net_and_unexplained(committed_run):
         "SELECT location, gross_value, net_value, unexplained_gross_value, unexplained_net_value, explained_gross_value FROM value_variance"
     ).fetchall():
         part = disc.filter(pl.col("location") == loc)
-        unexp = part.filter(pl.col("class").is_in(list(alerts.UNEXPLAINED)))
-        expl = part.filter(pl.col("class").is_in(list(alerts.EXPLAINED)))
+        unexp = part.filter(pl.col("class").is_in(list(UNEXPLAINED)))
+        expl = part.filter(pl.col("class").is_in(list(EXPLAINED)))
         assert gross == round(part["value_delta"].abs().sum(), 2) and net == round(part["value_delta"].sum(), 2)
         assert ugross == round(unexp["value_delta"].abs().sum(), 2) and unet == round(unexp["value_delta"].sum(), 2)
         assert egross == round(expl["value_delta"].abs().sum(), 2)
@@ -279,7 +281,7 @@ def test_oversell_aging_and_dq_trend_views(committed_run):
     assert con.execute("SELECT sku, channel, atp, published, excess_units FROM oversell_risk").fetchall() == [("SKU000034", "commerce", 314, 321, 7)]
     assert con.execute("SELECT sku, locations, channels, excess_units FROM oversell_risk_by_sku").fetchall() == [("SKU000034", 1, ["commerce"], 7)]
     classes = {r[0] for r in con.execute("SELECT DISTINCT class FROM discrepancy_aging").fetchall()}
-    assert classes.isdisjoint(alerts.NOT_AGED) and "qty_mismatch" in classes
+    assert classes.isdisjoint(NOT_AGED) and "qty_mismatch" in classes
     assert con.execute("SELECT DISTINCT age_bucket FROM discrepancy_aging").fetchall() == [("0",)]
     counts = {c["source"]: (c["read"], c["quarantined"]) for c in con.execute("SELECT counts FROM runs").fetchall()[0][0]}
     trend = {r[0]: r[1:] for r in con.execute("SELECT source, records_read, records_quarantined, quarantine_rate FROM dq_trend").fetchall()}

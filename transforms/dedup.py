@@ -17,6 +17,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from invrecon.schemas import MOVEMENT, QUARANTINE
+from invrecon.transforms import quarantine
 from invrecon.transforms.buckets import Bucketed, ShuffleBuckets, bucket_tables, concat_tables, split_by_bucket
 from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
 
@@ -54,7 +55,7 @@ class DedupEventsFn(beam.DoFn):
                 pl.format("event_id {} was already read; counted once", pl.col("event_id")).alias("reason"),
                 pl.lit(None, dtype=pl.String).alias("raw"),
             )
-            yield beam.pvalue.TaggedOutput("quarantine", q.to_arrow().cast(QUARANTINE))
+            yield beam.pvalue.TaggedOutput(quarantine.TAG, q.to_arrow().cast(QUARANTINE))
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -81,5 +82,5 @@ class DedupEvents(beam.PTransform):
             movements
             | "KeyByEventBucket" >> beam.FlatMap(split_by_bucket, ["event_id"], self.buckets, "movements").with_output_types(Bucketed)
             | "GroupEventBuckets" >> ShuffleBuckets(spill=self.spill)
-            | "KeepFirstOccurrence" >> beam.ParDo(DedupEventsFn(self.run_id)).with_output_types(pa.Table, quarantine=pa.Table).with_outputs("quarantine", main="movements")
+            | "KeepFirstOccurrence" >> beam.ParDo(DedupEventsFn(self.run_id)).with_output_types(pa.Table, **{quarantine.TAG: pa.Table}).with_outputs(quarantine.TAG, main="movements")
         )

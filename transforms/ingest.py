@@ -19,6 +19,7 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from invrecon.schemas import QUARANTINE
+from invrecon.transforms import quarantine
 from invrecon.transforms.canonical import Crosswalks, shared_crosswalks
 from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
 from invrecon.transforms.edi import AckCollector
@@ -32,7 +33,7 @@ __all__ = ["OUTPUT_TYPES", "TAGS", "ReadSources", "StampRunId"]
 log = logging.getLogger("invrecon.ingest")
 
 # Outputs of reading, one tag per canonical record type, plus read counts and EDI 997s.
-TAGS = ("positions", "availability", "movements", "in_transit", "quarantine", "counts", "acks")
+TAGS = ("positions", "availability", "movements", "in_transit", quarantine.TAG, "counts", "acks")
 # Element types of the tagged outputs: tables get `TableCoder` (weighed by buffers, never pickled).
 OUTPUT_TYPES = {**{t: pa.Table for t in TAGS[:5]}, "counts": tuple[str, int], "acks": tuple[str, str]}
 class ReadSourceFn(beam.DoFn):
@@ -86,7 +87,7 @@ class ReadSourceFn(beam.DoFn):
                  "reason_code": ["reader_error"], "reason": [f"{uri}: {type(e).__name__}: {e}"], "raw": [None]},
                 schema=QUARANTINE,
             )
-            yield beam.pvalue.TaggedOutput("quarantine", q)
+            yield beam.pvalue.TaggedOutput(quarantine.TAG, q)
             yield beam.pvalue.TaggedOutput("counts", (spec.name, 1))
         self.files_read.inc()
         # DEBUG: counted by the launcher's live progress line (pipelines.progress), printed by nobody.
@@ -110,10 +111,10 @@ class ReadSourceFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("in_transit", r.in_transit)
         if r.quarantine is not None and r.quarantine.num_rows:
             self.records_quarantined.inc(r.quarantine.num_rows)
-            yield beam.pvalue.TaggedOutput("quarantine", r.quarantine)
+            yield beam.pvalue.TaggedOutput(quarantine.TAG, r.quarantine)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class ReadSources(beam.PTransform):
     """Read every file of every source in one step; returns the tagged outputs of `TAGS`.
 
@@ -121,7 +122,7 @@ class ReadSources(beam.PTransform):
     steps that follow fuse with it instead of waiting for a flatten of every source's output.
 
     Example:
-        out = p | "ReadSources" >> ReadSources(((spec, files), ...), sku_cw, loc_cw)
+        out = p | "ReadSources" >> ReadSources(sources=((spec, files), ...), sku_crosswalk=sku_cw, location_crosswalk=loc_cw)
         out.positions, out.quarantine, out.counts ...
     """
 

@@ -1,4 +1,4 @@
-"""Quarantine rows: the reject-and-quarantine helper every reader uses, and the bounded `raw` text of a rejected record."""
+"""Quarantine rows: the tag of rejects, the reject-and-quarantine helper every reader uses, and the bounded `raw` text of a rejected record."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import polars as pl
 # `quarantine.raw` holds at most this many bytes of the record as written: a longer one is cut
 # (at a character boundary) and ends with "…[cut: N bytes in all]".
 RAW_MAX_BYTES = 4096
+
+# The tag of the rejected rows' output of every multi-output step, batch and stream alike: a
+# step's rejects are `outputs.quarantine`.
+TAG = "quarantine"
 
 
 def cut_raw(head: bytes, size: int) -> str:

@@ -30,6 +30,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from invrecon.schemas import QUARANTINE
+from invrecon.transforms import quarantine
 from invrecon.transforms.coders import TableCoder  # noqa: F401 - registers the coder of pa.Table elements
 from invrecon.transforms.quality import combine_results, shared_validator
 
@@ -94,7 +95,7 @@ class ValidateRecordsFn(beam.DoFn):
         if outcome.quarantine.height:
             self.rows_failed.inc(outcome.quarantine.height)
             q = outcome.quarantine.with_columns(pl.lit(self.run_id).alias("run_id"), pl.lit(source).alias("source"))
-            yield beam.pvalue.TaggedOutput("quarantine", q.select([f.name for f in QUARANTINE]).to_arrow().cast(QUARANTINE))
+            yield beam.pvalue.TaggedOutput(quarantine.TAG, q.select([f.name for f in QUARANTINE]).to_arrow().cast(QUARANTINE))
         for r in outcome.results:
             yield beam.pvalue.TaggedOutput("results", ((r["source"], r["suite"], r["expectation"]), r))
         del part, kept, outcome
@@ -120,8 +121,8 @@ class ValidateRecords(beam.PTransform):
 
     def expand(self, tables):
         fn = ValidateRecordsFn(record=self.record, schema=self.schema, suites=self.suites, params=self.params, run_id=self.run_id, run_date=self.run_date)
-        return tables | "Validate" >> beam.ParDo(fn).with_output_types(pa.Table, quarantine=pa.Table, results=Partial).with_outputs(
-            "quarantine", "results", main="valid"
+        return tables | "Validate" >> beam.ParDo(fn).with_output_types(pa.Table, **{quarantine.TAG: pa.Table}, results=Partial).with_outputs(
+            quarantine.TAG, "results", main="valid"
         )
 
 

@@ -3,7 +3,7 @@ convention and the spreadsheet-formula guard."""
 
 from __future__ import annotations
 
-from invrecon.pipelines.alerts import EXPLAINED, NOT_AGED, UNEXPLAINED
+from invrecon.schemas import EXPLAINED, NOT_AGED, UNEXPLAINED
 
 __all__ = [
     "CLASS_COLORS", "CURRENCY_SYMBOLS", "DETAIL_COLUMNS", "FORMATS", "FORMULA_PREFIXES", "GLOSSARY", "SIGN_CONVENTION", "TOP_N",

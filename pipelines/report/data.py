@@ -21,8 +21,8 @@ import duckdb
 import fsspec
 import polars as pl
 
+from invrecon.pipelines.discrepancy_sql import AT_STAKE, VALUE_SUMS
 from invrecon.pipelines.report.common import TOP_N, TREND_RUNS
-from invrecon.pipelines.warehouse_views import AT_STAKE, VALUE_SUMS
 from invrecon.schemas import ALERTS
 
 __all__ = ["NoRunError", "ReportData", "gather", "read_items", "relative_lineage", "relativize"]

@@ -9,10 +9,10 @@ from typing import Any
 
 import jinja2
 
-from invrecon.pipelines import alerts
 from invrecon.pipelines.report.charts import TREND_PARTS, charts
 from invrecon.pipelines.report.common import CLASS_COLORS, SIGN_CONVENTION, glossary_rows
 from invrecon.pipelines.report.data import ReportData
+from invrecon.schemas import UNEXPLAINED
 
 __all__ = ["render_html"]
 
@@ -67,5 +67,5 @@ def render_html(data: ReportData, *, generated: dt.datetime | None = None) -> st
     generated = generated or dt.datetime.now(dt.UTC)
     return _env().get_template("report.html.j2").render(
         d=data, charts=charts(data), colors={**CLASS_COLORS, **TREND_PARTS}, generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
-        unexplained=alerts.UNEXPLAINED, glossary=glossary_rows(), sign_convention=SIGN_CONVENTION,
+        unexplained=UNEXPLAINED, glossary=glossary_rows(), sign_convention=SIGN_CONVENTION,
     )

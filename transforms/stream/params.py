@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import zoneinfo
 
+from invrecon.transforms import quarantine
 from invrecon.transforms.crosswalks import Crosswalks, load_crosswalks
 from invrecon.transforms.reconcile.classify import Tolerance
 
@@ -34,7 +35,7 @@ __all__ = [
 
 MOVEMENTS_TAG = "movements"
 AVAILABILITY_TAG = "availability"
-QUARANTINE_TAG = "quarantine"
+QUARANTINE_TAG = quarantine.TAG
 ALERTS_TAG = "alerts"
 UPDATES_TAG = "updates"
 
