@@ -6,7 +6,7 @@ works with DuckDB straight on the staged Parquet and on the published history (t
 latest commits name, listed by the launcher), through fsspec for object storage, so its memory
 is DuckDB's, not the run's:
 
-1. `first_seen` / `age_days` of the staged discrepancies (`warehouse_views.aging_sql`), over the
+1. `first_seen` / `age_days` of the staged discrepancies (`discrepancy_sql.aging_sql`), over the
    succeeded run dates; a backfill or a re-run that changes later dates' streaks re-ages them
    (their discrepancies and `discrepancy_age_days` alerts are staged as `snapshot_date=L--...`
    files, published with this run and owned by those dates);

@@ -256,7 +256,7 @@ def test_csv_has_a_utf8_bom(injected):
 
 def test_report_totals_are_the_value_variance_views(committed_run):
     """The report's value at stake per currency is the warehouse's `value_variance` view, summed
-    over locations: one SQL (`warehouse_views.VALUE_SUMS`) for both, so they cannot drift."""
+    over locations: one SQL (`discrepancy_sql.VALUE_SUMS`) for both, so they cannot drift."""
     con = warehouse(committed_run)
     data = report.gather(con, dt.date.fromisoformat(RUN_DATE))
     names = ("rows", "gross_value", "net_value", "unexplained_gross_value", "unexplained_net_value")
