@@ -60,6 +60,7 @@ from invrecon.pipelines.batch_plan import cutoff_for
 from invrecon.pipelines.beam_args import UsageError, check_beam_args
 from invrecon.pipelines.cli import BEAM_EPILOG, HelpFormatter, fail
 from invrecon.pipelines.config import Config, ConfigError, load_config
+from invrecon.pipelines.progress import Progress
 from invrecon.pipelines.publish import Layout, latest_commits, live_files
 from invrecon.schemas.tables import STREAM_TABLES
 from invrecon.transforms.canonical import CrosswalkError, load_crosswalks, load_items
@@ -440,17 +441,28 @@ def main(argv: list[str] | None = None) -> int:
              seed.rows if seed else 0, seed.snapshot_date if seed else None, job.params.window_minutes, job.params.allowed_lateness_minutes)
     if job.bounded:
         _clear_previous(job)
-    t0 = time.monotonic()
+        return _replay(job, runner, options, args)
     try:
         with beam.Pipeline(runner=runner, options=options) as p:
             build(p, job)
     except Exception as e:  # noqa: BLE001 - construction problems of remote sources are usage errors
-        if not job.bounded and ("expansion" in str(e).lower() or "java" in str(e).lower()):
+        if "expansion" in str(e).lower() or "java" in str(e).lower():
             return fail(PROG, f"--expansion_service {job.expansion_service}: {e}")
         raise
-    if not job.bounded:
-        return 0
-    counts = replay_counts(job)
+    return 0
+
+
+def _replay(job: StreamJob, runner, options: PipelineOptions, args: argparse.Namespace) -> int:
+    """Replay the job's event files to the end, with a live progress line on a terminal; the exit code."""
+    seed = job.seed
+    t0 = time.monotonic()
+    with Progress(label="invrecon stream", total_files=len(job.files)) as progress:
+        progress.run_id = job.params.run_id
+        progress.begin("replay")
+        with beam.Pipeline(runner=runner, options=options) as p:
+            build(p, job)
+        counts = replay_counts(job)
+        progress.end(files_read=len(job.files), events_read=counts["read"], panes=counts["position_changes"], alerts=counts["alerts"])
     written = counts["movements"] + counts["availability"]
     conserved = counts["read"] == written + counts["quarantine"]
     if not args.quiet:

@@ -244,6 +244,18 @@ def test_the_batch_logs_json_stage_lines_with_their_own_durations(tmp_path):
     assert sum(x["duration_s"] for s, x in stages.items() if "/" not in s) < wall_s
 
 
+def test_a_stream_replay_logs_its_stage_line_with_counts(tmp_path):
+    """`invrecon stream` over files: a `replay` stage record with its own duration and counts."""
+    events = f"file://{WORLD}/inputs/events/{RUN_DATE}/*.jsonl"
+    r = run_cli("stream", "--config", WORLD / "config.yaml", "--events", events, "--output", tmp_path / "out", "--no-seed")
+    assert r.returncode == 0, r.stderr[-3000:]
+    records = [json.loads(line) for line in r.stderr.splitlines()]  # every stderr line is a JSON object
+    replay = [x for x in records if x.get("stage") == "replay"]
+    assert len(replay) == 1 and isinstance(replay[0]["duration_s"], float) and replay[0]["run_id"]
+    read = int(re.search(r"read (\d+) = movements", r.stdout)[1])
+    assert replay[0]["counts"]["files_read"] == 1 and replay[0]["counts"]["events_read"] == read > 0
+
+
 def test_on_a_terminal_the_batch_shows_a_live_line_and_clears_it_before_the_summary(tmp_path):
     pty = pytest.importorskip("pty")
     master, replica = pty.openpty()

@@ -7,6 +7,7 @@ would have by its watermark.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 
@@ -19,6 +20,10 @@ from invrecon.transforms.readers.events import EVENT_CHUNK
 from invrecon.transforms.stream.params import NO_TIME
 from invrecon.transforms.stream.raw import RawChunk, event_time_micros
 from invrecon.transforms.textfiles import iter_line_chunks
+
+# The readers' logger: its DEBUG records' `files_read` / `records_read` feed the live progress line
+# of a replay run in this process (`pipelines.progress`), as the batch's readers do.
+log = logging.getLogger("invrecon.ingest")
 
 __all__ = ["bus_clock", "clock_list", "read_event_chunks"]
 
@@ -86,7 +91,9 @@ def read_event_chunks(uri: str, *, timezone: str, file_index: int = 0, chunk: in
         for numbers, texts in iter_line_chunks(f, chunk=chunk):
             wms = bus_clock(texts, timezone=timezone, carry=clock)
             clock = int(wms[-1])
+            log.debug("%s: %d events read", uri, len(texts), extra={"records_read": len(texts)})
             yield RawChunk(texts, uri, numbers, None, wms, base)
+    log.debug("%s: file read", uri, extra={"files_read": 1})
 
 
 def clock_list(wms, n: int) -> list[int | None]:
