@@ -24,8 +24,9 @@ __all__ = ["EDI_BATCH_RECORDS", "canonical_from_edi", "read_edi"]
 
 
 def _locator(rec: dict) -> str:
+    """`segment 12 (ISA 000000101 / GS 7 / ST 0001)`; `file` for a problem of the whole file (not_edi)."""
     c = rec.get("control") or {}
-    parts = [f"segment {rec.get('segment')}"]
+    parts = [f"segment {rec['segment']}" if rec.get("segment") is not None else "file"]
     ids = [f"{k[:3].upper() if k != 'transaction' else 'ST'} {c[k]}" for k in ("interchange", "group", "transaction") if c.get(k)]
     if ids:
         parts.append("(" + " / ".join(ids).replace("INT", "ISA").replace("GRO", "GS") + ")")

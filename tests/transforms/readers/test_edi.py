@@ -107,3 +107,11 @@ def test_read_edi_of_a_missing_file_is_one_unreadable_file_record(tmp_path, tiny
     uri = str(tmp_path / "none.edi")
     (result,) = read_edi(uri, SPEC, tiny_crosswalks)
     assert result.read == 1 and [(loc, code) for loc, code, _ in _quarantine(result)] == [("file", "unreadable_file")]
+
+
+def test_a_file_that_is_not_edi_is_one_not_edi_record_located_at_the_file(tmp_path, tiny_crosswalks):
+    path = tmp_path / "notes.edi"
+    path.write_text("hello world\nnot an interchange\n")
+    results = list(read_edi(str(path), SPEC, tiny_crosswalks))
+    assert sum(r.read for r in results) == 1
+    assert [(loc, code) for r in results for loc, code, _ in _quarantine(r)] == [("file", "not_edi")]
