@@ -199,7 +199,7 @@ MAX_EACHES = 10**12
 _DECIMAL = decimal.Context(prec=100, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 _EACHES = pl.Struct({"eaches": pl.Int64, "problem": pl.String})
 NOT_A_NUMBER = "is not a number"
-OUT_OF_RANGE = f"is out of range (more than {MAX_EACHES:.0e} eaches)"
+OUT_OF_RANGE = f"is out of range (more than {MAX_EACHES:,.0f} eaches)"
 
 
 def to_eaches(qty: pl.Expr, factor: pl.Expr) -> pl.Expr:
@@ -213,7 +213,7 @@ def to_eaches(qty: pl.Expr, factor: pl.Expr) -> pl.Expr:
     Example:
         >>> df = pl.DataFrame({"q": ["12.5", "12.3", "1e308", "12x", " 7 "], "f": [12, 12, 1, 1, 1]})
         >>> df.select(to_eaches(pl.col("q"), pl.col("f")).alias("e")).unnest("e").rows()[:3]
-        [(150, None), (None, 'is 147.6 eaches, not a whole number'), (None, 'is out of range (more than 1e+12 eaches)')]
+        [(150, None), (None, 'is 147.6 eaches, not a whole number'), (None, 'is out of range (more than 1,000,000,000,000 eaches)')]
     """
     pair = pl.struct(qty.alias("q"), factor.cast(pl.Int64).alias("f"))
     return pair.map_batches(_eaches_batch, return_dtype=_EACHES, is_elementwise=True)

@@ -147,10 +147,10 @@ def test_timestamps_of_every_shape_in_one_column_keep_their_rows():
         ("12.3", 12, None, "is 147.6 eaches, not a whole number"),
         ("1e-30", 1, None, "is 1E-30 eaches, not a whole number"),  # not 0
         ("0.1" + "0" * 120 + "1", 10, None, "is not a whole number of eaches"),
-        ("1e308", 1, None, "is out of range (more than 1e+12 eaches)"),
-        ("inf", 1, None, "is out of range (more than 1e+12 eaches)"),
-        ("999999999999", 2, None, "is out of range (more than 1e+12 eaches)"),  # in range as written, not in eaches
-        ("4611686018427387904", 1, None, "is out of range (more than 1e+12 eaches)"),
+        ("1e308", 1, None, "is out of range (more than 1,000,000,000,000 eaches)"),
+        ("inf", 1, None, "is out of range (more than 1,000,000,000,000 eaches)"),
+        ("999999999999", 2, None, "is out of range (more than 1,000,000,000,000 eaches)"),  # in range as written, not in eaches
+        ("4611686018427387904", 1, None, "is out of range (more than 1,000,000,000,000 eaches)"),
         ("12x", 1, None, "is not a number"),
         ("NaN", 1, None, "is not a number"),
         ("1_000", 1, None, "is not a number"),
