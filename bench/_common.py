@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"
 RUN_DATE = "2026-11-30"
 # The generator's own code names a world as much as its flags do: a changed generator means a new world.
-GENERATOR_FILES = (ROOT / "fixtures" / "generator.py", ROOT / "fixtures" / "edi_files.py")
+GENERATOR_FILES = (*sorted((ROOT / "fixtures" / "generator").glob("*.py")), ROOT / "fixtures" / "edi_files.py")
 
 
 @dataclasses.dataclass

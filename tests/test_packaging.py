@@ -119,7 +119,7 @@ def test_package_check_catches_a_bad_wheel(tmp_path):
     expected = wc.expected_files(ROOT)
     assert {"invrecon/expectations/position.json", "invrecon/pipelines/templates/report.html.j2",
             "invrecon/pipelines/templates/data_docs_index.html.j2", "invrecon/pipelines/templates/gx/page.j2",
-            "invrecon/transforms/edi/x12.py", "invrecon/fixtures/generator.py"} <= set(expected)
+            "invrecon/transforms/edi/x12.py", "invrecon/fixtures/generator/__init__.py"} <= set(expected)
     info = "invrecon-0.2.0.dist-info"
     good, bad = tmp_path / "good" / "invrecon-0.2.0-py3-none-any.whl", tmp_path / "bad" / "invrecon-0.2.0-py3-none-any.whl"
     for path in (good, bad):

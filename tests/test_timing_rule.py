@@ -3,7 +3,7 @@
 `timing` only when the rolled figures agree exactly (delta = 0) and the raw as-of figures differ
 beyond the tolerance on R's raw figure; a residual after rolling, however small, is
 `within_tolerance` or `qty_mismatch` (issue 12, §2). The ground truth is written apart from the
-pipeline (fixtures/generator.py), so both are held to the same table here.
+pipeline (fixtures/generator/), so both are held to the same table here.
 """
 
 from __future__ import annotations
