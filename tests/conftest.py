@@ -97,3 +97,14 @@ def world_copy(tmp_path) -> pathlib.Path:
 def make_world(path: pathlib.Path, **kw) -> pathlib.Path:
     generate(path, WorldSpec(**kw))
     return path
+
+
+def fail_the_erp_after_a_good_day(tmp_path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """A two-day world: 2026-11-29 succeeds, then 2026-11-30's ERP extract is header-only and the
+    gate stops that run (exit 3). Returns (world, output)."""
+    world = make_world(tmp_path / "w", skus=16, locations=4, days=2, seed=5)
+    out = tmp_path / "out"
+    assert run_batch(world / "config.yaml", "2026-11-29", output=out) == 0
+    header_only(world / "inputs" / "erp" / "2026-11-30" / "erp_stock.csv")
+    assert run_batch(world / "config.yaml", "2026-11-30", output=out) == 3
+    return world, out

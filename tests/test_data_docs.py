@@ -25,7 +25,7 @@ from invrecon.pipelines import data_docs
 from invrecon.pipelines.quality_gate import GatePlan
 from invrecon.pipelines.run_summary import RunResult, summary_text
 from invrecon.transforms.quality import EXPECTATIONS_DIR, load_suite, suite_parameters
-from tests.conftest import RUN_DATE, header_only, make_world, run_batch, warehouse
+from tests.conftest import RUN_DATE, fail_the_erp_after_a_good_day, run_batch, warehouse
 
 REMOTE = re.compile(r"^\s*(https?:)?//", re.I)
 CSS_REMOTE = re.compile(r"url\(\s*['\"]?\s*(https?:)?//|@import", re.I)
@@ -168,12 +168,7 @@ def test_the_summary_prints_the_data_docs_index():
 
 
 def test_a_failed_gate_shows_its_failing_expectation_and_reruns_stay_within_n(tmp_path, capsys):
-    world = make_world(tmp_path / "w", skus=16, locations=4, days=2, seed=5)
-    out = tmp_path / "out"
-    assert run_batch(world / "config.yaml", "2026-11-29", output=out) == 0
-    erp = world / "inputs" / "erp" / "2026-11-30" / "erp_stock.csv"
-    header_only(erp)
-    assert run_batch(world / "config.yaml", "2026-11-30", output=out) == 3
+    world, out = fail_the_erp_after_a_good_day(tmp_path)
     assert f"which expectation failed, and why: {out}/data_docs/index.html" in capsys.readouterr().err
     site = out / "data_docs"
     runs = _index_runs(site)

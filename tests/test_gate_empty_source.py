@@ -14,7 +14,7 @@ import polars as pl
 
 from invrecon.schemas import POSITION
 from invrecon.transforms.quality import EXPECTATIONS_DIR, Validator, load_suite, suite_parameters
-from tests.conftest import header_only, make_world, run_batch
+from tests.conftest import fail_the_erp_after_a_good_day, header_only, make_world
 
 CUTOFF = dt.datetime(2026, 12, 1, 5, 59, 59, 999000, tzinfo=dt.UTC)
 
@@ -31,12 +31,7 @@ def test_an_empty_batch_gets_a_boolean_mask_and_fails_the_gate(tmp_path):
 
 
 def test_a_header_only_record_extract_after_an_earlier_run_fails_the_gate_not_the_process(tmp_path, capsys):
-    world = make_world(tmp_path / "w", skus=16, locations=4, days=2, seed=5)
-    out = tmp_path / "out"
-    assert run_batch(world / "config.yaml", "2026-11-29", output=out) == 0
-    erp = world / "inputs" / "erp" / "2026-11-30" / "erp_stock.csv"
-    header_only(erp)
-    assert run_batch(world / "config.yaml", "2026-11-30", output=out) == 3
+    fail_the_erp_after_a_good_day(tmp_path)
     assert "erp_nightly" in capsys.readouterr().err
 
 
