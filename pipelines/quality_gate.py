@@ -28,7 +28,7 @@ from invrecon.pipelines.publish import latest_commits, read_live_table
 from invrecon.schemas import DQ_METRICS, DQ_RESULTS, RUNS
 from invrecon.transforms.quality import EXPECTATIONS_DIR, RECORD_SUITES, load_suite, suite_parameters
 
-__all__ = ["DQ_METRICS", "GateHistory", "GatePlan", "decide", "load_history", "plan", "stops_run", "warnings_of"]
+__all__ = ["GateHistory", "GatePlan", "decide", "load_history", "plan", "stops_run", "warnings_of"]
 
 log = logging.getLogger("invrecon.quality")
 
