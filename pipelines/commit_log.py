@@ -211,19 +211,21 @@ def live_urls(output: str, table: str, *, owner: dt.date | None = None, commits:
 def read_live_table(output: str, table: str, schema: pa.Schema, *, commits: pa.Table | None = None) -> pa.Table:
     """Every committed row of a small table (dq_results, dq_metrics, runs, alerts), any filesystem.
 
-    For the launcher's metadata only: it reads whole files into memory.
+    For the launcher's metadata only: it reads whole files into memory. The files are fetched in
+    one `fs.cat` call, which object stores (s3fs, gcsfs) serve concurrently: a year of daily
+    runs is hundreds of small files, and one round trip after another would cost minutes.
     """
     layout = Layout(output)
     fs, root = layout.fs, layout.root
     live = live_files(latest_commits(output) if commits is None else commits)
+    paths = [f"{root}/{rel}" for (name, _, _), files in sorted(live.items()) if name == table for rel in files]
+    if not paths:
+        return schema.empty_table()
+    data = fs.cat(paths)  # {path: bytes}
     tables = []
-    for (name, _, _), files in sorted(live.items()):
-        if name != table:
-            continue
-        for rel in files:
-            with fs.open(f"{root}/{rel}", "rb") as f:
-                t = pq.read_table(f)
-            tables.append(t.select([n for n in schema.names if n in t.column_names]))
+    for path in paths:
+        t = pq.read_table(pa.BufferReader(data[path]))
+        tables.append(t.select([n for n in schema.names if n in t.column_names]))
     if not tables:
         return schema.empty_table()
     return pa.concat_tables(tables, promote_options="default")
