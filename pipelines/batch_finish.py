@@ -15,7 +15,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from invrecon.pipelines import quality_gate
+from invrecon.pipelines import data_docs, quality_gate
 from invrecon.pipelines.alerts import write_alerts_jsonl
 from invrecon.pipelines.batch import BatchJob
 from invrecon.pipelines.config import Config
@@ -106,8 +106,6 @@ def run_data_docs(job: BatchJob, cfg: Config, dq_rows: list[dict], *, status: st
     keep = cfg.quality.data_docs_runs
     if keep < 1:
         return None
-    from invrecon.pipelines import data_docs
-
     try:
         return data_docs.build(output=job.output, rows=dq_rows, gate=job.gate, run_id=job.run_id, run_date=job.run_date,
                                status=status, message=message, keep_runs=keep)

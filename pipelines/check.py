@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         run_date = dt.date.fromisoformat(args.run_date)
     except ValueError:
         return fail(PROG, f"--run-date {args.run_date!r} is not a date (YYYY-MM-DD)")
+    # After the arguments are checked: `check --help` and a bad date answer without loading Beam.
     from invrecon.pipelines import batch_plan
     from invrecon.pipelines.config import ConfigError
     from invrecon.transforms.canonical import CrosswalkError

@@ -42,6 +42,8 @@ import jinja2
 from fsspec.implementations.local import LocalFileSystem
 
 from invrecon.pipelines.publish import Layout
+from invrecon.pipelines.quality_gate import stops_run
+from invrecon.transforms.quality import ROW_LEVEL_PREFIXES
 
 __all__ = ["DOCS_DIR", "anchor", "build", "index_url", "link_from", "render_index"]
 
@@ -114,9 +116,6 @@ def _rm(fs, paths: Sequence[str]) -> None:
 
 
 def _page_entry(source: str, suite: str, record: str, rows: list[dict], page: str, result: str) -> dict:
-    from invrecon.pipelines.quality_gate import stops_run
-    from invrecon.transforms.quality import ROW_LEVEL_PREFIXES
-
     failed = [
         {"expectation": r["expectation"], "severity": r["severity"], "unexpected_count": r["unexpected_count"],
          "element_count": r["element_count"], "stops_run": stops_run(r),

@@ -55,6 +55,7 @@ from great_expectations.render.renderer.renderer import renderer  # noqa: E402
 from great_expectations.render.view import DefaultJinjaPageView  # noqa: E402
 from jinja2 import ChoiceLoader, FileSystemLoader  # noqa: E402
 
+from invrecon.pipelines.quality_gate import stops_run  # noqa: E402
 from invrecon.transforms.quality import ROW_LEVEL_PREFIXES, expectation_label  # noqa: E402
 
 __all__ = ["GATE_SUITES", "ExpectMetricWithinHistory", "ExpectSourceToDeliverValidRecords", "OfflinePageView", "Page", "render_run"]
@@ -216,8 +217,6 @@ def _validation_result(row: dict, config: ExpectationConfiguration) -> Expectati
 
 def _effect(row: dict, config: ExpectationConfiguration) -> str:
     """What a failed expectation did to the run, in words (quality_gate.stops_run decides)."""
-    from invrecon.pipelines.quality_gate import stops_run
-
     if stops_run(row):
         effect = "critical: stopped the run (data-quality gate, exit 3)"
     elif row["severity"] == "critical":

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
+from invrecon.pipelines.cli import HelpFormatter
 from invrecon.transforms.edi import AckCollector, parse_edi_stream
 
 __all__ = ["main"]
@@ -35,8 +36,6 @@ class _UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from invrecon.pipelines.cli import HelpFormatter
-
     p = argparse.ArgumentParser(prog="invrecon parse-edi", description=__doc__.splitlines()[0],
                                 exit_on_error=False, formatter_class=HelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="EDI files or directories")
@@ -53,6 +52,7 @@ def _qualifiers(config: str | None) -> dict[str, str] | None:
     """
     if not config:
         return None
+    # Only with --config: the config schema (pydantic) is not worth loading for a plain parse.
     from invrecon.pipelines.config import ConfigError, read_yaml, validate
     from invrecon.schemas.config import EdiQualifiersDoc
 

@@ -35,6 +35,8 @@ def _one_line(e: Exception) -> str:
 
 def _config_warehouse(config: str) -> str | None:
     """The warehouse the batch keeps for `config`'s output; None (and the one-line error) if none."""
+    # Here, not at the top: a query of an existing warehouse (`--warehouse`) loads neither the
+    # config schema nor the warehouse builder, so `invrecon sql` answers at DuckDB's speed.
     from invrecon.pipelines.config import ConfigError, load_config
     from invrecon.pipelines.warehouse import default_warehouse
 
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         if not args.warehouse:
             return fail(PROG, "--output needs --warehouse (the local file to hold the views)")
-        from invrecon.pipelines.publish import latest_commits
+        from invrecon.pipelines.publish import latest_commits  # only to build views over --output
         from invrecon.pipelines.warehouse import ensure_warehouse
 
         output = args.output.rstrip("/")

@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     output = args.output
     if args.config:
+        # Only with --config: the config schema (pydantic) is loaded when a config is named.
         from invrecon.pipelines.config import ConfigError, load_config
 
         try:
